@@ -1,0 +1,91 @@
+//! Errors of the core, rich and internal (G8).
+//!
+//! Every failure a caller can meet is a typed variant here, so the bindings can map each one to
+//! something an app can act on. Messages are written for logs and crash reports, which is why no
+//! variant carries a customer value, a key or a token: they name fields, jobs and states only.
+
+use crate::policy::{Denial, JobState};
+use uuid::Uuid;
+
+/// The result type of the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the vault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A job sheet failed validation; the message names the offending field, never its value.
+    #[error("invalid job sheet: {0}")]
+    InvalidSheet(String),
+
+    /// An argument was out of range or malformed.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// No job with this id is known to the vault.
+    #[error("job {0} not found")]
+    JobNotFound(Uuid),
+
+    /// The policy refused access to the job's customer data.
+    #[error("access denied: {0}")]
+    AccessDenied(Denial),
+
+    /// The lifecycle does not allow this move.
+    #[error("illegal transition from {from} to {to}")]
+    IllegalTransition {
+        /// State the job is in.
+        from: JobState,
+        /// State that was asked for.
+        to: JobState,
+    },
+
+    /// The job already ended (completed, cancelled, revoked or expired) and was shredded.
+    #[error("job {job_id} is closed ({state})")]
+    JobClosed {
+        /// The job.
+        job_id: Uuid,
+        /// The terminal state it ended in.
+        state: JobState,
+    },
+
+    /// A sheet arrived whose version is not newer than the one held.
+    #[error("job {job_id}: sheet version {offered} is not newer than version {held}")]
+    StaleVersion {
+        /// The job.
+        job_id: Uuid,
+        /// Version the vault holds.
+        held: u64,
+        /// Version that was offered.
+        offered: u64,
+    },
+
+    /// Authenticated decryption failed: the stored or received bytes were altered, moved to
+    /// another job or field, or belong to another key.
+    #[error("tampered or misplaced ciphertext: {0}")]
+    Tampered(&'static str),
+
+    /// The platform keystore failed or lacks a key.
+    #[error("keystore: {0}")]
+    KeyStore(String),
+
+    /// The vault directory is in use by another process.
+    #[error("the vault is in use by another process")]
+    Locked,
+
+    /// The database refused a setting the guarantees depend on, or holds data it should not.
+    #[error("vault integrity: {0}")]
+    Integrity(String),
+
+    /// SQLite failed.
+    #[error("storage: {0}")]
+    Storage(#[from] rusqlite::Error),
+
+    /// The file system failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn integrity(msg: impl Into<String>) -> Self {
+        Error::Integrity(msg.into())
+    }
+}

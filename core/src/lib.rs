@@ -1,0 +1,44 @@
+//! jobseal: the privacy core of a field-service technician's app.
+//!
+//! A technician's phone holds job sheets with customer data (name, phone, address, door code). This
+//! crate keeps that data encrypted under a key of each job's own, shows it only while the job's
+//! state and access window allow it, records every read in a hash-chained audit log, and destroys
+//! it (crypto-shredding with key rotation) when the job ends, so that not even a copy of the
+//! phone's files brings it back. It is pure Rust; the UniFFI bindings live in a separate crate.
+//!
+//! Start with [`Vault::open`], giving it a [`KeyStore`] and a [`Clock`].
+
+pub mod audit;
+pub mod clock;
+pub mod crypto;
+mod error;
+pub mod keys;
+pub mod policy;
+pub mod sheet;
+mod shred;
+pub mod store;
+mod vault;
+
+pub use audit::{AuditEvent, AuditKind, AuditVerification};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use crypto::SecretString;
+pub use error::{Error, Result};
+pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
+pub use policy::{AccessWindow, Denial, JobState};
+pub use sheet::{AccessRules, CustomerField, FieldKind, JobSheet, ScheduledWindow, WorkDetails};
+pub use vault::{FieldAccess, FieldInfo, JobInfo, Reveal, RevealedField, ShredOutcome, Vault, MAX_REPORT_CHARS};
+
+/// The folder of a vault directory that [`FileKeyStore`] uses by convention.
+pub const KEYSTORE_DIR: &str = "keystore";
+
+/// Aborts the process at a named point when the crash-injection tests ask for it. Compiled to
+/// nothing unless the `insecure-test-hooks` feature is on.
+#[inline(always)]
+pub(crate) fn crash_point(name: &str) {
+    #[cfg(feature = "insecure-test-hooks")]
+    if std::env::var("JOBSEAL_CRASH_POINT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+    #[cfg(not(feature = "insecure-test-hooks"))]
+    let _ = name;
+}

@@ -1,0 +1,106 @@
+//! SQLite storage: connection setup in one place (G1, G3, G6).
+//!
+//! Shredding relies on SQLite settings that are easy to lose: `secure_delete` so that deleted
+//! ciphertext and wrapped keys are overwritten with zeros, WAL with a truncating checkpoint so no
+//! old page lingers in the log, in-memory temporary storage so no temp file holds a copy, and full
+//! synchronous commits so that what a call reports as done survives power loss. They are set
+//! here, read back and asserted; a connection that does not hold them is refused.
+
+pub mod schema;
+
+use crate::{Error, Result};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
+
+/// The database file name inside a vault directory.
+pub const DB_FILE: &str = "vault.db";
+
+/// Opens (creating if needed) the vault database, applies the required settings, checks them
+/// and brings the schema up to date.
+pub fn open(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::integrity(format!("journal_mode is {mode}, expected wal")));
+    }
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "journal_size_limit", 0)?;
+    expect_pragma(&conn, "secure_delete", 1)?;
+    expect_pragma(&conn, "temp_store", 2)?;
+    expect_pragma(&conn, "foreign_keys", 1)?;
+    expect_pragma(&conn, "synchronous", 2)?;
+
+    let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version != schema::VERSION {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        schema::upgrade_from(&tx, version)?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
+fn expect_pragma(conn: &Connection, name: &str, want: i64) -> Result<()> {
+    let got: i64 = conn.pragma_query_value(None, name, |r| r.get(0))?;
+    if got != want {
+        return Err(Error::integrity(format!("pragma {name} is {got}, expected {want}")));
+    }
+    Ok(())
+}
+
+/// Starts a write transaction that takes the write lock at once, so that a read-then-write inside
+/// it cannot be overtaken by another writer.
+pub fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+/// Moves every page of the WAL into the database file and truncates the WAL to zero bytes, so no
+/// pre-shred page survives in the log (G3).
+pub fn checkpoint_truncate(conn: &Connection) -> Result<()> {
+    let (busy, _log, _done): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if busy != 0 {
+        return Err(Error::integrity("WAL checkpoint could not complete"));
+    }
+    Ok(())
+}
+
+/// Reads an integer from the `meta` table.
+pub fn meta_i64(tx: &Connection, key: &str) -> Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    Ok(tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+}
+
+/// Writes an integer to the `meta` table.
+pub fn set_meta_i64(tx: &Connection, key: &str, value: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        rusqlite::params![key, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_hold_after_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join(DB_FILE)).unwrap();
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        expect_pragma(&conn, "secure_delete", 1).unwrap();
+        checkpoint_truncate(&conn).unwrap();
+        drop(conn);
+        // Reopening an existing database keeps the schema and settings.
+        let conn = open(&dir.path().join(DB_FILE)).unwrap();
+        let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, schema::VERSION);
+    }
+}

@@ -1,0 +1,156 @@
+//! The database schema and its migrations.
+//!
+//! `VERSION` is stored in SQLite's `user_version`. A vault written by an older release is upgraded
+//! step by step through [`upgrade_from`]; one written by a newer release is refused rather than
+//! guessed at, since a wrong guess could leave customer data where a shred would not reach it.
+
+use crate::{Error, Result};
+use rusqlite::Transaction;
+
+/// The schema version this build writes.
+pub const VERSION: u32 = 1;
+
+/// Version 1. Customer values exist only in `fields.sealed` (under the job's data key) and the
+/// data keys only in `secrets.wrapped` (under the epoch master key). A shredded job keeps its row
+/// in `jobs` as a tombstone with no work details, no site area and no fields.
+const V1: &str = r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- The epoch master key, wrapped by the keystore KEK of the same epoch. Exactly one row once settled.
+CREATE TABLE epochs (
+    epoch       INTEGER PRIMARY KEY NOT NULL,
+    wrapped_emk BLOB NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
+
+-- A KEK generated for a rotation that has not committed; deleted from the keystore at open.
+CREATE TABLE pending_epochs (
+    epoch INTEGER PRIMARY KEY NOT NULL
+);
+
+-- KEKs of past epochs still to be deleted from the keystore.
+CREATE TABLE retired_keks (
+    alias TEXT PRIMARY KEY NOT NULL
+) WITHOUT ROWID;
+
+-- Every secret wrapped under the epoch master key: job data keys ('dek:<job>') and device keys.
+-- A rotation re-wraps every row here in the same transaction that changes the epoch.
+CREATE TABLE secrets (
+    id      TEXT PRIMARY KEY NOT NULL,
+    epoch   INTEGER NOT NULL,
+    wrapped BLOB NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE jobs (
+    id              TEXT PRIMARY KEY NOT NULL,
+    version         INTEGER NOT NULL,
+    work_order      TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    window_start_ms INTEGER NOT NULL,
+    window_end_ms   INTEGER NOT NULL,
+    opens_ms        INTEGER NOT NULL,
+    closes_ms       INTEGER NOT NULL,
+    hard_expiry_ms  INTEGER NOT NULL,
+    work            TEXT,
+    site_area       TEXT,
+    received_ms     INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    closing         TEXT,
+    report          TEXT,
+    report_ms       INTEGER,
+    shredded_ms     INTEGER,
+    shred_epoch     INTEGER
+) WITHOUT ROWID;
+
+CREATE INDEX jobs_live_expiry ON jobs (hard_expiry_ms) WHERE shredded_ms IS NULL;
+
+CREATE TABLE fields (
+    job_id    TEXT NOT NULL REFERENCES jobs (id),
+    ord       INTEGER NOT NULL,
+    name      TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    reveal_in TEXT NOT NULL,
+    sealed    BLOB NOT NULL,
+    PRIMARY KEY (job_id, name)
+) WITHOUT ROWID;
+
+CREATE TABLE audit (
+    seq       INTEGER PRIMARY KEY NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    job_id    TEXT,
+    kind      TEXT NOT NULL,
+    field     TEXT,
+    state     TEXT,
+    detail    TEXT,
+    prev_hash BLOB NOT NULL,
+    hash      BLOB NOT NULL
+);
+
+CREATE INDEX audit_job ON audit (job_id);
+"#;
+
+/// Brings a database at `version` up to [`VERSION`] inside `tx`.
+pub fn upgrade_from(tx: &Transaction<'_>, version: u32) -> Result<()> {
+    if version > VERSION {
+        return Err(Error::integrity(format!(
+            "the vault was written by a newer release (schema {version}, this build knows {VERSION})"
+        )));
+    }
+    for v in version..VERSION {
+        step(tx, v)?;
+    }
+    tx.pragma_update(None, "user_version", VERSION)?;
+    Ok(())
+}
+
+/// Moves the schema from `from` to `from + 1`.
+fn step(tx: &Transaction<'_>, from: u32) -> Result<()> {
+    match from {
+        0 => tx.execute_batch(V1)?,
+        other => return Err(Error::integrity(format!("no upgrade path from schema version {other}"))),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_of(conn: &rusqlite::Connection) -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn every_older_version_migrates_to_the_fresh_schema() {
+        let mut fresh = rusqlite::Connection::open_in_memory().unwrap();
+        let tx = fresh.transaction().unwrap();
+        upgrade_from(&tx, 0).unwrap();
+        tx.commit().unwrap();
+        for older in 0..VERSION {
+            // Rebuild the schema as release `older` left it, then upgrade from there.
+            let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+            let tx = conn.transaction().unwrap();
+            for v in 0..older {
+                step(&tx, v).unwrap();
+            }
+            upgrade_from(&tx, older).unwrap();
+            tx.commit().unwrap();
+            assert_eq!(schema_of(&conn), schema_of(&fresh), "upgrade from {older}");
+            let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, VERSION);
+        }
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        assert!(matches!(upgrade_from(&tx, VERSION + 1), Err(Error::Integrity(_))));
+    }
+}
