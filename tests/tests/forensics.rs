@@ -1,0 +1,150 @@
+//! Forensics as an attacker would do them (G1, G3): scan every file of the data directory for
+//! customer values, data keys, wrapped data keys and ciphertext after the close, and try to use a
+//! copy of the database taken before the close with the keystore as it is after it.
+
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use jobseal::{FieldAccess, FileKeyStore, JobState, KeyStore, ManualClock, Vault};
+use jobseal_e2e::{copy_tree, files_containing, files_under};
+use std::path::Path;
+use std::sync::Arc;
+use uuid::Uuid;
+
+struct Planted {
+    job: Uuid,
+    canaries: Vec<String>,
+}
+
+fn plant(vault: &Vault) -> Planted {
+    let job = Uuid::new_v4();
+    let canaries: Vec<String> = ["name", "phone", "addr", "door", "note"]
+        .iter()
+        .map(|l| jobseal_e2e::canary(l))
+        .collect();
+    let values: [&str; 5] = std::array::from_fn(|i| canaries[i].as_str());
+    vault.ingest(&parse(&sheet_value_with(job, 1, values))).unwrap();
+    vault.advance(job, JobState::EnRoute).unwrap();
+    vault.advance(job, JobState::OnSite).unwrap();
+    Planted { job, canaries }
+}
+
+/// Secret bytes of a job as they sit in the database: its wrapped data key and every sealed field.
+fn stored_secrets(dir: &Path, job: Uuid) -> Vec<Vec<u8>> {
+    let db = rusqlite::Connection::open(dir.join("vault.db")).unwrap();
+    let mut out: Vec<Vec<u8>> = vec![db
+        .query_row("SELECT wrapped FROM secrets WHERE id = ?1", [format!("dek:{job}")], |r| r.get(0))
+        .unwrap()];
+    let mut stmt = db.prepare("SELECT sealed FROM fields WHERE job_id = ?1").unwrap();
+    out.extend(stmt.query_map([job.to_string()], |r| r.get(0)).unwrap().map(|r| r.unwrap()));
+    out
+}
+
+fn assert_absent(dir: &Path, what: &str, needle: &[u8]) {
+    let found = files_containing(dir, needle);
+    assert!(found.is_empty(), "{what} found on disk in {found:?}");
+}
+
+#[test]
+fn after_the_close_no_file_holds_a_value_a_key_or_a_ciphertext() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at(200)));
+    let vault = open_at(dir.path(), clock.clone()).unwrap();
+    let closed: Vec<Planted> = (0..3).map(|_| plant(&vault)).collect();
+    let survivor = plant(&vault);
+    let mut secrets = Vec::new();
+    let mut deks = Vec::new();
+    for p in &closed {
+        let r = vault.reveal(p.job).unwrap();
+        assert!(r.fields.iter().all(|f| matches!(f.access, FieldAccess::Visible { .. })));
+        secrets.extend(stored_secrets(dir.path(), p.job));
+        deks.push(vault.data_key_insecure_for_testing(p.job).unwrap());
+    }
+    // G1 before the close: values exist only as ciphertext.
+    for c in closed.iter().chain([&survivor]).flat_map(|p| &p.canaries) {
+        assert_absent(dir.path(), "a customer value (while live)", c.as_bytes());
+    }
+
+    vault.close(closed[0].job, "Installed and tested.").unwrap();
+    vault.cancel(closed[1].job).unwrap();
+    vault.revoke(closed[2].job).unwrap();
+    drop(vault);
+
+    // The survivor went through three rotations and still opens, after a reopen too.
+    let vault = open_at(dir.path(), clock).unwrap();
+    let r = vault.reveal(survivor.job).unwrap();
+    assert!(r.fields.iter().all(|f| matches!(f.access, FieldAccess::Visible { .. })), "the survivor was lost");
+    drop(vault);
+
+    let files = files_under(dir.path());
+    assert!(files.iter().any(|f| f.ends_with("vault.db")), "scan sees the database");
+    for p in &closed {
+        for c in &p.canaries {
+            assert_absent(dir.path(), "a customer value", c.as_bytes());
+        }
+    }
+    for (i, dek) in deks.iter().enumerate() {
+        assert_absent(dir.path(), &format!("data key #{i}"), dek);
+    }
+    for (i, blob) in secrets.iter().enumerate() {
+        assert_absent(dir.path(), &format!("stored secret #{i} (whole)"), blob);
+        // Any 16-byte run of it (the tag, a nonce fragment) would do to prove a leftover page.
+        for chunk in blob.chunks_exact(16) {
+            assert_absent(dir.path(), &format!("stored secret #{i} (fragment)"), chunk);
+        }
+    }
+    let wal = dir.path().join("vault.db-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0, "the WAL was not truncated");
+}
+
+#[test]
+fn a_copy_taken_before_the_close_cannot_be_opened_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at(200)));
+    let vault = open_at(dir.path(), clock.clone()).unwrap();
+    let p = plant(&vault);
+    let other = plant(&vault);
+
+    // The attacker's image, taken while the jobs are open (database, WAL, keystore: everything).
+    let image = tempfile::tempdir().unwrap();
+    copy_tree(dir.path(), image.path());
+    std::fs::remove_file(image.path().join("vault.lock")).ok();
+
+    vault.close(p.job, "done").unwrap();
+    vault.close(other.job, "done").unwrap();
+    drop(vault);
+
+    // Control: with the keystore as it was at the time, the image opens and reveals. This is
+    // what a hardware keystore prevents and what the shred must make impossible later.
+    {
+        let control = tempfile::tempdir().unwrap();
+        copy_tree(image.path(), control.path());
+        let v = open_at(control.path(), Arc::new(ManualClock::new(at(200)))).unwrap();
+        let r = v.reveal(p.job).unwrap();
+        assert!(r.fields.iter().all(|f| matches!(f.access, FieldAccess::Visible { .. })), "control image must open");
+    }
+
+    // The real attack: the old database with the keystore as it is after the close.
+    let attack = tempfile::tempdir().unwrap();
+    copy_tree(image.path(), attack.path());
+    std::fs::remove_dir_all(attack.path().join("keystore")).unwrap();
+    copy_tree(&dir.path().join("keystore"), &attack.path().join("keystore"));
+    let opened = open_at(attack.path(), Arc::new(ManualClock::new(at(200))));
+    assert!(matches!(opened, Err(jobseal::Error::KeyStore(_))), "the old image opened with today's keystore");
+
+    // And by hand: no key in today's keystore unwraps the image's epoch master key.
+    let db = rusqlite::Connection::open(image.path().join("vault.db")).unwrap();
+    let (old_epoch, wrapped): (i64, Vec<u8>) =
+        db.query_row("SELECT epoch, wrapped_emk FROM epochs", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let ks = FileKeyStore::open(dir.path().join("keystore")).unwrap();
+    let aliases: Vec<String> = files_under(&dir.path().join("keystore"))
+        .iter()
+        .map(|f| f.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(aliases.len(), 1);
+    assert_ne!(aliases[0], format!("jobseal-kek-{old_epoch}"));
+    for alias in aliases.iter().chain([&format!("jobseal-kek-{old_epoch}")]) {
+        assert!(ks.unwrap(alias, &wrapped).is_err(), "{alias} unwrapped the old epoch key");
+    }
+}
