@@ -21,10 +21,8 @@
 //! The byte layout is specified in `docs/protocol.md`, with vectors in
 //! `docs/vectors/envelope-v1.json`.
 //!
-//! Known limit: hpke 0.13 builds x25519-dalek without its `zeroize` feature, so the transient
-//! hpke copies of a secret key and of the DH outputs are not wiped when hpke drops them. Our own
-//! copies ([`SecretKey`], the ephemeral IKM, opened plaintext) are. Enabling
-//! `x25519-dalek/zeroize` in the workspace (feature unification) closes that gap.
+//! hpke 0.13 builds x25519-dalek without its `zeroize` feature; the core crate turns it on (feature
+//! unification), so hpke's transient copies of secret keys are wiped too, as ours are.
 
 use core::fmt;
 use core::str::FromStr;
@@ -282,6 +280,10 @@ impl SecretKey {
     }
 
     fn to_hpke(&self) -> Result<HpkePrivateKey, EnvelopeError> {
+        // Same rule as from_bytes: a key wiped with `zeroize()` and used again must fail.
+        if self.bytes.iter().all(|&b| b == 0) {
+            return Err(EnvelopeError::WeakKey);
+        }
         HpkePrivateKey::from_bytes(&self.bytes).map_err(|_| EnvelopeError::Crypto)
     }
 }
@@ -474,13 +476,13 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEnvelope, EnvelopeError> {
     if r.0.first().is_some_and(|&v| v != PROTOCOL_VERSION) {
         return Err(EnvelopeError::UnsupportedVersion);
     }
+    if bytes.len() < MIN_ENVELOPE_LEN {
+        return Err(EnvelopeError::Malformed("envelope truncated"));
+    }
     let header_bytes = *r.take::<HEADER_LEN>()?;
     let header = EnvelopeHeader::from_bytes(&header_bytes)?;
     let enc = *r.take::<KEY_LEN>()?;
     check_public_key(&enc)?;
-    if r.0.len() < TAG_LEN {
-        return Err(EnvelopeError::Malformed("envelope truncated"));
-    }
     Ok(ParsedEnvelope {
         header,
         header_bytes,
@@ -777,7 +779,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     const RFC9180_VECTORS: &str =
-        include_str!("../../../shared/vectors/rfc9180-x25519-sha256-chacha20poly1305.json");
+        include_str!("../../docs/vectors/rfc9180-x25519-sha256-chacha20poly1305.json");
 
     const DEVICE: Uuid = Uuid::from_u128(0xd3c1ce00_0000_4000_8000_000000000001);
     const OTHER_DEVICE: Uuid = Uuid::from_u128(0xd3c1ce00_0000_4000_8000_000000000002);
@@ -797,7 +799,7 @@ mod tests {
     }
 
     fn unhex(s: &str) -> Vec<u8> {
-        assert!(s.len() % 2 == 0, "odd hex length");
+        assert!(s.len().is_multiple_of(2), "odd hex length");
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
@@ -875,6 +877,9 @@ mod tests {
         vectors
     }
 
+    /// (pt, aad, ct) of one listed encryption.
+    type Encryption = (Vec<u8>, Vec<u8>, Vec<u8>);
+
     fn field(v: &Value, name: &str) -> Vec<u8> {
         unhex(v[name].as_str().unwrap_or_else(|| panic!("missing {name}")))
     }
@@ -888,7 +893,7 @@ mod tests {
 
     /// Encryptions keyed by sequence number; the file lists a subset (0, 1, 2, 4, 255, 256), so
     /// the gaps are filled with our own messages to move both contexts along.
-    fn encryptions(v: &Value) -> (BTreeMap<u64, (Vec<u8>, Vec<u8>, Vec<u8>)>, u64) {
+    fn encryptions(v: &Value) -> (BTreeMap<u64, Encryption>, u64) {
         let map: BTreeMap<u64, _> = v["encryptions"]
             .as_array()
             .expect("encryptions")
@@ -1270,6 +1275,17 @@ mod tests {
         assert_eq!(
             SecretKey::from_bytes(&[0u8; 32]).err(),
             Some(EnvelopeError::WeakKey)
+        );
+        let mut wiped = generate_keypair().unwrap().0;
+        wiped.zeroize();
+        assert_eq!(
+            seal_sheet(&wiped, &p.prekey.public_key(), &prekey_header(), b"x").unwrap_err(),
+            EnvelopeError::WeakKey
+        );
+        let parsed = parse(&bytes).unwrap();
+        assert_eq!(
+            open_sheet(&parsed, &wiped, &p.dispatch.public_key(), DEVICE).unwrap_err(),
+            EnvelopeError::WeakKey
         );
     }
 

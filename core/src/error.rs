@@ -63,6 +63,18 @@ pub enum Error {
     #[error("tampered or misplaced ciphertext: {0}")]
     Tampered(&'static str),
 
+    /// A sealed sheet names another device.
+    #[error("the sealed sheet is addressed to another device")]
+    Misaddressed,
+
+    /// A sealed sheet was sealed to a one-time prekey this device no longer (or never) held.
+    #[error("prekey {0} is not held by this device (already used, or unknown)")]
+    PrekeyUnavailable(u32),
+
+    /// The device has not been enrolled with dispatch yet, or was enrolled already.
+    #[error("device enrolment: {0}")]
+    Enrolment(&'static str),
+
     /// The platform keystore failed or lacks a key.
     #[error("keystore: {0}")]
     KeyStore(String),
@@ -82,6 +94,23 @@ pub enum Error {
     /// The file system failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<crate::envelope::EnvelopeError> for Error {
+    /// Every way an envelope can fail to parse or authenticate is, to the vault, a tampered
+    /// envelope; the message keeps the precise cause.
+    fn from(e: crate::envelope::EnvelopeError) -> Self {
+        use crate::envelope::EnvelopeError as E;
+        match e {
+            E::Malformed(what) => Error::Tampered(what),
+            E::UnsupportedVersion => Error::Tampered("unsupported envelope protocol version"),
+            E::Tampered => Error::Tampered("envelope failed authentication"),
+            E::WeakKey => Error::Tampered("weak X25519 key in envelope"),
+            E::Misaddressed => Error::Misaddressed,
+            E::Rng => Error::integrity("system random number generator failed"),
+            E::Crypto => Error::integrity("unexpected HPKE failure"),
+        }
+    }
 }
 
 impl Error {

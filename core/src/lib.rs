@@ -11,6 +11,8 @@
 pub mod audit;
 pub mod clock;
 pub mod crypto;
+mod delivery;
+pub mod envelope;
 mod error;
 pub mod keys;
 pub mod policy;
@@ -22,6 +24,8 @@ mod vault;
 pub use audit::{AuditEvent, AuditKind, AuditVerification};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::SecretString;
+pub use delivery::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT};
+pub use envelope::{PublicKey, RecipientKeyId, SecretKey};
 pub use error::{Error, Result};
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
 pub use policy::{AccessWindow, Denial, JobState};

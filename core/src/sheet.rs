@@ -213,17 +213,22 @@ impl JobSheet {
         if self.window.end <= self.window.start {
             return bad("window.end must be after window.start".into());
         }
-        if self.access.open_before_minutes > MAX_MARGIN_MINUTES
-            || self.access.close_after_minutes > MAX_MARGIN_MINUTES
-        {
-            return bad(format!("access margins must be at most {MAX_MARGIN_MINUTES} minutes"));
+        for (key, minutes) in [
+            ("access.open_before_minutes", self.access.open_before_minutes),
+            ("access.close_after_minutes", self.access.close_after_minutes),
+        ] {
+            if minutes > MAX_MARGIN_MINUTES {
+                return bad(format!("{key} must be at most {MAX_MARGIN_MINUTES} minutes"));
+            }
         }
         let w = self.access_window();
         if w.hard_expiry < w.closes_at {
             return bad("access.hard_expiry must not be before the access window closes".into());
         }
         if w.hard_expiry - w.opens_at > Duration::days(MAX_SPAN_DAYS) {
-            return bad(format!("the job may span at most {MAX_SPAN_DAYS} days from opening to hard expiry"));
+            return bad(format!(
+                "access.hard_expiry may be at most {MAX_SPAN_DAYS} days after the access window opens"
+            ));
         }
         if self.customer.is_empty() || self.customer.len() > MAX_FIELDS {
             return bad(format!("customer must hold 1 to {MAX_FIELDS} fields"));

@@ -9,6 +9,7 @@
 use crate::audit::{self, AuditEvent, AuditKind, AuditVerification, NewEvent};
 use crate::clock::{self, Clock, TimeAnchor, TimeState};
 use crate::crypto::{Aad, Key32, SecretString};
+use crate::envelope::RecipientKeyId;
 use crate::keys::{kek_alias, KeyStore};
 use crate::policy::{AccessWindow, Denial, JobState};
 use crate::sheet::{FieldKind, JobSheet, ScheduledWindow, WorkDetails};
@@ -57,6 +58,10 @@ pub struct JobInfo {
     pub report: Option<String>,
     /// When the customer data was destroyed.
     pub shredded_at: Option<DateTime<Utc>>,
+    /// Which device key the sealed sheet came to: a one-time prekey, or the identity key when
+    /// dispatch had no prekey left (no forward secrecy for that sheet). `None` for a sheet
+    /// stored in plaintext through [`Vault::ingest`].
+    pub delivered_via: Option<RecipientKeyId>,
 }
 
 /// A customer field described without its value.
@@ -172,7 +177,7 @@ impl Vault {
         Ok(Vault { inner: Mutex::new(inner) })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic under the lock cannot leave a half-made change: every change is one SQLite
         // transaction and the in-memory key moves only after its commit.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -214,7 +219,7 @@ impl Vault {
         sheet.validate()?;
         let mut inner = self.lock();
         let now = inner.begin()?;
-        inner.ingest(sheet, now)
+        inner.ingest(sheet, now, None)
     }
 
     /// Every job, live and closed, most recently received first.
@@ -449,12 +454,12 @@ fn load_info(conn: &Connection, job_id: Uuid) -> Result<JobInfo> {
         [i64; 5],
         (Option<String>, Option<String>),
         (i64, i64),
-        (Option<String>, Option<i64>),
+        (Option<String>, Option<i64>, Option<String>),
     );
     let row: Option<Row> = conn
         .query_row(
             "SELECT version, work_order, state, window_start_ms, window_end_ms, opens_ms, closes_ms,
-                    hard_expiry_ms, work, site_area, received_ms, updated_ms, report, shredded_ms
+                    hard_expiry_ms, work, site_area, received_ms, updated_ms, report, shredded_ms, delivered_via
              FROM jobs WHERE id = ?1",
             [job_id.to_string()],
             |r| {
@@ -465,13 +470,14 @@ fn load_info(conn: &Connection, job_id: Uuid) -> Result<JobInfo> {
                     [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
                     (r.get(8)?, r.get(9)?),
                     (r.get(10)?, r.get(11)?),
-                    (r.get(12)?, r.get(13)?),
+                    (r.get(12)?, r.get(13)?, r.get(14)?),
                 ))
             },
         )
         .optional()?;
-    let (version, work_order, state, t, (work, site_area), (received, updated), (report, shredded)) =
+    let (version, work_order, state, t, (work, site_area), (received, updated), (report, shredded, via)) =
         row.ok_or(Error::JobNotFound(job_id))?;
+    let delivered_via = via.as_deref().map(parse_delivery).transpose()?;
     let work = work
         .map(|w| serde_json::from_str(&w).map_err(|_| Error::integrity("stored work details are unreadable")))
         .transpose()?;
@@ -503,7 +509,23 @@ fn load_info(conn: &Connection, job_id: Uuid) -> Result<JobInfo> {
         updated_at: clock::from_ms(updated),
         report,
         shredded_at: shredded.map(clock::from_ms),
+        delivered_via,
     })
+}
+
+pub(crate) fn delivery_text(via: RecipientKeyId) -> String {
+    match via {
+        RecipientKeyId::Prekey(id) => format!("prekey:{id}"),
+        RecipientKeyId::Identity => "identity".to_owned(),
+    }
+}
+
+fn parse_delivery(s: &str) -> Result<RecipientKeyId> {
+    match s.strip_prefix("prekey:") {
+        Some(id) => id.parse().map(RecipientKeyId::Prekey).map_err(|_| Error::integrity("stored delivery is unreadable")),
+        None if s == "identity" => Ok(RecipientKeyId::Identity),
+        None => Err(Error::integrity("stored delivery is unreadable")),
+    }
 }
 
 fn states_text(states: &[JobState]) -> String {
@@ -543,7 +565,7 @@ impl Inner {
     }
 
     /// The common start of every call: trusted time, then hard expiry enforced at that time.
-    fn begin(&mut self) -> Result<i64> {
+    pub(crate) fn begin(&mut self) -> Result<i64> {
         let now = self.trusted_now()?;
         self.expire(now)?;
         Ok(now)
@@ -597,7 +619,10 @@ impl Inner {
         Ok(())
     }
 
-    fn ingest(&mut self, sheet: &JobSheet, now: i64) -> Result<JobInfo> {
+    /// Stores a sheet in one transaction. A sealed sheet names the key it came to, and that
+    /// prekey's private half is deleted in the same transaction (G4): the sheet is never stored
+    /// without the prekey being gone, nor the prekey gone without the sheet stored.
+    pub(crate) fn ingest(&mut self, sheet: &JobSheet, now: i64, via: Option<RecipientKeyId>) -> Result<JobInfo> {
         let job_id = sheet.job_id;
         let window = sheet.access_window();
         if clock::to_ms(window.hard_expiry) <= now {
@@ -669,8 +694,19 @@ impl Inner {
              ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, wrapped = excluded.wrapped",
             params![dek_id(job_id), epoch as i64, wrapped],
         )?;
+        let mut detail = format!("version {}", sheet.version);
+        if let Some(via) = via {
+            tx.execute("UPDATE jobs SET delivered_via = ?2 WHERE id = ?1", params![id, delivery_text(via)])?;
+            match via {
+                RecipientKeyId::Prekey(p) => {
+                    crate::delivery::consume_prekey(&tx, p)?;
+                    detail.push_str(&format!("; sealed to prekey {p}"));
+                }
+                RecipientKeyId::Identity => detail.push_str("; sealed to the identity key (no prekey left)"),
+            }
+        }
         let kind = if existing.is_some() { AuditKind::Updated } else { AuditKind::Ingested };
-        audit::append(&tx, &NewEvent::job(now, job_id, kind, state).detail(format!("version {}", sheet.version)))?;
+        audit::append(&tx, &NewEvent::job(now, job_id, kind, state).detail(detail))?;
         persist_high_water(&tx, now)?;
         crash_point("ingest:before-commit");
         tx.commit()?;

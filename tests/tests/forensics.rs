@@ -148,3 +148,42 @@ fn a_copy_taken_before_the_close_cannot_be_opened_after_it() {
         assert!(ks.unwrap(alias, &wrapped).is_err(), "{alias} unwrapped the old epoch key");
     }
 }
+
+#[test]
+fn an_envelope_captured_before_opening_cannot_be_opened_after_the_close() {
+    use jobseal::envelope;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at(200)));
+    let vault = open_at(dir.path(), clock.clone()).unwrap();
+    let (dispatch, dispatch_pub) = envelope::generate_keypair().unwrap();
+    let bundle = vault.enrol(dispatch_pub, 2).unwrap();
+    let job = Uuid::new_v4();
+    let door = jobseal_e2e::canary("door");
+    let sheet = sheet_value_with(job, 1, [NAME, PHONE, ADDRESS, &door, NOTE]).to_string();
+    let captured = jobseal::seal_job_sheet(&dispatch, &bundle, Some(1), sheet.as_bytes()).unwrap();
+
+    // At capture time the attacker also copies the database files (not the hardware keystore).
+    let image = tempfile::tempdir().unwrap();
+    for f in ["vault.db", "vault.db-wal", "vault.db-shm"] {
+        if dir.path().join(f).exists() {
+            std::fs::copy(dir.path().join(f), image.path().join(f)).unwrap();
+        }
+    }
+    vault.receive(&captured).unwrap();
+    vault.advance(job, JobState::OnSite).unwrap();
+    vault.close(job, "done").unwrap();
+
+    // The device itself refuses the envelope now (tombstone), and no longer holds its prekey.
+    assert!(matches!(vault.receive(&captured), Err(jobseal::Error::JobClosed { .. })));
+    drop(vault);
+    let db = rusqlite::Connection::open(dir.path().join("vault.db")).unwrap();
+    let held: i64 = db.query_row("SELECT count(*) FROM secrets WHERE id = 'prekey:1'", [], |r| r.get(0)).unwrap();
+    assert_eq!(held, 0, "the prekey's private half survived the opening");
+    drop(db);
+
+    // The copied database with the keystore as it is now: the epoch it was written under is gone.
+    copy_tree(&dir.path().join("keystore"), &image.path().join("keystore"));
+    let reopened = open_at(image.path(), Arc::new(ManualClock::new(at(200))));
+    assert!(matches!(reopened, Err(jobseal::Error::KeyStore(_))), "the capture-time image opened");
+    assert!(files_containing(dir.path(), door.as_bytes()).is_empty());
+}

@@ -62,7 +62,8 @@ CREATE TABLE jobs (
     report          TEXT,
     report_ms       INTEGER,
     shredded_ms     INTEGER,
-    shred_epoch     INTEGER
+    shred_epoch     INTEGER,
+    delivered_via   TEXT
 ) WITHOUT ROWID;
 
 CREATE INDEX jobs_live_expiry ON jobs (hard_expiry_ms) WHERE shredded_ms IS NULL;
@@ -90,6 +91,24 @@ CREATE TABLE audit (
 );
 
 CREATE INDEX audit_job ON audit (job_id);
+
+-- This device's identity after enrolment (one row). The private halves of the identity key and of
+-- the prekeys are in `secrets` ('device:identity', 'prekey:<id>').
+CREATE TABLE device (
+    singleton      INTEGER PRIMARY KEY NOT NULL CHECK (singleton = 1),
+    device_id      TEXT NOT NULL,
+    dispatch_key   BLOB NOT NULL,
+    identity_key   BLOB NOT NULL,
+    next_prekey_id INTEGER NOT NULL,
+    enrolled_ms    INTEGER NOT NULL
+);
+
+-- Public halves of the one-time prekeys not yet used.
+CREATE TABLE prekeys (
+    id         INTEGER PRIMARY KEY NOT NULL,
+    public_key BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 "#;
 
 /// Brings a database at `version` up to [`VERSION`] inside `tx`.

@@ -1,0 +1,771 @@
+//! The documented job sheet format (docs/job-sheet.md) against the model in `jobseal::sheet`.
+//!
+//! The example and the JSON Schema in docs/ are what dispatch teams build against, so these tests
+//! hold them to the Rust model: the example parses and validates, the schema names exactly the
+//! keys, kinds and states the model knows, and every malformed sheet is refused with a typed
+//! `InvalidSheet` error that carries no customer value.
+
+use chrono::{DateTime, Duration, Utc};
+use jobseal::sheet::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_MARGIN_MINUTES, MAX_SPAN_DAYS, SHEET_FORMAT};
+use jobseal::{Error, FieldKind, JobSheet, JobState};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+const EXAMPLE: &str = include_str!("../../docs/examples/job-sheet.json");
+const SCHEMA: &str = include_str!("../../docs/job-sheet.schema.json");
+
+/// Every field kind. `kind_is_listed` stops compiling when a variant is added, so that this list,
+/// the schema and the docs are updated with it.
+const ALL_KINDS: [FieldKind; 9] = [
+    FieldKind::Name,
+    FieldKind::Phone,
+    FieldKind::RelayPhone,
+    FieldKind::Email,
+    FieldKind::Address,
+    FieldKind::Floor,
+    FieldKind::DoorCode,
+    FieldKind::Note,
+    FieldKind::Text,
+];
+
+#[allow(dead_code)]
+fn kind_is_listed(kind: FieldKind) {
+    match kind {
+        FieldKind::Name
+        | FieldKind::Phone
+        | FieldKind::RelayPhone
+        | FieldKind::Email
+        | FieldKind::Address
+        | FieldKind::Floor
+        | FieldKind::DoorCode
+        | FieldKind::Note
+        | FieldKind::Text => {}
+    }
+}
+
+/// Pieces of the example's customer values that must never show up in an error or in Debug
+/// output, beyond the whole values themselves (see `secrets`).
+const FRAGMENTS: [&str; 6] = [
+    "Test Customer",
+    "+33 6",
+    "00 00 00",
+    "0000A",
+    "Exemple",
+    "door on the left",
+];
+
+fn example() -> Value {
+    serde_json::from_str(EXAMPLE).expect("docs/examples/job-sheet.json is not valid JSON")
+}
+
+fn schema() -> Value {
+    serde_json::from_str(SCHEMA).expect("docs/job-sheet.schema.json is not valid JSON")
+}
+
+/// The example's customer values and the fixed fragments.
+fn secrets() -> Vec<String> {
+    let ex = example();
+    let mut out: Vec<String> = ex["customer"]
+        .as_array()
+        .expect("customer is an array")
+        .iter()
+        .map(|f| f["value"].as_str().expect("value is a string").to_owned())
+        .collect();
+    out.extend(FRAGMENTS.iter().map(|s| s.to_string()));
+    out
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for s in secrets() {
+        assert!(
+            !text.contains(&s),
+            "{what} contains the customer value or fragment {s:?}"
+        );
+    }
+}
+
+fn to_bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).expect("serialize")
+}
+
+fn parse(v: &Value) -> jobseal::Result<JobSheet> {
+    JobSheet::from_json(&to_bytes(v))
+}
+
+/// The example with one change applied.
+fn with(change: impl FnOnce(&mut Value)) -> Value {
+    let mut v = example();
+    change(&mut v);
+    v
+}
+
+/// Asserts that `bytes` are refused with `InvalidSheet` and that the error carries no customer
+/// value; returns the error's Display string.
+fn assert_rejected(case: &str, bytes: &[u8]) -> String {
+    match JobSheet::from_json(bytes) {
+        Err(e @ Error::InvalidSheet(_)) => {
+            let shown = e.to_string();
+            assert_no_secret(&format!("error of case {case:?}"), &shown);
+            assert_no_secret(&format!("Debug of the error of case {case:?}"), &format!("{e:?}"));
+            shown
+        }
+        Err(other) => panic!("case {case:?}: expected InvalidSheet, got {other}"),
+        Ok(_) => panic!("case {case:?}: the sheet was accepted"),
+    }
+}
+
+fn assert_accepted(case: &str, v: &Value) -> JobSheet {
+    match parse(v) {
+        Ok(sheet) => sheet,
+        Err(e) => panic!("case {case:?}: expected the sheet to be accepted, got {e}"),
+    }
+}
+
+fn ts(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .expect("timestamp is a string")
+        .parse()
+        .expect("timestamp parses")
+}
+
+fn rfc3339(t: DateTime<Utc>) -> Value {
+    Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// The example's access window: (opens, closes).
+fn example_window() -> (DateTime<Utc>, DateTime<Utc>) {
+    let w = JobSheet::from_json(EXAMPLE.as_bytes())
+        .expect("example")
+        .access_window();
+    (w.opens_at, w.closes_at)
+}
+
+/// A customer field shaped like the example's, named `name`.
+fn field(name: &str) -> Value {
+    json!({"name": name, "kind": "text", "value": "x", "reveal_in": ["on-site"]})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Walking the schema.
+
+/// Follows a local `$ref` ("#/$defs/Name") to its target; other nodes are returned as they are.
+fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let name = r
+                .strip_prefix("#/$defs/")
+                .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+            resolve(root, &root["$defs"][name])
+        }
+        None => node,
+    }
+}
+
+/// The schema node at a path of property names, "[]" standing for an array's items.
+fn schema_at<'a>(root: &'a Value, path: &[&str]) -> &'a Value {
+    let mut node = root;
+    for step in path {
+        let here = resolve(root, node);
+        node = if *step == "[]" {
+            &here["items"]
+        } else {
+            &here["properties"][*step]
+        };
+        assert!(!node.is_null(), "schema has no {step:?} along {path:?}");
+    }
+    resolve(root, node)
+}
+
+/// An object the schema describes: where its example sits (JSON pointer), its property names and
+/// its required keys.
+struct ObjectSchema {
+    pointer: String,
+    properties: Vec<String>,
+    required: Vec<String>,
+}
+
+/// Collects every property path ("customer[].reveal_in") and every object the schema describes,
+/// checking on the way that each object refuses additional properties like the serde model does.
+fn walk_schema(
+    root: &Value,
+    node: &Value,
+    prefix: &str,
+    pointer: &str,
+    paths: &mut BTreeSet<String>,
+    objects: &mut Vec<ObjectSchema>,
+) {
+    let node = resolve(root, node);
+    if let Some(props) = node.get("properties").and_then(Value::as_object) {
+        assert_eq!(
+            node["type"], "object",
+            "{pointer}: an object schema must say type object"
+        );
+        assert_eq!(
+            node["additionalProperties"],
+            Value::Bool(false),
+            "{pointer}: the model denies unknown fields, so the schema must too"
+        );
+        let required = node["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{pointer}: no required list"))
+            .iter()
+            .map(|k| k.as_str().expect("required names are strings").to_owned())
+            .collect::<Vec<_>>();
+        for k in &required {
+            assert!(props.contains_key(k), "{pointer}: required key {k} is not a property");
+        }
+        objects.push(ObjectSchema {
+            pointer: pointer.to_owned(),
+            properties: props.keys().cloned().collect(),
+            required,
+        });
+        for (k, sub) in props {
+            let path = format!("{prefix}{k}");
+            paths.insert(path.clone());
+            walk_schema(root, sub, &path, &format!("{pointer}/{k}"), paths, objects);
+        }
+    } else if let Some(items) = node.get("items") {
+        walk_schema(
+            root,
+            items,
+            &format!("{prefix}[]."),
+            &format!("{pointer}/0"),
+            paths,
+            objects,
+        );
+    }
+}
+
+/// Every property path in a JSON document, in the same notation as `walk_schema`.
+fn walk_value(v: &Value, prefix: &str, paths: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, sub) in map {
+                let path = format!("{prefix}{k}");
+                paths.insert(path.clone());
+                walk_value(sub, &path, paths);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                walk_value(item, &format!("{prefix}[]."), paths);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn schema_objects() -> (BTreeSet<String>, Vec<ObjectSchema>) {
+    let root = schema();
+    let mut paths = BTreeSet::new();
+    let mut objects = Vec::new();
+    walk_schema(&root, &root, "", "", &mut paths, &mut objects);
+    (paths, objects)
+}
+
+fn enum_strings(node: &Value) -> Vec<String> {
+    node["enum"]
+        .as_array()
+        .expect("an enum")
+        .iter()
+        .map(|s| s.as_str().expect("enum values are strings").to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example.
+
+#[test]
+fn example_parses_and_validates() {
+    let sheet = JobSheet::from_json(EXAMPLE.as_bytes()).expect("the documented example must be accepted");
+    sheet.validate().expect("validate");
+    assert_eq!(sheet.format, SHEET_FORMAT);
+    assert_eq!(sheet.version, 1);
+    assert!(!sheet.job_id.is_nil());
+    assert!(
+        sheet.window.start.to_rfc3339().starts_with("2030-"),
+        "the example must not depend on today's date"
+    );
+
+    let policy = |name: &str| {
+        let f = sheet
+            .customer
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no field {name}"));
+        (f.kind, f.reveal_in.clone())
+    };
+    let travel = vec![JobState::EnRoute, JobState::OnSite];
+    assert_eq!(policy("customer_name"), (FieldKind::Name, travel.clone()));
+    assert_eq!(policy("address"), (FieldKind::Address, travel.clone()));
+    assert_eq!(policy("phone"), (FieldKind::Phone, travel.clone()));
+    assert_eq!(policy("relay_phone"), (FieldKind::RelayPhone, travel.clone()));
+    assert_eq!(policy("floor"), (FieldKind::Floor, travel));
+    assert_eq!(policy("door_code"), (FieldKind::DoorCode, vec![JobState::OnSite]));
+    assert_eq!(policy("note"), (FieldKind::Note, vec![JobState::OnSite]));
+
+    let w = sheet.access_window();
+    assert_eq!(w.opens_at, sheet.window.start - Duration::minutes(60));
+    assert_eq!(w.closes_at, sheet.window.end + Duration::minutes(120));
+    assert!(w.hard_expiry >= w.closes_at);
+}
+
+#[test]
+fn example_round_trips_through_the_model() {
+    // Serializing the parsed sheet gives back the example: the model neither drops, renames nor
+    // adds a key, and writes timestamps the way the example does.
+    let sheet = JobSheet::from_json(EXAMPLE.as_bytes()).expect("example");
+    assert_eq!(serde_json::to_value(&sheet).expect("serialize"), example());
+}
+
+#[test]
+fn debug_output_of_a_sheet_holds_no_customer_value() {
+    let sheet = JobSheet::from_json(EXAMPLE.as_bytes()).expect("example");
+    for shown in [format!("{sheet:?}"), format!("{sheet:#?}")] {
+        assert_no_secret("Debug of the parsed example", &shown);
+        assert!(
+            shown.contains("door_code") && shown.contains("WO-2026-000123"),
+            "Debug should still show non-personal data"
+        );
+    }
+    for f in &sheet.customer {
+        assert_no_secret("Debug of a customer field", &format!("{f:?}"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema against the model.
+
+#[test]
+fn schema_is_draft_2020_12_json() {
+    let s = schema();
+    assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(s["type"], "object");
+}
+
+#[test]
+fn schema_and_example_name_the_same_keys() {
+    let (from_schema, _) = schema_objects();
+    let mut from_example = BTreeSet::new();
+    walk_value(&example(), "", &mut from_example);
+    let only_schema: Vec<_> = from_schema.difference(&from_example).collect();
+    let only_example: Vec<_> = from_example.difference(&from_schema).collect();
+    assert!(
+        only_schema.is_empty(),
+        "keys in the schema but not in the example: {only_schema:?}"
+    );
+    assert!(
+        only_example.is_empty(),
+        "keys in the example but not in the schema: {only_example:?}"
+    );
+}
+
+#[test]
+fn schema_required_keys_match_the_model() {
+    // For every object: removing a key the schema requires is refused; removing any other key is
+    // accepted. So the schema's `required` lists are exactly the model's.
+    let (_, objects) = schema_objects();
+    let pointers: BTreeSet<&str> = objects.iter().map(|o| o.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        BTreeSet::from(["", "/window", "/access", "/work", "/customer/0"])
+    );
+    for obj in &objects {
+        for key in &obj.properties {
+            let case = format!("{}/{key} missing", obj.pointer);
+            let v = with(|v| {
+                v.pointer_mut(&obj.pointer)
+                    .and_then(Value::as_object_mut)
+                    .expect("object in example")
+                    .remove(key);
+            });
+            if obj.required.contains(key) {
+                assert_rejected(&case, &to_bytes(&v));
+            } else {
+                assert_accepted(&case, &v);
+            }
+        }
+    }
+}
+
+#[test]
+fn schema_field_kinds_are_the_models() {
+    let root = schema();
+    let in_schema = enum_strings(schema_at(&root, &["customer", "[]", "kind"]));
+    let in_model: Vec<String> = ALL_KINDS
+        .iter()
+        .map(|k| {
+            let v = serde_json::to_value(k).expect("serialize kind");
+            assert_eq!(
+                v,
+                Value::String(k.as_str().to_owned()),
+                "as_str and serde disagree for {k:?}"
+            );
+            v.as_str().expect("kind serializes as a string").to_owned()
+        })
+        .collect();
+    assert_eq!(in_schema, in_model);
+    for kind in &in_model {
+        assert_accepted(
+            &format!("kind {kind}"),
+            &with(|v| v["customer"][0]["kind"] = json!(kind)),
+        );
+    }
+}
+
+#[test]
+fn schema_reveal_states_are_the_models_non_terminal_states() {
+    let root = schema();
+    let in_schema = enum_strings(schema_at(&root, &["customer", "[]", "reveal_in", "[]"]));
+    let in_model: Vec<String> = JobState::ALL
+        .into_iter()
+        .filter(|s| !s.is_terminal())
+        .map(|s| {
+            serde_json::to_value(s)
+                .expect("serialize state")
+                .as_str()
+                .expect("string")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(in_schema, in_model);
+    for state in &in_model {
+        assert_accepted(
+            &format!("reveal_in [{state}]"),
+            &with(|v| v["customer"][0]["reveal_in"] = json!([state])),
+        );
+    }
+}
+
+#[test]
+fn schema_bounds_are_the_models_constants() {
+    let root = schema();
+    assert_eq!(schema_at(&root, &["format"])["const"], SHEET_FORMAT);
+    assert_eq!(schema_at(&root, &["version"])["minimum"], 1);
+    assert_eq!(schema_at(&root, &["version"])["maximum"], json!(i64::MAX));
+    for margin in ["open_before_minutes", "close_after_minutes"] {
+        let node = schema_at(&root, &["access", margin]);
+        assert_eq!(node["type"], "integer");
+        assert_eq!(node["minimum"], 0);
+        assert_eq!(node["maximum"], MAX_MARGIN_MINUTES);
+    }
+    let customer = schema_at(&root, &["customer"]);
+    assert_eq!(customer["minItems"], 1);
+    assert_eq!(customer["maxItems"], json!(MAX_FIELDS));
+    let value = schema_at(&root, &["customer", "[]", "value"]);
+    assert_eq!(value["minLength"], 1);
+    assert_eq!(value["maxLength"], json!(MAX_FIELD_BYTES));
+    assert_eq!(
+        schema_at(&root, &["customer", "[]", "name"])["pattern"],
+        "^[a-z][a-z0-9_]{0,63}$"
+    );
+    assert_eq!(schema_at(&root, &["customer", "[]", "reveal_in"])["minItems"], 1);
+    assert_eq!(schema_at(&root, &["job_id"])["format"], "uuid");
+    for t in [&["window", "start"][..], &["window", "end"], &["access", "hard_expiry"]] {
+        assert_eq!(schema_at(&root, t)["format"], "date-time", "{t:?}");
+    }
+    assert!(root["description"]
+        .as_str()
+        .expect("description")
+        .contains(&format!("{MAX_SPAN_DAYS} days")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits that are accepted, so that the documented bounds are exact.
+
+#[test]
+fn documented_limits_are_inclusive() {
+    let (opens, closes) = example_window();
+    let start = ts(&example()["window"]["start"]);
+    let end = ts(&example()["window"]["end"]);
+
+    assert_accepted(
+        "hard expiry exactly at close",
+        &with(|v| v["access"]["hard_expiry"] = rfc3339(closes)),
+    );
+    assert_accepted(
+        "exactly 14 days from opening to hard expiry",
+        &with(|v| v["access"]["hard_expiry"] = rfc3339(opens + Duration::days(MAX_SPAN_DAYS))),
+    );
+    assert_accepted(
+        "margins of 0 minutes",
+        &with(|v| {
+            v["access"]["open_before_minutes"] = json!(0);
+            v["access"]["close_after_minutes"] = json!(0);
+        }),
+    );
+    assert_accepted(
+        "margins of 1440 minutes",
+        &with(|v| {
+            v["access"]["open_before_minutes"] = json!(MAX_MARGIN_MINUTES);
+            v["access"]["close_after_minutes"] = json!(MAX_MARGIN_MINUTES);
+            v["access"]["hard_expiry"] = rfc3339(end + Duration::minutes(MAX_MARGIN_MINUTES.into()));
+        }),
+    );
+    assert_accepted(
+        "a one-second slot",
+        &with(|v| v["window"]["end"] = rfc3339(start + Duration::seconds(1))),
+    );
+    assert_accepted("version 2^63-1", &with(|v| v["version"] = json!(i64::MAX)));
+    assert_accepted(
+        "32 customer fields",
+        &with(|v| v["customer"] = Value::Array((0..MAX_FIELDS).map(|i| field(&format!("f{i}"))).collect())),
+    );
+    for name in ["a", "a_1", "door_code_2", "a".repeat(64).as_str()] {
+        assert_accepted(
+            &format!("field name {name}"),
+            &with(|v| v["customer"][0]["name"] = json!(name)),
+        );
+    }
+    assert_accepted("a 1-byte value", &with(|v| v["customer"][0]["value"] = json!("x")));
+    assert_accepted(
+        "a 4096-byte value",
+        &with(|v| v["customer"][0]["value"] = json!("a".repeat(MAX_FIELD_BYTES))),
+    );
+    assert_accepted(
+        "a 4096-byte value of 2-byte characters",
+        &with(|v| v["customer"][0]["value"] = json!("é".repeat(MAX_FIELD_BYTES / 2))),
+    );
+    assert_accepted(
+        "a value with line breaks",
+        &with(|v| v["customer"][0]["value"] = json!("line 1\nline 2")),
+    );
+    assert_accepted("an empty site_area", &with(|v| v["site_area"] = json!("")));
+    assert_accepted(
+        "a state listed twice in reveal_in",
+        &with(|v| v["customer"][0]["reveal_in"] = json!(["on-site", "on-site"])),
+    );
+    assert_accepted(
+        "a 64-character work_order",
+        &with(|v| v["work_order"] = json!("W".repeat(64))),
+    );
+    assert_accepted(
+        "50 tasks of 200 characters",
+        &with(|v| v["work"]["tasks"] = Value::Array(vec![json!("t".repeat(200)); 50])),
+    );
+    assert_accepted(
+        "an offset timestamp",
+        &with(|v| {
+            v["window"]["start"] = json!(start
+                .with_timezone(&chrono::FixedOffset::east_opt(7200).unwrap())
+                .to_rfc3339())
+        }),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Malformed and incomplete sheets.
+
+/// A rejection case: a name, the sheet as JSON, and a word the error must contain (the field it
+/// names; underscores and spaces compare equal), if any. Parse-level errors give a position only.
+struct Case {
+    name: String,
+    sheet: Value,
+    names: Option<&'static str>,
+}
+
+fn case(name: &str, names: Option<&'static str>, change: impl FnOnce(&mut Value)) -> Case {
+    Case {
+        name: name.to_owned(),
+        sheet: with(change),
+        names,
+    }
+}
+
+fn rejection_cases() -> Vec<Case> {
+    let (opens, closes) = example_window();
+    let start = ts(&example()["window"]["start"]);
+    let mut cases = vec![
+        case("wrong format tag", Some("format"), |v| {
+            v["format"] = json!("jobseal.sheet.v2")
+        }),
+        case("empty format tag", Some("format"), |v| v["format"] = json!("")),
+        case("version 0", Some("version"), |v| v["version"] = json!(0)),
+        case("version 2^63", Some("version"), |v| v["version"] = json!(1u64 << 63)),
+        case("negative version", None, |v| v["version"] = json!(-1)),
+        case("fractional version", None, |v| v["version"] = json!(1.5)),
+        case("version 1.0", None, |v| v["version"] = json!(1.0)),
+        case("version as a string", None, |v| v["version"] = json!("1")),
+        case("nil UUID", Some("job_id"), |v| {
+            v["job_id"] = json!("00000000-0000-0000-0000-000000000000")
+        }),
+        case("job_id not a UUID", None, |v| v["job_id"] = json!("WO-2026-000123")),
+        case("end before start", Some("window.end"), |v| {
+            v["window"]["end"] = rfc3339(start - Duration::minutes(1))
+        }),
+        case("end equal to start", Some("window.end"), |v| {
+            v["window"]["end"] = v["window"]["start"].clone()
+        }),
+        case("start not a timestamp", None, |v| {
+            v["window"]["start"] = json!("tomorrow morning")
+        }),
+        case("hard expiry before close", Some("hard_expiry"), |v| {
+            v["access"]["hard_expiry"] = rfc3339(closes - Duration::seconds(1))
+        }),
+        case("span over 14 days", Some("access.hard_expiry"), |v| {
+            v["access"]["hard_expiry"] = rfc3339(opens + Duration::days(MAX_SPAN_DAYS) + Duration::seconds(1))
+        }),
+        case("open_before_minutes over 1440", Some("open_before_minutes"), |v| {
+            v["access"]["open_before_minutes"] = json!(MAX_MARGIN_MINUTES + 1)
+        }),
+        case("close_after_minutes over 1440", Some("close_after_minutes"), |v| {
+            v["access"]["close_after_minutes"] = json!(MAX_MARGIN_MINUTES + 1)
+        }),
+        case("negative margin", None, |v| {
+            v["access"]["open_before_minutes"] = json!(-1)
+        }),
+        case("empty customer list", Some("customer"), |v| v["customer"] = json!([])),
+        case("33 customer fields", Some("customer"), |v| {
+            v["customer"] = Value::Array((0..=MAX_FIELDS).map(|i| field(&format!("f{i}"))).collect())
+        }),
+        case("duplicate field name", Some("phone"), |v| {
+            v["customer"][1]["name"] = json!("phone")
+        }),
+        case("empty value", Some("customer_name"), |v| {
+            v["customer"][0]["value"] = json!("")
+        }),
+        case("4097-byte value", Some("customer_name"), |v| {
+            v["customer"][0]["value"] = json!("a".repeat(MAX_FIELD_BYTES + 1))
+        }),
+        case("4098-byte value of 2049 characters", Some("customer_name"), |v| {
+            v["customer"][0]["value"] = json!("é".repeat(MAX_FIELD_BYTES / 2 + 1))
+        }),
+        case("value not a string", None, |v| {
+            v["customer"][0]["value"] = json!(33600000000u64)
+        }),
+        case("empty reveal_in", Some("reveal_in"), |v| {
+            v["customer"][0]["reveal_in"] = json!([])
+        }),
+        case("unknown state in reveal_in", None, |v| {
+            v["customer"][0]["reveal_in"] = json!(["parked"])
+        }),
+        case("reveal_in not a list", None, |v| {
+            v["customer"][0]["reveal_in"] = json!("on-site")
+        }),
+        case("unknown kind", None, |v| v["customer"][0]["kind"] = json!("fax")),
+        case("kind in snake case", None, |v| {
+            v["customer"][1]["kind"] = json!("relay_phone")
+        }),
+        case("kind capitalised", None, |v| v["customer"][0]["kind"] = json!("Name")),
+        case("control character in work_order", Some("work_order"), |v| {
+            v["work_order"] = json!("WO-2026-000123\u{7}")
+        }),
+        case("line break in work_order", Some("work_order"), |v| {
+            v["work_order"] = json!("WO-2026\n000123")
+        }),
+        case("empty work_order", Some("work_order"), |v| v["work_order"] = json!("")),
+        case("65-character work_order", Some("work_order"), |v| {
+            v["work_order"] = json!("W".repeat(65))
+        }),
+        case("control character in site_area", Some("site_area"), |v| {
+            v["site_area"] = json!("Lyon\t3e")
+        }),
+        case("129-character site_area", Some("site_area"), |v| {
+            v["site_area"] = json!("L".repeat(129))
+        }),
+        case("empty summary", Some("summary"), |v| v["work"]["summary"] = json!("")),
+        case("501-character summary", Some("summary"), |v| {
+            v["work"]["summary"] = json!("s".repeat(501))
+        }),
+        case("control character in a task", Some("tasks"), |v| {
+            v["work"]["tasks"][0] = json!("step\u{1b}[31m")
+        }),
+        case("empty equipment entry", Some("equipment"), |v| {
+            v["work"]["equipment"][0] = json!("")
+        }),
+        case("201-character task", Some("tasks"), |v| {
+            v["work"]["tasks"][0] = json!("t".repeat(201))
+        }),
+        case("51 tasks", Some("tasks"), |v| {
+            v["work"]["tasks"] = Value::Array(vec![json!("t"); 51])
+        }),
+        case("51 equipment entries", Some("equipment"), |v| {
+            v["work"]["equipment"] = Value::Array(vec![json!("e"); 51])
+        }),
+        // A customer value used as a key: serde would quote it in its own message.
+        case("customer value as an unknown key", None, |v| {
+            v["customer"][0]
+                .as_object_mut()
+                .expect("field")
+                .insert("+33 6 00 00 00 00".into(), json!("Test Customer"));
+        }),
+        case("customer value as a kind", None, |v| {
+            v["customer"][0]["kind"] = json!("Test Customer")
+        }),
+        case("customer value as a state", None, |v| {
+            v["customer"][0]["reveal_in"] = json!(["0000A"])
+        }),
+        case("customer value as a job_id", None, |v| {
+            v["job_id"] = json!("+33 6 00 00 00 00")
+        }),
+        case("sheet is an array", None, |v| *v = json!([v.clone()])),
+    ];
+    for bad in [
+        "Phone",
+        "1phone",
+        "door code",
+        "door-code",
+        "_door",
+        "",
+        "é",
+        "a".repeat(65).as_str(),
+    ] {
+        cases.push(case(&format!("field name {bad:?}"), Some("customer[0].name"), |v| {
+            v["customer"][0]["name"] = json!(bad)
+        }));
+    }
+    for state in JobState::ALL.into_iter().filter(|s| s.is_terminal()) {
+        cases.push(case(
+            &format!("terminal state {state} in reveal_in"),
+            Some("door_code"),
+            |v| v["customer"][5]["reveal_in"] = json!(["on-site", state]),
+        ));
+    }
+    // An unknown key in every object of the sheet.
+    for pointer in ["", "/window", "/access", "/work", "/customer/0"] {
+        cases.push(case(&format!("unknown key in {pointer:?}"), None, |v| {
+            v.pointer_mut(pointer)
+                .and_then(Value::as_object_mut)
+                .expect("object")
+                .insert("extra".into(), json!(1));
+        }));
+    }
+    cases
+}
+
+#[test]
+fn malformed_sheets_are_rejected_without_leaking_values() {
+    for c in rejection_cases() {
+        let shown = assert_rejected(&c.name, &to_bytes(&c.sheet));
+        if let Some(word) = c.names {
+            let norm = |s: &str| s.replace('_', " ");
+            assert!(
+                norm(&shown).contains(&norm(word)),
+                "case {:?}: the error should name {word}: {shown}",
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn non_json_and_truncated_input_is_rejected() {
+    for (name, bytes) in [
+        ("empty input", &b""[..]),
+        ("not JSON at all", &b"not a job sheet"[..]),
+        ("binary", &[0xff, 0xfe, 0x00, 0x01][..]),
+        ("JSON null", &b"null"[..]),
+        ("trailing garbage", format!("{} x", EXAMPLE.trim_end()).as_bytes()),
+        (
+            "a key given twice",
+            format!("{{\"version\": 2, {}", &EXAMPLE.trim_start()[1..]).as_bytes(),
+        ),
+    ] {
+        assert_rejected(name, bytes);
+    }
+    // Every proper prefix of the example, cut anywhere (including inside a customer value).
+    let doc = EXAMPLE.trim_end().as_bytes();
+    for cut in 0..doc.len() {
+        assert_rejected(&format!("example truncated to {cut} bytes"), &doc[..cut]);
+    }
+}
