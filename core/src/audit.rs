@@ -154,6 +154,50 @@ fn event_hash(seq: u64, e: &NewEvent, prev: &[u8]) -> [u8; 32] {
     Sha256::digest(aad.bytes()).into()
 }
 
+/// Checks a run of audit events as received from a device, in order, against each other: every
+/// hash recomputed, every link to the previous event, no gaps. `previous` is the last event
+/// already verified (its seq and hash), or `None` when the run starts the chain. Returns the seq of
+/// the first event that does not fit. Dispatch uses this on what devices push.
+pub fn verify_records(
+    previous: Option<(u64, &[u8])>,
+    records: &[(Option<Uuid>, crate::sync::wire::AuditRecord)],
+) -> std::result::Result<(), u64> {
+    let (mut seq, mut prev) = match previous {
+        Some((s, h)) => (s, h.to_vec()),
+        None => (0, GENESIS.to_vec()),
+    };
+    for (job_id, r) in records {
+        let event = NewEvent {
+            at_ms: r.at_ms,
+            job_id: *job_id,
+            kind: r.kind,
+            field: r.field.clone(),
+            state: r.state,
+            detail: r.detail.clone(),
+        };
+        if r.seq != seq + 1 || r.prev_hash != prev || event_hash(r.seq, &event, &prev).as_slice() != r.hash.as_slice() {
+            return Err(seq + 1);
+        }
+        seq = r.seq;
+        prev = r.hash.clone();
+    }
+    Ok(())
+}
+
+/// The wire form of a stored event.
+pub(crate) fn record_of(seq: u64, e: &NewEvent, prev: &[u8], hash: &[u8]) -> crate::sync::wire::AuditRecord {
+    crate::sync::wire::AuditRecord {
+        seq,
+        at_ms: e.at_ms,
+        kind: e.kind,
+        field: e.field.clone(),
+        state: e.state,
+        detail: e.detail.clone(),
+        prev_hash: prev.to_vec(),
+        hash: hash.to_vec(),
+    }
+}
+
 fn head(conn: &Connection) -> Result<(u64, Vec<u8>)> {
     let seq = crate::store::meta_i64(conn, HEAD_SEQ)?.unwrap_or(0);
     let hash: Option<Vec<u8>> =
@@ -274,8 +318,8 @@ pub fn verify(conn: &Connection) -> Result<AuditVerification> {
     })
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+fn hex(b: &[u8]) -> String {
+    crate::hex::encode(b)
 }
 
 #[cfg(test)]

@@ -279,6 +279,18 @@ impl SecretKey {
         PublicKey(self.public)
     }
 
+    /// Raw X25519 agreement with `peer`, for keys derived outside HPKE (the shred-receipt key).
+    /// Refuses an all-zero result, which only a low-order peer key can produce.
+    pub fn diffie_hellman(&self, peer: &PublicKey) -> Result<Zeroizing<[u8; KEY_LEN]>, EnvelopeError> {
+        let secret = x25519_dalek::StaticSecret::from(self.bytes);
+        let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(peer.to_bytes()));
+        let out = Zeroizing::new(shared.to_bytes());
+        if out.iter().all(|b| *b == 0) {
+            return Err(EnvelopeError::WeakKey);
+        }
+        Ok(out)
+    }
+
     fn to_hpke(&self) -> Result<HpkePrivateKey, EnvelopeError> {
         // Same rule as from_bytes: a key wiped with `zeroize()` and used again must fail.
         if self.bytes.iter().all(|&b| b == 0) {
@@ -737,33 +749,11 @@ impl Writer<'_> {
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
+    crate::hex::encode(bytes)
 }
 
 fn hex_decode_32(s: &str) -> Option<[u8; 32]> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
+    crate::hex::decode(s)?.try_into().ok()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,12 +13,15 @@ pub mod clock;
 pub mod crypto;
 mod delivery;
 pub mod envelope;
+pub mod hex;
 mod error;
 pub mod keys;
 pub mod policy;
+pub mod receipt;
 pub mod sheet;
 mod shred;
 pub mod store;
+pub mod sync;
 mod vault;
 
 pub use audit::{AuditEvent, AuditKind, AuditVerification};

@@ -128,8 +128,8 @@ pub enum Denial {
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Denial::NotYetOpen { opens_at } => write!(f, "access window opens at {}", opens_at.to_rfc3339()),
-            Denial::WindowClosed { closed_at } => write!(f, "access window closed at {}", closed_at.to_rfc3339()),
+            Denial::NotYetOpen { opens_at } => write!(f, "access window opens at {}", rfc3339(opens_at)),
+            Denial::WindowClosed { closed_at } => write!(f, "access window closed at {}", rfc3339(closed_at)),
             Denial::WrongState { state, allowed } => {
                 let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
                 write!(f, "not shown while {state} (shown while {})", allowed.join(", "))
@@ -137,6 +137,10 @@ impl fmt::Display for Denial {
             Denial::Shredded { state } => write!(f, "job is {state}; its customer data was shredded"),
         }
     }
+}
+
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// The times that bound a job's access to its customer data.

@@ -142,6 +142,8 @@ pub(crate) struct Inner {
     pub(crate) epoch: u64,
     pub(crate) emk: Key32,
     pub(crate) dir: PathBuf,
+    /// Shreds done while opening (expired jobs), kept for the first [`Vault::sweep`] to report.
+    opened_with: Vec<ShredOutcome>,
     _lock: File,
 }
 
@@ -170,10 +172,10 @@ impl Vault {
             }
             None => create_first_epoch(&mut conn, keystore.as_ref(), clock.as_ref())?,
         };
-        let mut inner = Inner { conn, keystore, clock, epoch, emk, dir, _lock: lock };
+        let mut inner = Inner { conn, keystore, clock, epoch, emk, dir, opened_with: Vec::new(), _lock: lock };
         inner.finish_interrupted()?;
         let now = inner.trusted_now()?;
-        inner.expire(now)?;
+        inner.opened_with = inner.expire(now)?;
         Ok(Vault { inner: Mutex::new(inner) })
     }
 
@@ -301,11 +303,14 @@ impl Vault {
     }
 
     /// Shreds every job whose hard expiry has passed. Every other call does this too; sweep is for
-    /// a periodic background task when the app is otherwise idle.
+    /// a periodic background task when the app is otherwise idle. The first sweep also reports the
+    /// jobs that opening the vault shredded.
     pub fn sweep(&self) -> Result<Vec<ShredOutcome>> {
         let mut inner = self.lock();
         let now = inner.trusted_now()?;
-        inner.expire(now)
+        let mut out = std::mem::take(&mut inner.opened_with);
+        out.extend(inner.expire(now)?);
+        Ok(out)
     }
 
     /// The audit events, all or those of one job.

@@ -1,0 +1,227 @@
+//! The sync protocol's messages, shared by the device engine and the reference dispatch server
+//! (G5, G6, G7).
+//!
+//! Plain JSON over HTTP; bytes are hex. Nothing in any device-to-dispatch message carries a
+//! customer value: events name jobs, fields and states, reports are the technician's own text,
+//! and envelopes only travel the other way. `docs/sync.md` specifies the endpoints.
+
+use crate::audit::AuditKind;
+use crate::delivery::{DeviceBundle, Prekey};
+use crate::envelope::{PublicKey, RecipientKeyId};
+use crate::policy::JobState;
+use crate::receipt::ShredReceipt;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Path prefix of every endpoint of this protocol version.
+pub const API_PREFIX: &str = "/v1";
+/// Largest request body dispatch accepts, and the most a device pushes in one request.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Most events a device pushes in one request.
+pub const MAX_EVENTS_PER_PUSH: usize = 500;
+
+/// `GET /v1/dispatch-key`: the key devices pin (trust on first use; see docs/sync.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchKeyResponse {
+    /// Dispatch's X25519 public key.
+    pub dispatch_key: PublicKey,
+}
+
+/// `POST /v1/enrol`: a device's public bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    /// The bundle from [`crate::Vault::enrol`].
+    pub bundle: DeviceBundle,
+}
+
+/// The answer to an enrolment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolResponse {
+    /// The device, as dispatch now knows it.
+    pub device_id: Uuid,
+    /// Bearer token for every later call; dispatch keeps only its hash.
+    pub device_token: String,
+    /// Dispatch's public key; must equal the one the device pinned.
+    pub dispatch_key: PublicKey,
+    /// Dispatch's clock.
+    pub server_time: DateTime<Utc>,
+}
+
+/// `POST /v1/prekeys`: fresh one-time prekeys (ids dispatch already has are ignored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrekeysRequest {
+    /// Public halves.
+    pub prekeys: Vec<Prekey>,
+}
+
+/// The answer to a prekey top-up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrekeysResponse {
+    /// Prekeys newly stored.
+    pub accepted: u32,
+    /// Unused prekeys dispatch now holds for the device.
+    pub available: u32,
+}
+
+/// `POST /v1/sync`: events the device pushes; the response is the pull.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// The device (must match the token).
+    pub device_id: Uuid,
+    /// Outbox events, oldest first; at most [`MAX_EVENTS_PER_PUSH`].
+    pub events: Vec<OutboxEvent>,
+}
+
+/// One outbox event. Dispatch applies each `key` at most once and acknowledges it every time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxEvent {
+    /// Idempotency key, a UUID v7 (time-ordered).
+    pub key: Uuid,
+    /// The device's own order of events (increasing; gaps are normal).
+    pub seq: u64,
+    /// The job it concerns, if any.
+    pub job_id: Option<Uuid>,
+    /// Trusted time on the device when the event happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// What an outbox event says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum EventBody {
+    /// A sealed sheet was opened and stored.
+    Received {
+        /// Sheet version.
+        version: u64,
+        /// The key it was sealed to.
+        via: RecipientKeyId,
+    },
+    /// A sealed sheet was refused; dispatch should stop offering it.
+    Rejected {
+        /// Sheet version.
+        version: u64,
+        /// Why, value-free.
+        reason: String,
+    },
+    /// The job changed state.
+    State {
+        /// Previous state.
+        from: JobState,
+        /// New state.
+        to: JobState,
+    },
+    /// The technician's completion report.
+    Report {
+        /// The report text.
+        text: String,
+    },
+    /// One audit event, with its chain hashes so dispatch can verify the chain.
+    Audit(AuditRecord),
+    /// The shred receipt.
+    Receipt(ShredReceipt),
+}
+
+/// An audit event as it travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    /// Position in the device's chain.
+    pub seq: u64,
+    /// Trusted time, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// What happened.
+    pub kind: AuditKind,
+    /// The customer field's name, for reveals.
+    pub field: Option<String>,
+    /// The job's state.
+    pub state: Option<JobState>,
+    /// A value-free detail.
+    pub detail: Option<String>,
+    /// Previous event's hash, hex.
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub prev_hash: Vec<u8>,
+    /// This event's hash, hex.
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub hash: Vec<u8>,
+}
+
+/// What dispatch answers to a sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncResponse {
+    /// Dispatch's clock: the device's trusted-time anchor.
+    pub server_time: DateTime<Utc>,
+    /// Keys of the pushed events now applied (or applied before).
+    pub acked: Vec<Uuid>,
+    /// Sealed sheets waiting for the device, offered until it reports them received or rejected.
+    pub envelopes: Vec<SealedDelivery>,
+    /// Jobs to shred, offered until dispatch has a shred receipt for them.
+    pub revocations: Vec<Revocation>,
+    /// How many unused prekeys dispatch holds for this device.
+    pub prekeys_available: u32,
+    /// How many more prekeys dispatch would like (0 when it has enough).
+    pub prekeys_wanted: u32,
+}
+
+/// One sealed sheet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedDelivery {
+    /// The job (also bound inside the envelope).
+    pub job_id: Uuid,
+    /// The sheet version (also bound inside the envelope).
+    pub version: u64,
+    /// The envelope bytes, hex.
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub envelope: Vec<u8>,
+}
+
+/// One job dispatch withdraws from the device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// The job.
+    pub job_id: Uuid,
+    /// Why.
+    pub reason: RevocationReason,
+}
+
+/// Why a job is withdrawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevocationReason {
+    /// Cancelled by dispatch.
+    Cancelled,
+    /// Given to another technician.
+    Reassigned,
+    /// The whole device is being wiped.
+    DeviceWiped,
+}
+
+/// The body of every 4xx/5xx answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code and a human-readable message (never customer data).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// Stable code, e.g. `unauthorized`, `bad_request`, `not_found`, `too_large`.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
