@@ -226,6 +226,8 @@ pub fn append(conn: &Connection, event: &NewEvent) -> Result<u64> {
             hash.as_slice(),
         ],
     )?;
+    let record = record_of(seq, event, &prev, &hash);
+    crate::sync::outbox::enqueue(conn, event.job_id, event.at_ms, &crate::sync::wire::EventBody::Audit(record))?;
     crate::store::set_meta_i64(conn, HEAD_SEQ, seq as i64)?;
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -12,6 +12,7 @@
 
 use crate::crypto::Key32;
 use crate::envelope::{self, EnvelopeHeader, PublicKey, RecipientKeyId, SecretKey};
+use crate::receipt::ReceiptKey;
 use crate::sheet::JobSheet;
 use crate::vault::{load_live, wrap_aad, Inner, JobInfo, Vault};
 use crate::{store, Error, Result};
@@ -178,24 +179,14 @@ impl Wrapper<'_> {
 }
 
 impl Inner {
-    fn unwrap_secret(&self, id: &str) -> Result<Option<SecretKey>> {
-        let row: Option<Vec<u8>> = self
-            .conn
-            .query_row("SELECT wrapped FROM secrets WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let Some(wrapped) = row else { return Ok(None) };
-        let raw = self.emk.open(&wrapped, wrap_aad(id, self.epoch).bytes())?;
-        let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(
-            raw.as_slice()
-                .try_into()
-                .map_err(|_| Error::Tampered("stored key has the wrong length"))?,
-        );
-        Ok(Some(SecretKey::from_bytes(&bytes).map_err(|_| {
-            Error::Tampered("stored key is not usable")
-        })?))
+    pub(crate) fn unwrap_secret(&self, id: &str) -> Result<Option<SecretKey>> {
+        unwrap_secret(&self.conn, &self.emk, self.epoch, id)
     }
+}
+
+/// The enrolled device's id, if any.
+pub(crate) fn device_id(conn: &Connection) -> Result<Option<Uuid>> {
+    Ok(device(conn)?.map(|d| d.device_id))
 }
 
 fn bundle(conn: &Connection) -> Result<DeviceBundle> {
@@ -215,6 +206,22 @@ fn bundle(conn: &Connection) -> Result<DeviceBundle> {
         identity_key: dev.identity_key,
         prekeys,
     })
+}
+
+/// The device id and shred-receipt key, when the device is enrolled. Reads the identity key under
+/// `emk` of `epoch`, so a shred calls it before its rotation.
+pub(crate) fn receipt_signer(conn: &Connection, emk: &Key32, epoch: u64) -> Result<Option<(Uuid, ReceiptKey)>> {
+    let Some(dev) = device(conn)? else { return Ok(None) };
+    let identity = unwrap_secret(conn, emk, epoch, IDENTITY_SECRET)?
+        .ok_or_else(|| Error::integrity("identity key is missing"))?;
+    Ok(Some((dev.device_id, ReceiptKey::derive(&identity, &dev.dispatch_key, dev.device_id)?)))
+}
+
+fn unwrap_secret(conn: &Connection, emk: &Key32, epoch: u64, id: &str) -> Result<Option<SecretKey>> {
+    let Some(raw) = crate::vault::unwrap_stored(conn, emk, epoch, id)? else { return Ok(None) };
+    let bytes: Zeroizing<[u8; 32]> =
+        Zeroizing::new(raw.as_slice().try_into().map_err(|_| Error::Tampered("stored key has the wrong length"))?);
+    Ok(Some(SecretKey::from_bytes(&bytes).map_err(|_| Error::Tampered("stored key is not usable"))?))
 }
 
 fn check_count(count: u32) -> Result<()> {

@@ -76,6 +76,19 @@ pub enum Error {
     #[error("device enrolment: {0}")]
     Enrolment(&'static str),
 
+    /// Dispatch could not be reached (no network, timeout); nothing was lost, sync again later.
+    #[error("network: {0}")]
+    Network(String),
+
+    /// Dispatch answered with an error status.
+    #[error("dispatch answered {status}: {message}")]
+    Dispatch {
+        /// The HTTP status.
+        status: u16,
+        /// Dispatch's error code and message.
+        message: String,
+    },
+
     /// The platform keystore failed or lacks a key.
     #[error("keystore: {0}")]
     KeyStore(String),

@@ -32,6 +32,10 @@ pub use envelope::{PublicKey, RecipientKeyId, SecretKey};
 pub use error::{Error, Result};
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
 pub use policy::{AccessWindow, Denial, JobState};
+pub use receipt::ShredReceipt;
+#[cfg(feature = "http-transport")]
+pub use sync::http::HttpTransport;
+pub use sync::{HttpRequest, HttpResponse, SyncReport, SyncStatus, Transport, TransportError};
 pub use sheet::{AccessRules, CustomerField, FieldKind, JobSheet, ScheduledWindow, WorkDetails};
 pub use vault::{FieldAccess, FieldInfo, JobInfo, Reveal, RevealedField, ShredOutcome, Vault, MAX_REPORT_CHARS};
 

@@ -9,7 +9,7 @@
 use crate::crypto::Aad;
 use crate::envelope::{PublicKey, SecretKey};
 use crate::policy::JobState;
-use crate::{Error, Result};
+use crate::{Error, Result, ShredOutcome};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -58,19 +58,18 @@ impl ReceiptKey {
         <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref()).expect("HMAC takes any key length")
     }
 
-    /// Makes a receipt for the given facts.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sign(
-        &self,
-        device_id: Uuid,
-        job_id: Uuid,
-        version: u64,
-        state: JobState,
-        shredded_at: DateTime<Utc>,
-        epoch: u64,
-        fields_destroyed: u32,
-    ) -> ShredReceipt {
-        let mut r = ShredReceipt { device_id, job_id, version, state, shredded_at, epoch, fields_destroyed, mac: Vec::new() };
+    /// Makes the receipt of a shred.
+    pub fn sign(&self, device_id: Uuid, shred: &ShredOutcome) -> ShredReceipt {
+        let mut r = ShredReceipt {
+            device_id,
+            job_id: shred.job_id,
+            version: shred.version,
+            state: shred.state,
+            shredded_at: shred.shredded_at,
+            epoch: shred.epoch,
+            fields_destroyed: shred.fields_destroyed,
+            mac: Vec::new(),
+        };
         let mut m = self.mac();
         m.update(canonical(&r).bytes());
         r.mac = m.finalize().into_bytes().to_vec();
@@ -108,7 +107,15 @@ mod tests {
         let id = Uuid::new_v4();
         let signer = ReceiptKey::derive(&device, &dispatch_pub, id).unwrap();
         let checker = ReceiptKey::derive(&dispatch, &device_pub, id).unwrap();
-        let r = signer.sign(id, Uuid::new_v4(), 3, JobState::Completed, Utc::now(), 7, 5);
+        let shred = ShredOutcome {
+            job_id: Uuid::new_v4(),
+            version: 3,
+            state: JobState::Completed,
+            shredded_at: crate::clock::from_ms(Utc::now().timestamp_millis()),
+            epoch: 7,
+            fields_destroyed: 5,
+        };
+        let r = signer.sign(id, &shred);
         assert!(checker.verify(&r));
         let mut edited = r.clone();
         edited.fields_destroyed = 4;

@@ -14,6 +14,8 @@ use crate::audit::{self, AuditKind, NewEvent};
 use crate::keys::kek_alias;
 use crate::policy::JobState;
 use crate::store;
+use crate::sync::outbox;
+use crate::sync::wire::EventBody;
 use crate::vault::{dek_id, parse_id, wrap_aad, Inner, ShredOutcome};
 use crate::{clock, crash_point, crypto::Key32, Error, Result};
 use rusqlite::params;
@@ -69,6 +71,7 @@ impl Inner {
         let wrapped_emk = self.keystore.wrap(&next_alias, new_emk.as_bytes())?;
         crash_point("shred:kek-generated");
 
+        let signer = crate::delivery::receipt_signer(&self.conn, &self.emk, old_epoch)?;
         let mut outcomes = Vec::with_capacity(marked.len());
         let tx = store::write_tx(&mut self.conn)?;
         for (id, version, state, closing) in &marked {
@@ -88,14 +91,21 @@ impl Inner {
                 &NewEvent::job(now, job_id, AuditKind::Shredded, to)
                     .detail(format!("{from} -> {to}; {fields} fields; epoch {old_epoch} -> {next}")),
             )?;
-            outcomes.push(ShredOutcome {
+            let outcome = ShredOutcome {
                 job_id,
                 version: *version as u64,
                 state: to,
                 shredded_at: clock::from_ms(now),
                 epoch: next,
                 fields_destroyed: fields as u32,
-            });
+            };
+            // The receipt is written by the shred itself, in its transaction (G7).
+            outbox::enqueue(&tx, Some(job_id), now, &EventBody::State { from, to })?;
+            if let Some((device_id, key)) = &signer {
+                let receipt = key.sign(*device_id, &outcome);
+                outbox::enqueue(&tx, Some(job_id), now, &EventBody::Receipt(receipt))?;
+            }
+            outcomes.push(outcome);
         }
         // Re-wrap every surviving secret under the new epoch master key.
         let secrets: Vec<(String, i64, Vec<u8>)> = {

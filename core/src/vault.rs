@@ -14,6 +14,8 @@ use crate::keys::{kek_alias, KeyStore};
 use crate::policy::{AccessWindow, Denial, JobState};
 use crate::sheet::{FieldKind, JobSheet, ScheduledWindow, WorkDetails};
 use crate::store::{self, DB_FILE};
+use crate::sync::outbox;
+use crate::sync::wire::EventBody;
 use crate::{crash_point, Error, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -260,6 +262,7 @@ impl Vault {
             &tx,
             &NewEvent::job(now, job_id, AuditKind::Transition, to).detail(format!("{} -> {}", job.state, to)),
         )?;
+        outbox::enqueue(&tx, Some(job_id), now, &EventBody::State { from: job.state, to })?;
         persist_high_water(&tx, now)?;
         tx.commit()?;
         load_info(&inner.conn, job_id)
@@ -541,6 +544,23 @@ fn parse_states(s: &str) -> Result<Vec<JobState>> {
     s.split(',').map(state_of).collect()
 }
 
+/// Reads and unwraps the secret `id` wrapped under `emk` of `epoch`.
+pub(crate) fn unwrap_stored(
+    conn: &Connection,
+    emk: &Key32,
+    epoch: u64,
+    id: &str,
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .query_row("SELECT epoch, wrapped FROM secrets WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((stored_epoch, wrapped)) = row else { return Ok(None) };
+    if stored_epoch as u64 != epoch {
+        return Err(Error::integrity("a secret is wrapped under a retired epoch"));
+    }
+    Ok(Some(emk.open(&wrapped, wrap_aad(id, epoch).bytes())?))
+}
+
 /// AAD of a customer field: the design's `"jobseal/v1" | job id | field name | sheet version`.
 pub(crate) fn field_aad(job_id: Uuid, field: &str, version: u64) -> Aad {
     Aad::new("jobseal/v1").part(job_id.as_bytes()).part(field.as_bytes()).u64(version)
@@ -608,7 +628,7 @@ impl Inner {
     /// Marks a live job for shredding into `target`, storing the report if any. This commits
     /// before the shred begins, so a crash after it still ends in the shred at the next open and
     /// the report is never lost.
-    fn start_shred(&mut self, job_id: Uuid, target: JobState, report: Option<&str>, now: i64) -> Result<()> {
+    pub(crate) fn start_shred(&mut self, job_id: Uuid, target: JobState, report: Option<&str>, now: i64) -> Result<()> {
         let tx = store::write_tx(&mut self.conn)?;
         let job = load_live(&tx, job_id)?;
         if target == JobState::Completed && !job.state.can_close() {
@@ -619,6 +639,9 @@ impl Inner {
              WHERE id = ?1",
             params![job_id.to_string(), target.as_str(), report, now],
         )?;
+        if let Some(text) = report {
+            outbox::enqueue(&tx, Some(job_id), now, &EventBody::Report { text: text.to_owned() })?;
+        }
         persist_high_water(&tx, now)?;
         tx.commit()?;
         Ok(())
@@ -709,6 +732,7 @@ impl Inner {
                 }
                 RecipientKeyId::Identity => detail.push_str("; sealed to the identity key (no prekey left)"),
             }
+            outbox::enqueue(&tx, Some(job_id), now, &EventBody::Received { version: sheet.version, via })?;
         }
         let kind = if existing.is_some() { AuditKind::Updated } else { AuditKind::Ingested };
         audit::append(&tx, &NewEvent::job(now, job_id, kind, state).detail(detail))?;
@@ -721,17 +745,45 @@ impl Inner {
 
     /// Unwraps a live job's data key.
     pub(crate) fn data_key(&self, job_id: Uuid) -> Result<Key32> {
-        let id = dek_id(job_id);
-        let (epoch, wrapped): (i64, Vec<u8>) = self
-            .conn
-            .query_row("SELECT epoch, wrapped FROM secrets WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .ok_or_else(|| Error::integrity("a live job has no data key"))?;
-        if epoch as u64 != self.epoch {
-            return Err(Error::integrity("a data key is wrapped under a retired epoch"));
-        }
-        let raw = self.emk.open(&wrapped, wrap_aad(&id, self.epoch).bytes())?;
+        let raw = self.unwrap_secret_bytes(&dek_id(job_id))?.ok_or_else(|| Error::integrity("a live job has no data key"))?;
         Key32::from_slice(&raw)
+    }
+
+    /// Unwraps a secret stored under the current epoch master key, if it exists.
+    pub(crate) fn unwrap_secret_bytes(&self, id: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        unwrap_stored(&self.conn, &self.emk, self.epoch, id)
+    }
+
+    /// Writes a PII-free tombstone (and a receipt) for a job dispatch withdrew before this device
+    /// ever held it, so that its sheet is refused if it arrives later.
+    pub(crate) fn tombstone_unknown(&mut self, job_id: Uuid, now: i64) -> Result<ShredOutcome> {
+        let signer = crate::delivery::receipt_signer(&self.conn, &self.emk, self.epoch)?;
+        let outcome = ShredOutcome {
+            job_id,
+            version: 0,
+            state: JobState::Revoked,
+            shredded_at: clock::from_ms(now),
+            epoch: self.epoch,
+            fields_destroyed: 0,
+        };
+        let tx = store::write_tx(&mut self.conn)?;
+        tx.execute(
+            "INSERT INTO jobs (id, version, work_order, state, window_start_ms, window_end_ms, opens_ms, closes_ms,
+                               hard_expiry_ms, received_ms, updated_ms, shredded_ms, shred_epoch)
+             VALUES (?1, 0, '-', ?2, ?3, ?3, ?3, ?3, ?3, ?3, ?3, ?3, ?4)",
+            params![job_id.to_string(), JobState::Revoked.as_str(), now, self.epoch as i64],
+        )?;
+        audit::append(
+            &tx,
+            &NewEvent::job(now, job_id, AuditKind::Shredded, JobState::Revoked)
+                .detail("withdrawn by dispatch before it reached this device; tombstone only"),
+        )?;
+        if let Some((device_id, key)) = &signer {
+            outbox::enqueue(&tx, Some(job_id), now, &EventBody::Receipt(key.sign(*device_id, &outcome)))?;
+        }
+        persist_high_water(&tx, now)?;
+        tx.commit()?;
+        Ok(outcome)
     }
 
     fn reveal(&mut self, job_id: Uuid, now: i64) -> Result<Reveal> {

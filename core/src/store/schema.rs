@@ -103,6 +103,17 @@ CREATE TABLE device (
     enrolled_ms    INTEGER NOT NULL
 );
 
+-- Events for dispatch, durable in the transaction of the action they record, deleted only when
+-- dispatch acknowledges their key (G6). `seq` orders them; `key` is the UUID v7 idempotency key.
+CREATE TABLE outbox (
+    seq      INTEGER PRIMARY KEY NOT NULL,
+    key      TEXT NOT NULL UNIQUE,
+    job_id   TEXT,
+    at_ms    INTEGER NOT NULL,
+    body     TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+
 -- Public halves of the one-time prekeys not yet used.
 CREATE TABLE prekeys (
     id         INTEGER PRIMARY KEY NOT NULL,
