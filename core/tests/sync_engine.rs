@@ -1,0 +1,231 @@
+//! The sans-IO sync engine against a scripted dispatch: what goes into the outbox, what leaves it,
+//! and what a failure does (G6, G7).
+
+mod common;
+
+use common::*;
+use jobseal::envelope;
+use jobseal::receipt::ReceiptKey;
+use jobseal::sync::wire::{self, EventBody, SyncRequest, SyncResponse};
+use jobseal::{Error, HttpRequest, HttpResponse, JobState, Transport, TransportError};
+use std::sync::Mutex;
+use uuid::Uuid;
+
+/// A dispatch stand-in: records every request and answers from a script; `None` means the network
+/// is down.
+struct Scripted {
+    requests: Mutex<Vec<HttpRequest>>,
+    answer: Mutex<Box<dyn FnMut(&HttpRequest) -> Option<HttpResponse> + Send>>,
+}
+
+impl Scripted {
+    fn new(f: impl FnMut(&HttpRequest) -> Option<HttpResponse> + Send + 'static) -> Self {
+        Scripted { requests: Mutex::new(Vec::new()), answer: Mutex::new(Box::new(f)) }
+    }
+}
+
+impl Transport for Scripted {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.requests.lock().unwrap().push(request.clone());
+        (self.answer.lock().unwrap())(&request).ok_or(TransportError { message: "offline".into() })
+    }
+}
+
+fn ok<T: serde::Serialize>(body: &T) -> Option<HttpResponse> {
+    Some(HttpResponse { status: 200, body: serde_json::to_vec(body).unwrap() })
+}
+
+/// Acknowledges everything pushed, offers nothing.
+fn ack_all(req: &HttpRequest) -> Option<HttpResponse> {
+    if req.path.ends_with("/enrol") {
+        return None;
+    }
+    let sync: SyncRequest = serde_json::from_slice(&req.body).unwrap();
+    ok(&SyncResponse {
+        server_time: at(200),
+        acked: sync.events.iter().map(|e| e.key).collect(),
+        envelopes: vec![],
+        revocations: vec![],
+        prekeys_available: 10,
+        prekeys_wanted: 0,
+    })
+}
+
+struct Device {
+    tv: TestVault,
+    dispatch: envelope::SecretKey,
+    bundle: jobseal::DeviceBundle,
+}
+
+fn enrolled_device() -> Device {
+    let tv = vault_at(200);
+    let (dispatch, dispatch_pub) = envelope::generate_keypair().unwrap();
+    let t = Scripted::new(move |req| {
+        let enrol: wire::EnrolRequest = serde_json::from_slice(&req.body).unwrap();
+        ok(&wire::EnrolResponse {
+            device_id: enrol.bundle.device_id,
+            device_token: "test-token-not-secret".into(),
+            dispatch_key: dispatch_pub,
+            server_time: at(200),
+        })
+    });
+    let bundle = tv.vault.enrol_with_dispatch(&t, Some(dispatch_pub), 5).unwrap();
+    Device { tv, dispatch, bundle }
+}
+
+fn pushed(t: &Scripted) -> Vec<wire::OutboxEvent> {
+    t.requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path == "/v1/sync")
+        .flat_map(|r| serde_json::from_slice::<SyncRequest>(&r.body).unwrap().events)
+        .collect()
+}
+
+#[test]
+fn actions_are_in_the_outbox_before_they_return_and_leave_it_only_when_acknowledged() {
+    let d = enrolled_device();
+    let job = Uuid::new_v4();
+    let env = jobseal::seal_job_sheet(&d.dispatch, &d.bundle, Some(1), sheet_value(job, 1).to_string().as_bytes()).unwrap();
+    d.tv.vault.receive(&env).unwrap();
+    d.tv.vault.advance(job, JobState::OnSite).unwrap();
+    d.tv.vault.reveal(job).unwrap();
+    d.tv.vault.close(job, "Report text for the test.").unwrap();
+    let pending = d.tv.vault.sync_status().unwrap().pending_events;
+    assert!(pending > 0);
+
+    let offline = Scripted::new(|_| None);
+    assert!(matches!(d.tv.vault.sync(&offline), Err(Error::Network(_))));
+    let status = d.tv.vault.sync_status().unwrap();
+    assert_eq!(status.pending_events, pending, "a failed sync lost events");
+    assert_eq!(status.consecutive_failures, 1);
+    assert!(status.next_attempt_at.is_some(), "no backoff after a failure");
+
+    let online = Scripted::new(ack_all);
+    let report = d.tv.vault.sync(&online).unwrap();
+    assert_eq!(report.acknowledged as u64, pending);
+    assert_eq!(report.pending, 0);
+    let status = d.tv.vault.sync_status().unwrap();
+    assert_eq!((status.consecutive_failures, status.next_attempt_at), (0, None));
+
+    let events = pushed(&online);
+    let keys: std::collections::HashSet<_> = events.iter().map(|e| e.key).collect();
+    assert_eq!(keys.len(), events.len(), "an idempotency key was reused");
+    assert!(events.iter().all(|e| e.key.get_version_num() == 7), "keys must be UUID v7");
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "events must go out in order");
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match &e.body {
+            EventBody::Received { .. } => "received",
+            EventBody::State { .. } => "state",
+            EventBody::Report { .. } => "report",
+            EventBody::Audit(_) => "audit",
+            EventBody::Receipt(_) => "receipt",
+            EventBody::Rejected { .. } => "rejected",
+        })
+        .filter(|k| *k != "audit")
+        .collect();
+    assert_eq!(kinds, ["received", "state", "report", "state", "receipt"]);
+    // The receipt verifies with dispatch's side of the key agreement.
+    let receipt = events
+        .iter()
+        .find_map(|e| if let EventBody::Receipt(r) = &e.body { Some(r.clone()) } else { None })
+        .unwrap();
+    let key = ReceiptKey::derive(&d.dispatch, &d.bundle.identity_key, d.bundle.device_id).unwrap();
+    assert!(key.verify(&receipt));
+    assert_eq!((receipt.job_id, receipt.state, receipt.fields_destroyed), (job, JobState::Completed, 5));
+    // Nothing pushed carries a customer value.
+    for r in online.requests.lock().unwrap().iter() {
+        let body = String::from_utf8_lossy(&r.body);
+        for v in [NAME, PHONE, ADDRESS, DOOR, NOTE] {
+            assert!(!body.contains(v), "a customer value was pushed to dispatch");
+        }
+    }
+}
+
+#[test]
+fn an_unacknowledged_push_is_repeated_with_the_same_keys() {
+    let d = enrolled_device();
+    let job = Uuid::new_v4();
+    d.tv.vault.ingest(&sheet(job, 1)).unwrap();
+    d.tv.vault.advance(job, JobState::EnRoute).unwrap();
+    // Dispatch applies but its answer is lost.
+    let lost = Scripted::new(|_| None);
+    assert!(d.tv.vault.sync(&lost).is_err());
+    let online = Scripted::new(ack_all);
+    d.tv.vault.sync(&online).unwrap();
+    let first: Vec<Uuid> = pushed(&lost).iter().map(|e| e.key).collect();
+    let second: Vec<Uuid> = pushed(&online).iter().map(|e| e.key).collect();
+    assert!(!first.is_empty());
+    assert_eq!(first, second[..first.len()], "the retry must carry the same keys in the same order");
+}
+
+#[test]
+fn revocations_shred_and_answer_with_a_receipt_even_for_unknown_jobs() {
+    let d = enrolled_device();
+    let (held, unknown) = (Uuid::new_v4(), Uuid::new_v4());
+    d.tv.vault.ingest(&sheet(held, 1)).unwrap();
+    let mut served = false;
+    let t = Scripted::new(move |req| {
+        let sync: SyncRequest = serde_json::from_slice(&req.body).unwrap();
+        let revocations = if served {
+            vec![]
+        } else {
+            served = true;
+            [held, unknown]
+                .map(|job_id| wire::Revocation { job_id, reason: wire::RevocationReason::Cancelled })
+                .to_vec()
+        };
+        ok(&SyncResponse {
+            server_time: at(210),
+            acked: sync.events.iter().map(|e| e.key).collect(),
+            envelopes: vec![],
+            revocations,
+            prekeys_available: 10,
+            prekeys_wanted: 0,
+        })
+    });
+    let report = d.tv.vault.sync(&t).unwrap();
+    assert_eq!(report.revoked.len(), 2);
+    assert_eq!(report.pending, 0, "the receipts went out in a second round");
+    assert_eq!(d.tv.vault.job(held).unwrap().state, JobState::Revoked);
+    assert_eq!(d.tv.vault.job(unknown).unwrap().state, JobState::Revoked);
+    let receipts = pushed(&t).into_iter().filter(|e| matches!(e.body, EventBody::Receipt(_))).count();
+    assert_eq!(receipts, 2);
+    // The unknown job's sheet can never arrive later.
+    let env = jobseal::seal_job_sheet(&d.dispatch, &d.bundle, Some(2), sheet_value(unknown, 1).to_string().as_bytes())
+        .unwrap();
+    assert!(matches!(d.tv.vault.receive(&env), Err(Error::JobClosed { .. })));
+    assert!(d.tv.vault.trusted_now().unwrap() >= at(210), "server time did not anchor the clock");
+}
+
+#[test]
+fn error_answers_are_typed_and_keep_the_outbox() {
+    let d = enrolled_device();
+    d.tv.vault.ingest(&sheet(Uuid::new_v4(), 1)).unwrap();
+    let before = d.tv.vault.sync_status().unwrap().pending_events;
+    let t = Scripted::new(|_| {
+        Some(HttpResponse {
+            status: 401,
+            body: br#"{"error":{"code":"unauthorized","message":"bad token"}}"#.to_vec(),
+        })
+    });
+    match d.tv.vault.sync(&t) {
+        Err(Error::Dispatch { status: 401, message }) => assert!(message.contains("unauthorized")),
+        other => panic!("expected a 401 Dispatch error, got {:?}", other.map(|r| r.rounds)),
+    }
+    let garbage = Scripted::new(|_| Some(HttpResponse { status: 200, body: b"not json".to_vec() }));
+    assert!(matches!(d.tv.vault.sync(&garbage), Err(Error::Dispatch { .. })));
+    assert_eq!(d.tv.vault.sync_status().unwrap().pending_events, before);
+}
+
+#[test]
+fn a_vault_without_dispatch_keeps_no_outbox() {
+    let tv = vault_at(200);
+    tv.vault.ingest(&sheet(Uuid::new_v4(), 1)).unwrap();
+    let s = tv.vault.sync_status().unwrap();
+    assert!(!s.enrolled);
+    assert_eq!(s.pending_events, 0);
+    assert!(matches!(tv.vault.sync(&Scripted::new(ack_all)), Err(Error::Enrolment(_))));
+}
