@@ -385,6 +385,9 @@ fn create_first_epoch(conn: &mut Connection, ks: &dyn KeyStore, clock: &dyn Cloc
     tx.execute("DELETE FROM pending_epochs", [])?;
     tx.execute("INSERT INTO pending_epochs (epoch) VALUES (?1)", [epoch as i64])?;
     tx.commit()?;
+    // No epoch exists yet, so nothing can depend on a key under this alias: one left by an
+    // earlier vault in this folder (whose database was removed) is stale and goes first.
+    ks.delete(&alias)?;
     ks.generate(&alias)?;
     let emk = Key32::random();
     let wrapped = ks.wrap(&alias, emk.as_bytes())?;

@@ -437,3 +437,16 @@ fn many_threads_share_one_vault() {
     assert!(v.valid, "{v:?}");
     assert_eq!(v.events, 1 + 8 * (1 + 2 + 25 + 1));
 }
+
+#[test]
+fn a_new_vault_starts_over_a_stale_keystore() {
+    let tv = vault_at(0);
+    let TestVault { vault, clock, dir } = tv;
+    drop(vault);
+    for f in ["vault.db", "vault.db-wal", "vault.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let vault = open_at(dir.path(), clock).unwrap();
+    assert_eq!(vault.epoch(), 1);
+    assert!(vault.list_jobs().unwrap().is_empty());
+}
