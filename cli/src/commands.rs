@@ -4,14 +4,21 @@
 //! core calls, and hand the result to [`crate::output`]. The vault enforces every guarantee
 //! (windows, trusted time that never goes back, shredding); nothing here second-guesses it. The
 //! one piece of policy kept here is hygiene around plaintext the CLI itself handles: the sheet
-//! file's bytes are zeroized after parsing.
+//! file's bytes are zeroized after parsing, and so are the bytes of a dispatch secret key.
+//!
+//! The `dispatch` commands stand in for a dispatch backend (keygen, seal) and open no vault.
 
 use crate::error::{code, CliError};
 use crate::output;
 use crate::scan::{self, Needle};
 use chrono::{DateTime, Utc};
-use jobseal::{Clock, FieldAccess, FileKeyStore, JobSheet, JobState, ManualClock, SystemClock, Vault};
-use std::io::{self, Read, Write};
+use jobseal::envelope::MAX_ENVELOPE_LEN;
+use jobseal::{
+    Clock, DeviceBundle, FieldAccess, FileKeyStore, JobSheet, JobState, ManualClock, PublicKey, RecipientKeyId,
+    SecretKey, SystemClock, Vault,
+};
+use serde::Deserialize;
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -20,6 +27,10 @@ use zeroize::Zeroizing;
 /// Largest sheet file accepted. A valid sheet is far smaller (32 fields of at most 4 KiB); the
 /// cap keeps a wrong file from being read whole into memory.
 pub const MAX_SHEET_BYTES: usize = 1024 * 1024;
+/// Largest device bundle accepted: the most prekeys a device holds (2000) take about 200 KiB.
+pub const MAX_BUNDLE_BYTES: usize = 1024 * 1024;
+/// Largest dispatch key file accepted; a real one is about 150 bytes.
+const MAX_KEY_FILE_BYTES: usize = 4096;
 
 /// The options every command shares.
 pub struct Context {
@@ -94,21 +105,33 @@ pub fn init(ctx: &Context, out: &mut impl Write) -> Result<u8, CliError> {
     Ok(code::OK)
 }
 
-/// Reads a plaintext sheet from `path` (`-` for stdin) into a buffer that is zeroized on drop.
-/// The buffer is sized up front so that growing it never leaves a stray copy on the heap.
-fn read_sheet(path: &Path) -> Result<JobSheet, CliError> {
-    let shown = || output::path(path);
-    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SHEET_BYTES + 1));
-    let limit = (MAX_SHEET_BYTES + 1) as u64;
+/// Reads at most `limit + 1` bytes of `path` (`-` for stdin) into a buffer that is zeroized on
+/// drop, so that a caller can tell a file over the limit. The buffer is sized up front so that
+/// growing it never leaves a stray copy on the heap.
+fn read_input(path: &Path, limit: usize, what: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(limit + 1));
+    let take = (limit + 1) as u64;
     let read = if path == Path::new("-") {
-        io::stdin().lock().take(limit).read_to_end(&mut buf)
+        io::stdin().lock().take(take).read_to_end(&mut buf)
     } else {
-        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut buf))
+        std::fs::File::open(path).and_then(|f| f.take(take).read_to_end(&mut buf))
     };
-    read.map_err(|e| CliError::Input(format!("cannot read sheet {}: {e}", shown())))?;
-    if buf.len() > MAX_SHEET_BYTES {
-        return Err(CliError::Input(format!("sheet {} is larger than {MAX_SHEET_BYTES} bytes", shown())));
+    read.map_err(|e| CliError::Input(format!("cannot read {what} {}: {e}", output::path(path))))?;
+    Ok(buf)
+}
+
+/// [`read_input`], refusing a file over `limit`.
+fn read_capped(path: &Path, limit: usize, what: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let buf = read_input(path, limit, what)?;
+    if buf.len() > limit {
+        return Err(CliError::Input(format!("{what} {} is larger than {limit} bytes", output::path(path))));
     }
+    Ok(buf)
+}
+
+/// Reads a plaintext sheet from `path` (`-` for stdin), through a buffer zeroized on drop.
+fn read_sheet(path: &Path) -> Result<JobSheet, CliError> {
+    let buf = read_capped(path, MAX_SHEET_BYTES, "sheet")?;
     Ok(JobSheet::from_json(&buf)?)
 }
 
@@ -205,6 +228,298 @@ fn print_shred(ctx: &Context, out: &mut impl Write, outcome: &jobseal::ShredOutc
         output::json(out, outcome)?;
     } else {
         output::shred(out, outcome)?;
+    }
+    Ok(code::OK)
+}
+
+/// `job receive FILE`.
+pub fn job_receive(ctx: &Context, out: &mut impl Write, file: &Path) -> Result<u8, CliError> {
+    // Read before opening the vault, so an unreadable file never touches it. An envelope over
+    // the protocol's limit is handed on as read (one byte over), for the core to refuse.
+    let envelope = read_input(file, MAX_ENVELOPE_LEN, "envelope")?;
+    let vault = ctx.open(false)?;
+    let job = vault.receive(&envelope)?;
+    if ctx.json {
+        output::json(out, &job)?;
+    } else {
+        output::job_summary(out, &job)?;
+        output::received(out, job.delivered_via)?;
+    }
+    if job.delivered_via == Some(RecipientKeyId::Identity) {
+        let _ = writeln!(
+            io::stderr(),
+            "jobseal: note: dispatch had no prekey left for this device; run `jobseal device top-up N` and send \
+             dispatch the new bundle"
+        );
+    }
+    Ok(code::OK)
+}
+
+/// Parses an X25519 public key given as hex; weak, low-order and malformed keys are input errors.
+fn parse_public_key(s: &str, what: &str) -> Result<PublicKey, CliError> {
+    s.trim().parse::<PublicKey>().map_err(|e| CliError::Input(format!("{what} is not a usable X25519 public key: {e}")))
+}
+
+/// `device init --dispatch-key PUB [--prekeys N]`.
+pub fn device_init(ctx: &Context, out: &mut impl Write, dispatch_key: &str, prekeys: u32) -> Result<u8, CliError> {
+    // Check the key before the vault is created or opened, so a bad key leaves no trace.
+    let dispatch_key = parse_public_key(dispatch_key, "--dispatch-key")?;
+    let bundle = ctx.open(true)?.enrol(dispatch_key, prekeys)?;
+    if ctx.json {
+        output::json(out, &bundle)?;
+    } else {
+        let report = output::DeviceReport { dispatch_key: Some(dispatch_key), ..output::DeviceReport::new(&bundle) };
+        output::device(out, &report)?;
+        let _ = writeln!(io::stderr(), "jobseal: note: send dispatch this device's bundle: `jobseal device bundle`");
+    }
+    Ok(code::OK)
+}
+
+/// `device bundle [--out FILE]`. The bundle is printed pretty, as a file for dispatch, with or
+/// without `--json`.
+pub fn device_bundle(ctx: &Context, out: &mut impl Write, file: Option<&Path>) -> Result<u8, CliError> {
+    let bundle = ctx.open(false)?.device_bundle()?;
+    let text = serde_json::to_string_pretty(&bundle).map_err(io::Error::other)?;
+    let Some(file) = file else {
+        writeln!(out, "{text}")?;
+        return Ok(code::OK);
+    };
+    std::fs::write(file, format!("{text}\n"))
+        .map_err(|e| CliError::Input(format!("cannot write the bundle to {}: {e}", output::path(file))))?;
+    let report = output::DeviceReport {
+        bundle_file: Some(file.to_string_lossy().into_owned()),
+        ..output::DeviceReport::new(&bundle)
+    };
+    if ctx.json {
+        output::json(out, &report)?;
+    } else {
+        output::device(out, &report)?;
+    }
+    Ok(code::OK)
+}
+
+/// `device top-up N`.
+pub fn device_top_up(ctx: &Context, out: &mut impl Write, count: u32) -> Result<u8, CliError> {
+    let bundle = ctx.open(false)?.add_prekeys(count)?;
+    let report = output::DeviceReport { added: Some(count), ..output::DeviceReport::new(&bundle) };
+    if ctx.json {
+        output::json(out, &report)?;
+    } else {
+        output::device(out, &report)?;
+        let _ = writeln!(io::stderr(), "jobseal: note: send dispatch the new bundle: `jobseal device bundle`");
+    }
+    Ok(code::OK)
+}
+
+/// `dispatch keygen [--out FILE]`. Opens no vault.
+pub fn dispatch_keygen(ctx: &Context, out: &mut impl Write, file: Option<&Path>) -> Result<u8, CliError> {
+    let (secret, public) = jobseal::envelope::generate_keypair().map_err(jobseal::Error::from)?;
+    let secret_hex = Zeroizing::new(jobseal::hex::encode(secret.to_bytes().as_ref()));
+    drop(secret);
+    match file {
+        Some(file) => {
+            write_key_file(file, &secret_hex, &public)?;
+            output::keygen(out, &public, None, Some(file), ctx.json)?;
+            let _ = writeln!(
+                io::stderr(),
+                "jobseal: note: the secret key is in {} (mode 0600); seal with `--key-file`",
+                output::path(file)
+            );
+        }
+        None => {
+            output::keygen(out, &public, Some(&secret_hex), None, ctx.json)?;
+            let _ = writeln!(
+                io::stderr(),
+                "jobseal: warning: the secret key is shown on stdout; whoever sees it can seal sheets as dispatch. \
+                 Use --out FILE to keep it off the screen"
+            );
+        }
+    }
+    Ok(code::OK)
+}
+
+/// Writes `{"secret_key", "public_key"}` to a new file, readable by its owner only. An existing
+/// file is never overwritten (it may hold the key every device pins), and a file left half
+/// written is removed.
+fn write_key_file(path: &Path, secret_hex: &str, public: &PublicKey) -> Result<(), CliError> {
+    let shown = || output::path(path);
+    let mut text = Zeroizing::new(String::with_capacity(256));
+    text.push_str("{\n  \"secret_key\": \"");
+    text.push_str(secret_hex);
+    text.push_str("\",\n  \"public_key\": \"");
+    text.push_str(&public.to_string());
+    text.push_str("\"\n}\n");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => {
+            CliError::Input(format!("{} already exists; a key file is never overwritten", shown()))
+        }
+        _ => CliError::Input(format!("cannot create key file {}: {e}", shown())),
+    })?;
+    if let Err(e) = f.write_all(text.as_bytes()).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = std::fs::remove_file(path);
+        return Err(CliError::Input(format!("cannot write key file {}: {e}", shown())));
+    }
+    Ok(())
+}
+
+/// Where `dispatch seal` takes the dispatch secret key from.
+pub enum KeySource<'a> {
+    /// `--key HEX`: on the command line, so in `ps` and shell history.
+    Hex(&'a str),
+    /// `--key-file FILE`: the JSON written by `dispatch keygen --out`.
+    File(&'a Path),
+}
+
+/// Which device key `dispatch seal` seals to.
+#[derive(Clone, Copy)]
+pub enum SealTo {
+    /// The lowest-numbered prekey of the bundle, or the identity key when it has none.
+    Default,
+    /// This prekey.
+    Prekey(u32),
+    /// The identity key.
+    Identity,
+}
+
+/// The arguments of `dispatch seal`.
+pub struct SealArgs<'a> {
+    /// The dispatch secret key.
+    pub key: KeySource<'a>,
+    /// The device bundle file.
+    pub bundle: &'a Path,
+    /// The plaintext sheet file (`-` for stdin).
+    pub sheet: &'a Path,
+    /// The recipient key.
+    pub to: SealTo,
+    /// Where the envelope goes; stdout when `None`.
+    pub out: Option<&'a Path>,
+}
+
+/// Decodes exactly 64 hex digits into a buffer that is zeroized on drop.
+fn hex32(s: &str) -> Option<Zeroizing<[u8; 32]>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = Zeroizing::new([0u8; 32]);
+    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Parses a dispatch secret key from hex. Neither the value nor any part of it is echoed.
+fn secret_from_hex(s: &str, what: &str) -> Result<SecretKey, CliError> {
+    let bytes = hex32(s.trim())
+        .ok_or_else(|| CliError::Input(format!("{what}: a dispatch secret key is 64 hex characters")))?;
+    SecretKey::from_bytes(&bytes).map_err(|e| CliError::Input(format!("{what} is not a usable X25519 secret key: {e}")))
+}
+
+/// The key file of `dispatch keygen --out`, borrowed from the zeroized buffer it was read into.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile<'a> {
+    #[serde(borrow)]
+    secret_key: &'a str,
+    #[serde(borrow, default)]
+    public_key: Option<&'a str>,
+}
+
+fn read_dispatch_key(source: &KeySource<'_>) -> Result<SecretKey, CliError> {
+    let path = match source {
+        KeySource::Hex(s) => return secret_from_hex(s, "--key"),
+        KeySource::File(path) => *path,
+    };
+    let shown = || output::path(path);
+    let buf = read_capped(path, MAX_KEY_FILE_BYTES, "key file")?;
+    // serde_json's messages can quote the input, so only the position is passed on.
+    let file: KeyFile<'_> = serde_json::from_slice(&buf).map_err(|e| {
+        CliError::Input(format!(
+            "key file {} is not a dispatch key file (JSON with secret_key and public_key): error at line {}, column {}",
+            shown(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let key = secret_from_hex(file.secret_key, &format!("key file {}", shown()))?;
+    if let Some(public) = file.public_key {
+        if parse_public_key(public, "its public_key").ok() != Some(key.public_key()) {
+            return Err(CliError::Input(format!(
+                "key file {}: public_key is not the public half of secret_key",
+                shown()
+            )));
+        }
+    }
+    Ok(key)
+}
+
+/// `dispatch seal`. Opens no vault.
+pub fn dispatch_seal(ctx: &Context, out: &mut impl Write, args: &SealArgs<'_>) -> Result<u8, CliError> {
+    if args.out.is_none() {
+        if ctx.json {
+            return Err(CliError::Usage("--json needs --out FILE: without it stdout carries the envelope".into()));
+        }
+        if io::stdout().is_terminal() {
+            return Err(CliError::Usage(
+                "the envelope is binary and stdout is a terminal; give --out FILE or redirect stdout".into(),
+            ));
+        }
+    }
+    let stdin = Path::new("-");
+    if args.sheet == stdin && matches!(args.key, KeySource::File(f) if f == stdin) {
+        return Err(CliError::Usage("only one of --sheet and --key-file can be `-` (stdin)".into()));
+    }
+    let key = read_dispatch_key(&args.key)?;
+    let bundle = DeviceBundle::from_json(&read_capped(args.bundle, MAX_BUNDLE_BYTES, "bundle")?)?;
+    let prekey = match args.to {
+        SealTo::Prekey(id) => Some(id),
+        SealTo::Identity => None,
+        SealTo::Default => {
+            let lowest = bundle.prekeys.iter().map(|p| p.id).min();
+            if lowest.is_none() {
+                let _ = writeln!(
+                    io::stderr(),
+                    "jobseal: note: the bundle has no prekey left; sealing to the device's identity key (the \
+                     fallback, with no forward secrecy for this sheet)"
+                );
+            }
+            lowest
+        }
+    };
+    let sheet = read_capped(args.sheet, MAX_SHEET_BYTES, "sheet")?;
+    let envelope = jobseal::seal_job_sheet(&key, &bundle, prekey, &sheet)?;
+    drop(sheet);
+    drop(key);
+    let header = *jobseal::envelope::parse(&envelope).map_err(jobseal::Error::from)?.header();
+    let report = output::SealReport {
+        device_id: header.device_id,
+        job_id: header.job_id,
+        sheet_version: header.sheet_version,
+        sealed_to: header.recipient,
+        bytes: envelope.len(),
+        out: args.out.map(|p| p.to_string_lossy().into_owned()),
+    };
+    match args.out {
+        Some(file) => std::fs::write(file, &envelope)
+            .map_err(|e| CliError::Input(format!("cannot write the envelope to {}: {e}", output::path(file))))?,
+        None => out.write_all(&envelope)?,
+    }
+    let _ = writeln!(io::stderr(), "jobseal: {}", output::sealed(&report));
+    if ctx.json {
+        output::json(out, &report)?;
     }
     Ok(code::OK)
 }

@@ -10,7 +10,7 @@ mod error;
 mod output;
 mod scan;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use commands::Context;
 use error::{code, CliError};
 use std::ffi::OsString;
@@ -22,13 +22,16 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  scan: at least one needle was found
-  2  usage or input error: bad option, malformed sheet, bad UUID, state or time
+  2  usage or input error: bad option, malformed sheet, bundle or key (a weak or low-order
+     X25519 key too), bad UUID, state or time, a key file that exists already
      (scan: an entry could not be read, so absence cannot be claimed)
   3  audit --verify: the audit chain is broken
   4  job not found
   5  access denied: the job is shredded, or `job reveal` could show no field now
-  6  the lifecycle forbids it: job closed, stale sheet version, illegal transition
-  7  tampered ciphertext, or a sealed sheet for another device or a spent prekey
+  6  the lifecycle forbids it: job closed, stale sheet version, illegal transition, device
+     not enrolled yet or enrolled already
+  7  tampered ciphertext or envelope, an envelope from another dispatch key, for another
+     device, or to a spent prekey
   8  the vault failed: keystore, vault locked by another process, storage, i/o, integrity
 
 Errors go to stderr as `jobseal: <message>`; with --json an error is also printed on stdout as
@@ -66,6 +69,12 @@ enum Command {
     /// Work with job sheets.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Enrol this vault as a device with dispatch, and manage its public key bundle.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Play dispatch: make a dispatch key pair and seal job sheets to a device. No vault.
+    #[command(subcommand)]
+    Dispatch(DispatchCommand),
     /// Shred every job whose hard expiry has passed.
     Sweep,
     /// List audit events, or verify the audit hash chain.
@@ -136,6 +145,88 @@ enum JobCommand {
         /// The job's UUID.
         id: String,
     },
+    /// Open a sealed job sheet from dispatch and store it; the prekey it was sealed to is
+    /// deleted in the same step, so the envelope can never be opened again.
+    ///
+    /// Needs an enrolled device (`device init`). Refused: a version not newer than the one
+    /// held or a closed job (exit 6); an envelope that was altered, sealed by another dispatch
+    /// key, addressed to another device or to a prekey already used (exit 7).
+    Receive {
+        /// The envelope file, or `-` for stdin.
+        envelope: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Create the vault if needed, enrol it as a device: make its identity key and one-time
+    /// prekeys, and pin the dispatch public key. A device enrols once.
+    Init {
+        /// Dispatch's X25519 public key, 64 hex characters (from `dispatch keygen`).
+        #[arg(long, value_name = "PUB")]
+        dispatch_key: String,
+        /// How many one-time prekeys to make (1 to 500).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        prekeys: u32,
+    },
+    /// Print the device's public bundle (JSON, format jobseal.bundle.v1) for dispatch: its id,
+    /// identity key and unused prekeys. Holds no secret.
+    Bundle {
+        /// Write the bundle to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Make N more one-time prekeys (1 to 500) when dispatch runs low; send the new bundle.
+    TopUp {
+        /// How many prekeys to add.
+        count: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum DispatchCommand {
+    /// Generate a dispatch X25519 key pair.
+    ///
+    /// With --out, the secret goes to FILE only, as JSON {"secret_key", "public_key"}, created
+    /// with mode 0600 (an existing file is never overwritten), and only the public key is
+    /// printed. Without --out the secret key is printed too.
+    Keygen {
+        /// Write the key pair to FILE (mode 0600) and print only the public key.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Seal a plaintext job sheet to a device, as dispatch does, into a binary envelope.
+    ///
+    /// Sealed to the lowest-numbered prekey of the bundle unless --prekey or --identity says
+    /// otherwise; to the identity key (no forward secrecy) when the bundle has no prekey. The
+    /// CLI keeps no record of used prekeys: a prekey opens one envelope only, so seal the next
+    /// sheet to another (--prekey) or take the used one out of the bundle.
+    #[command(group(ArgGroup::new("secret").required(true).args(["key", "key_file"])))]
+    Seal {
+        /// Dispatch's secret key, 64 hex characters. Visible to anyone who can run `ps`, and
+        /// kept in shell history: prefer --key-file.
+        #[arg(long, value_name = "SECRET")]
+        key: Option<String>,
+        /// The key file written by `dispatch keygen --out` (`-` for stdin).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// The device's bundle (from `device bundle`).
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+        /// The plaintext job sheet (JSON, format jobseal.sheet.v1), or `-` for stdin.
+        #[arg(long, value_name = "FILE")]
+        sheet: PathBuf,
+        /// Seal to this prekey of the bundle.
+        #[arg(long, value_name = "ID", conflicts_with = "identity")]
+        prekey: Option<u32>,
+        /// Seal to the device's identity key, the fallback for when no prekey is left.
+        #[arg(long)]
+        identity: bool,
+        /// Write the envelope to FILE. Without it the envelope goes to stdout, which must then
+        /// not be a terminal.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -176,6 +267,38 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<u8, CliError> {
             JobCommand::Reveal { id } => commands::job_reveal(&ctx, out, id),
             JobCommand::Close { id, report } => commands::job_close(&ctx, out, id, report),
             JobCommand::Cancel { id } => commands::job_cancel(&ctx, out, id),
+            JobCommand::Receive { envelope } => commands::job_receive(&ctx, out, envelope),
+        },
+        Command::Device(device) => match device {
+            DeviceCommand::Init { dispatch_key, prekeys } => commands::device_init(&ctx, out, dispatch_key, *prekeys),
+            DeviceCommand::Bundle { out: file } => commands::device_bundle(&ctx, out, file.as_deref()),
+            DeviceCommand::TopUp { count } => commands::device_top_up(&ctx, out, *count),
+        },
+        Command::Dispatch(dispatch) => match dispatch {
+            DispatchCommand::Keygen { out: file } => commands::dispatch_keygen(&ctx, out, file.as_deref()),
+            DispatchCommand::Seal { key, key_file, bundle, sheet, prekey, identity, out: file } => {
+                commands::dispatch_seal(
+                    &ctx,
+                    out,
+                    &commands::SealArgs {
+                        key: match (key, key_file) {
+                            (Some(k), _) => commands::KeySource::Hex(k),
+                            (None, Some(f)) => commands::KeySource::File(f),
+                            (None, None) => {
+                                return Err(error::CliError::Usage("seal needs --key-file FILE or --key SECRET".into()))
+                            }
+                        },
+                        bundle,
+                        sheet,
+                        to: match (prekey, identity) {
+                            (Some(id), _) => commands::SealTo::Prekey(*id),
+                            (None, true) => commands::SealTo::Identity,
+                            (None, false) => commands::SealTo::Default,
+                        },
+                        out: file.as_deref(),
+                    },
+                )
+            }
         },
         Command::Sweep => commands::sweep(&ctx, out),
         Command::Audit { verify, job } => commands::audit(&ctx, out, *verify, job.as_deref()),

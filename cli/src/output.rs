@@ -4,10 +4,13 @@
 //! customer values are written only by [`reveal`], and every string that comes from a job sheet
 //! or from the file system is written with control characters escaped, so that a hostile sheet or
 //! file name cannot rewrite the technician's terminal. Times are RFC 3339 in UTC throughout.
+//! The one secret printed is a dispatch secret key, by [`keygen`] without `--out`, as asked.
 
 use crate::scan::ScanReport;
 use chrono::{DateTime, SecondsFormat, Utc};
-use jobseal::{AuditEvent, AuditVerification, FieldAccess, JobInfo, Reveal, ShredOutcome};
+use jobseal::{
+    AuditEvent, AuditVerification, DeviceBundle, FieldAccess, JobInfo, PublicKey, RecipientKeyId, Reveal, ShredOutcome,
+};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -218,6 +221,7 @@ pub fn job_detail(out: &mut impl Write, job: &JobInfo) -> io::Result<()> {
         ("hard expiry", ts(job.access.hard_expiry)),
         ("site area", job.site_area.as_deref().map_or_else(|| "-".to_owned(), clean)),
         ("received", ts(job.received_at)),
+        ("delivered", delivery(job.delivered_via)),
         ("updated", ts(job.updated_at)),
         ("shredded", opt_ts(job.shredded_at)),
     ];
@@ -258,6 +262,139 @@ pub fn job_detail(out: &mut impl Write, job: &JobInfo) -> io::Result<()> {
         }
         None => writeln!(out, "report: -"),
     }
+}
+
+/// How a job's sheet reached the vault, for people.
+pub fn delivery(via: Option<RecipientKeyId>) -> String {
+    match via {
+        Some(RecipientKeyId::Prekey(id)) => format!("sealed to prekey {id}"),
+        Some(RecipientKeyId::Identity) => {
+            "sealed to the identity key (fallback: no prekey was left; no forward secrecy for this sheet)".to_owned()
+        }
+        None => "in plaintext (job add)".to_owned(),
+    }
+}
+
+/// The line under the job summary of `job receive`.
+pub fn received(out: &mut impl Write, via: Option<RecipientKeyId>) -> io::Result<()> {
+    match via {
+        Some(RecipientKeyId::Prekey(id)) => {
+            writeln!(out, "delivered: sealed to prekey {id}, now deleted: this envelope cannot be opened again")
+        }
+        other => writeln!(out, "delivered: {}", delivery(other)),
+    }
+}
+
+/// What `device init`, `device bundle --out` and `device top-up` report: the device and its
+/// stock of prekeys. Public keys only.
+#[derive(Serialize)]
+pub struct DeviceReport {
+    /// The device's id.
+    pub device_id: uuid::Uuid,
+    /// Its identity public key.
+    pub identity_key: PublicKey,
+    /// How many unused prekeys it holds (and the bundle lists).
+    pub unused_prekeys: usize,
+    /// The prekeys just made, on `device top-up`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<u32>,
+    /// The pinned dispatch key, on `device init`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch_key: Option<PublicKey>,
+    /// Where the bundle was written, on `device bundle --out`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_file: Option<String>,
+}
+
+impl DeviceReport {
+    /// The report for a bundle, with the optional parts left out.
+    pub fn new(b: &DeviceBundle) -> Self {
+        DeviceReport {
+            device_id: b.device_id,
+            identity_key: b.identity_key,
+            unused_prekeys: b.prekeys.len(),
+            added: None,
+            dispatch_key: None,
+            bundle_file: None,
+        }
+    }
+}
+
+/// Prints a [`DeviceReport`].
+pub fn device(out: &mut impl Write, r: &DeviceReport) -> io::Result<()> {
+    let mut rows = vec![("device", r.device_id.to_string()), ("identity key", r.identity_key.to_string())];
+    if let Some(k) = r.dispatch_key {
+        rows.push(("dispatch key", format!("{k} (pinned)")));
+    }
+    if let Some(n) = r.added {
+        rows.push(("prekeys added", n.to_string()));
+    }
+    rows.push(("unused prekeys", r.unused_prekeys.to_string()));
+    if let Some(f) = &r.bundle_file {
+        rows.push(("bundle", format!("written to {}", clean(f))));
+    }
+    pairs(out, &rows)
+}
+
+#[derive(Serialize)]
+struct KeygenDoc<'a> {
+    public_key: PublicKey,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_file: Option<String>,
+}
+
+/// Prints a new dispatch key pair: the public key, and the secret key only when it was not
+/// written to a file. The secret is written straight to `out`, never copied into a new string.
+pub fn keygen(
+    out: &mut impl Write,
+    public: &PublicKey,
+    secret: Option<&str>,
+    file: Option<&Path>,
+    as_json: bool,
+) -> io::Result<()> {
+    if as_json {
+        let key_file = file.map(|f| f.to_string_lossy().into_owned());
+        return json(out, &KeygenDoc { public_key: *public, secret_key: secret, key_file });
+    }
+    writeln!(out, "public key  {public}")?;
+    if let Some(secret) = secret {
+        out.write_all(b"secret key  ")?;
+        out.write_all(secret.as_bytes())?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// What `dispatch seal` made.
+#[derive(Serialize)]
+pub struct SealReport {
+    /// The device it is addressed to.
+    pub device_id: uuid::Uuid,
+    /// The job.
+    pub job_id: uuid::Uuid,
+    /// The sheet version bound into it.
+    pub sheet_version: u64,
+    /// The device key it is sealed to.
+    pub sealed_to: RecipientKeyId,
+    /// The envelope's length.
+    pub bytes: usize,
+    /// The file it was written to; `None` for stdout.
+    pub out: Option<String>,
+}
+
+/// The stderr line of `dispatch seal`.
+pub fn sealed(r: &SealReport) -> String {
+    let to = match r.sealed_to {
+        RecipientKeyId::Prekey(id) => format!("prekey {id} (do not seal to it again: it opens one envelope only)"),
+        RecipientKeyId::Identity => "the identity key (fallback: no forward secrecy for this sheet)".to_owned(),
+    };
+    let dest = r.out.as_deref().map_or_else(|| "stdout".to_owned(), clean);
+    format!(
+        "sealed job {} version {} for device {} to {to}: {} bytes to {dest}",
+        r.job_id, r.sheet_version, r.device_id, r.bytes
+    )
 }
 
 /// One field of a reveal as JSON: `visible` says which of the optional members are present.

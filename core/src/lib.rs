@@ -27,7 +27,7 @@ mod vault;
 pub use audit::{AuditEvent, AuditKind, AuditVerification};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::SecretString;
-pub use delivery::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT};
+pub use delivery::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT, MAX_PREKEYS_PER_CALL};
 pub use envelope::{PublicKey, RecipientKeyId, SecretKey};
 pub use error::{Error, Result};
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
