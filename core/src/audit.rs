@@ -184,6 +184,22 @@ pub fn verify_records(
     Ok(())
 }
 
+/// Queues every event already in the chain for dispatch. Called once, in the enrolment
+/// transaction: events appended before enrolment (vault creation, plaintext ingests) were not
+/// queued, and dispatch verifies the chain from its first event.
+pub(crate) fn enqueue_existing(conn: &Connection) -> Result<()> {
+    let mut rows = Vec::new();
+    read_rows(conn, None, |row| {
+        rows.push(row);
+        Ok(true)
+    })?;
+    for row in rows {
+        let record = record_of(row.seq as u64, &row.event, &row.prev, &row.hash);
+        crate::sync::outbox::enqueue(conn, row.event.job_id, row.event.at_ms, &crate::sync::wire::EventBody::Audit(record))?;
+    }
+    Ok(())
+}
+
 /// The wire form of a stored event.
 pub(crate) fn record_of(seq: u64, e: &NewEvent, prev: &[u8], hash: &[u8]) -> crate::sync::wire::AuditRecord {
     crate::sync::wire::AuditRecord {

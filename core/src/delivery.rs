@@ -260,6 +260,7 @@ impl Vault {
                 now
             ],
         )?;
+        crate::audit::enqueue_existing(&tx)?;
         keys.wrap_secret(&tx, IDENTITY_SECRET, &identity)?;
         keys.mint_prekeys(&tx, 1, prekeys, now)?;
         let bundle = bundle(&tx)?;

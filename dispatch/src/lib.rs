@@ -1,1 +1,48 @@
-//! placeholder
+//! jobseal-dispatch: the reference dispatch server.
+//!
+//! The device side of jobseal (the `jobseal` crate) is only half of the protocol; this crate is
+//! the other half, written to be read by a backend team as the reference. It enrols devices,
+//! seals each job sheet to a one-time prekey of the assigned device (G4), serves sync: applies
+//! the device's outbox exactly once and answers with envelopes and revocations (G5, G6), checks
+//! each device's audit hash chain and verifies shred receipts (G7), and shows an operator what
+//! happened to every job. The store is one SQLite file; every request is one transaction.
+//!
+//! `docs/sync.md` specifies the endpoints. Rust callers use [`RunningServer`]:
+//!
+//! ```no_run
+//! use jobseal_dispatch::{RunningServer, ServerConfig};
+//! let server = RunningServer::start(ServerConfig {
+//!     db_path: "dispatch.db".into(),
+//!     addr: "127.0.0.1:0".parse().unwrap(),
+//!     operator_token: "a long random token".into(),
+//! })?;
+//! println!("dispatch at {} with key {}", server.base_url(), server.dispatch_key());
+//! server.shutdown();
+//! # Ok::<(), jobseal_dispatch::DispatchError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod api;
+mod devices;
+mod error;
+mod ingest;
+mod jobs;
+pub mod operator;
+mod server;
+mod service;
+mod store;
+
+pub use devices::{MAX_PREKEYS_HELD, MAX_PREKEYS_PER_CALL, PREKEY_LOW_WATER, PREKEY_TARGET};
+pub use error::DispatchError;
+pub use operator::{
+    AuditEntryView, ChainMark, ChainStatus, CreateJobRequest, CreateJobResponse, DeliveryStatus, DeliveryView,
+    DeviceJobView, DeviceView, JobStatus, JobView, ReassignRequest, ReceiptView, ReportView, RevocationStatus,
+    RevocationView, StateChangeView, WipeResponse,
+};
+pub use server::{RunningServer, ServerConfig};
+
+/// A fresh operator token: 32 random bytes in hex, for when none is configured.
+pub fn generate_operator_token() -> String {
+    service::new_device_token()
+}

@@ -1,0 +1,168 @@
+//! The HTTP layer: routes, body limits, and the hand-off from async handlers to the blocking
+//! store (G6, G8).
+//!
+//! Handlers stay thin: read the body under the size limit, check the operator token where one is
+//! needed, and run the endpoint's logic on the blocking pool (SQLite calls block). Every failure
+//! becomes a `wire::ErrorBody`, including unknown paths, wrong methods and oversized bodies, so a
+//! client only ever parses one error shape. Bodies are parsed by hand rather than with axum's
+//! `Json` extractor, whose rejection messages quote the input.
+
+use crate::error::ApiError;
+use crate::service::Service;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jobseal::sync::wire::{DispatchKeyResponse, EnrolResponse, PrekeysResponse, SyncResponse, MAX_BODY_BYTES};
+use std::pin::Pin;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::operator::{CreateJobResponse, DeviceView, JobView, WipeResponse};
+
+/// Past the limit, the rest of an oversized body is still read (and discarded) up to this many
+/// bytes, so that the client is not cut off mid-upload and does see the 413; beyond it the
+/// connection is simply closed.
+const DRAIN_LIMIT: usize = 8 * MAX_BODY_BYTES;
+
+type Shared = Arc<Service>;
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The router of every endpoint.
+pub(crate) fn router(service: Shared) -> Router {
+    Router::new()
+        .route("/v1/dispatch-key", get(dispatch_key))
+        .route("/v1/enrol", post(enrol))
+        .route("/v1/prekeys", post(prekeys))
+        .route("/v1/sync", post(sync))
+        .route("/v1/operator/jobs", post(create_job))
+        .route("/v1/operator/jobs/{id}", get(job_view))
+        .route("/v1/operator/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/operator/jobs/{id}/reassign", post(reassign_job))
+        .route("/v1/operator/devices/{id}", get(device_view))
+        .route("/v1/operator/devices/{id}/wipe", post(wipe_device))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(service)
+}
+
+/// Runs `f` on the blocking pool: SQLite calls block, and the async workers must stay free to
+/// accept connections.
+async fn blocking<T: Send + 'static>(
+    service: &Shared,
+    f: impl FnOnce(&Service) -> Result<T, ApiError> + Send + 'static,
+) -> ApiResult<T> {
+    let service = service.clone();
+    tokio::task::spawn_blocking(move || f(&service)).await.map_err(|e| ApiError::internal(&e))?.map(Json)
+}
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`]; 413 beyond.
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Bytes, ApiError> {
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
+        return Err(ApiError::too_large());
+    }
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen > MAX_BODY_BYTES {
+            buf = Vec::new();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        } else {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::too_large());
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::bad_request(format!("the {what} id in the path must be a UUID")))
+}
+
+async fn dispatch_key(State(service): State<Shared>) -> Json<DispatchKeyResponse> {
+    Json(DispatchKeyResponse { dispatch_key: service.public })
+}
+
+async fn enrol(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<EnrolResponse> {
+    let body = read_body(&headers, body).await?;
+    blocking(&service, move |s| s.enrol(&body)).await
+}
+
+async fn prekeys(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<PrekeysResponse> {
+    let body = read_body(&headers, body).await?;
+    blocking(&service, move |s| s.add_prekeys(&headers, &body)).await
+}
+
+async fn sync(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<SyncResponse> {
+    let body = read_body(&headers, body).await?;
+    blocking(&service, move |s| s.sync(&headers, &body)).await
+}
+
+async fn create_job(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<CreateJobResponse> {
+    let body = read_body(&headers, body).await?;
+    service.check_operator(&headers)?;
+    blocking(&service, move |s| s.create_job(&body)).await
+}
+
+async fn job_view(State(service): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<JobView> {
+    service.check_operator(&headers)?;
+    let id = parse_id(&id, "job")?;
+    blocking(&service, move |s| s.job_view(id)).await
+}
+
+async fn cancel_job(
+    State(service): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<JobView> {
+    // The body is unused but still bounded, so an oversized one gets the same 413 everywhere.
+    read_body(&headers, body).await?;
+    service.check_operator(&headers)?;
+    let id = parse_id(&id, "job")?;
+    blocking(&service, move |s| s.cancel_job(id)).await
+}
+
+async fn reassign_job(
+    State(service): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<JobView> {
+    let body = read_body(&headers, body).await?;
+    service.check_operator(&headers)?;
+    let id = parse_id(&id, "job")?;
+    blocking(&service, move |s| s.reassign_job(id, &body)).await
+}
+
+async fn device_view(
+    State(service): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<DeviceView> {
+    service.check_operator(&headers)?;
+    let id = parse_id(&id, "device")?;
+    blocking(&service, move |s| s.device_view(id)).await
+}
+
+async fn wipe_device(
+    State(service): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<WipeResponse> {
+    read_body(&headers, body).await?;
+    service.check_operator(&headers)?;
+    let id = parse_id(&id, "device")?;
+    blocking(&service, move |s| s.wipe_device(id)).await
+}

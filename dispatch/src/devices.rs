@@ -1,0 +1,209 @@
+//! Device enrolment, prekey top-ups and the operator's device summary (G4).
+//!
+//! Enrolment is where dispatch learns the keys it will seal to. Every public key arrives through
+//! `jobseal::PublicKey`'s deserializer, which refuses all-zero, low-order and non-canonical keys,
+//! so no weak key can reach the database. Dispatch keeps prekeys' public halves and uses each for
+//! at most one envelope, ever (docs/protocol.md section 7.1); a prekey id dispatch has seen is
+//! never accepted again, used or not, so a device cannot be made to reuse one.
+
+use crate::error::ApiError;
+use crate::operator::{ChainStatus, DeviceJobView, DeviceView, RevocationStatus};
+use crate::service::{
+    col_u64, delivery_status, device_by_id, device_by_token, new_device_token, now, parse_json, parse_uuid_column,
+    token_hash, Service,
+};
+use crate::store::{found, time};
+use axum::http::HeaderMap;
+use jobseal::sync::wire::{EnrolRequest, EnrolResponse, PrekeysRequest, PrekeysResponse};
+use jobseal::BUNDLE_FORMAT;
+use rusqlite::{params, OptionalExtension, Transaction};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// Most prekeys accepted in one top-up (the core mints at most this many per call).
+pub const MAX_PREKEYS_PER_CALL: usize = 500;
+/// Most unused prekeys dispatch holds for one device (the core holds at most this many).
+pub const MAX_PREKEYS_HELD: u32 = 2000;
+/// Below this many unused prekeys, a sync answer asks the device for more.
+pub const PREKEY_LOW_WATER: u32 = 5;
+/// How many unused prekeys dispatch asks a device to bring it back up to.
+pub const PREKEY_TARGET: u32 = 20;
+
+/// How many prekeys to ask a device for, given how many dispatch holds.
+pub(crate) fn prekeys_wanted(available: u32) -> u32 {
+    if available < PREKEY_LOW_WATER {
+        PREKEY_TARGET - available
+    } else {
+        0
+    }
+}
+
+/// Unused prekeys held for a device.
+pub(crate) fn prekeys_available(tx: &Transaction<'_>, device_id: Uuid) -> Result<u32, ApiError> {
+    Ok(tx.query_row(
+        "SELECT count(*) FROM prekeys WHERE device_id = ?1 AND used_ms IS NULL",
+        [device_id.to_string()],
+        |r| r.get(0),
+    )?)
+}
+
+impl Service {
+    /// `POST /v1/enrol`.
+    pub(crate) fn enrol(&self, body: &[u8]) -> Result<EnrolResponse, ApiError> {
+        let req: EnrolRequest = parse_json(body)?;
+        let bundle = req.bundle;
+        if bundle.format != BUNDLE_FORMAT {
+            return Err(ApiError::bad_request(format!("bundle.format must be {BUNDLE_FORMAT:?}")));
+        }
+        if bundle.device_id.is_nil() {
+            return Err(ApiError::bad_request("bundle.device_id must not be the nil UUID"));
+        }
+        if bundle.prekeys.len() > MAX_PREKEYS_HELD as usize {
+            return Err(ApiError::bad_request(format!("a bundle holds at most {MAX_PREKEYS_HELD} prekeys")));
+        }
+        let mut ids = HashSet::new();
+        if !bundle.prekeys.iter().all(|p| ids.insert(p.id)) {
+            return Err(ApiError::bad_request("bundle.prekeys has a repeated id"));
+        }
+        let token = new_device_token();
+        let now = now();
+        self.store.write(|tx| {
+            if device_by_id(tx, bundle.device_id)?.is_some() {
+                return Err(ApiError::conflict(format!("device {} is already enrolled", bundle.device_id)));
+            }
+            let id = bundle.device_id.to_string();
+            tx.execute(
+                "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![id, bundle.identity_key.as_bytes().as_slice(), token_hash(&token).as_slice(), now],
+            )?;
+            for p in &bundle.prekeys {
+                tx.execute(
+                    "INSERT INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, p.id, p.public_key.as_bytes().as_slice(), now],
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(EnrolResponse {
+            device_id: bundle.device_id,
+            device_token: token,
+            dispatch_key: self.public,
+            server_time: time(now),
+        })
+    }
+
+    /// `POST /v1/prekeys`.
+    pub(crate) fn add_prekeys(&self, headers: &HeaderMap, body: &[u8]) -> Result<PrekeysResponse, ApiError> {
+        self.store.write(|tx| {
+            let device = device_by_token(tx, headers)?;
+            let req: PrekeysRequest = parse_json(body)?;
+            if req.prekeys.len() > MAX_PREKEYS_PER_CALL {
+                return Err(ApiError::bad_request(format!("at most {MAX_PREKEYS_PER_CALL} prekeys per call")));
+            }
+            let id = device.device_id.to_string();
+            let now = now();
+            let mut accepted = 0u32;
+            for p in &req.prekeys {
+                // OR IGNORE: an id dispatch already knows, used or not, is never taken again.
+                accepted += tx.execute(
+                    "INSERT OR IGNORE INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, p.id, p.public_key.as_bytes().as_slice(), now],
+                )? as u32;
+            }
+            let available = prekeys_available(tx, device.device_id)?;
+            if available > MAX_PREKEYS_HELD {
+                // Returning the error drops the transaction: nothing of this call is kept.
+                return Err(ApiError::bad_request(format!("dispatch holds at most {MAX_PREKEYS_HELD} unused prekeys per device")));
+            }
+            Ok(PrekeysResponse { accepted, available })
+        })
+    }
+
+    /// `GET /v1/operator/devices/{id}`.
+    pub(crate) fn device_view(&self, device_id: Uuid) -> Result<DeviceView, ApiError> {
+        self.store.read(|tx| device_view(tx, device_id))
+    }
+}
+
+/// A device's summary, read inside a transaction.
+pub(crate) fn device_view(tx: &Transaction<'_>, device_id: Uuid) -> Result<DeviceView, ApiError> {
+    let device = found(device_by_id(tx, device_id)?, || format!("device {device_id} is not enrolled"))?;
+    let id = device_id.to_string();
+    let (enrolled_ms, last_sync_ms, wiped_ms): (i64, Option<i64>, Option<i64>) =
+        tx.query_row("SELECT enrolled_ms, last_sync_ms, wiped_ms FROM devices WHERE device_id = ?1", [&id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let prekeys_used: u32 =
+        tx.query_row("SELECT count(*) FROM prekeys WHERE device_id = ?1 AND used_ms IS NOT NULL", [&id], |r| r.get(0))?;
+    let events_applied: i64 =
+        tx.query_row("SELECT count(*) FROM applied_events WHERE device_id = ?1", [&id], |r| r.get(0))?;
+
+    // The newest delivery of each job ever sealed for the device.
+    let mut stmt = tx.prepare_cached(
+        "SELECT d.job_id, d.version, d.status, j.device_id = d.device_id,
+                (SELECT confirmed_ms IS NOT NULL FROM revocations r WHERE r.job_id = d.job_id AND r.device_id = d.device_id),
+                EXISTS (SELECT 1 FROM receipts c WHERE c.job_id = d.job_id AND c.device_id = d.device_id AND c.verified = 1)
+         FROM deliveries d JOIN jobs j ON j.job_id = d.job_id
+         WHERE d.device_id = ?1
+           AND d.version = (SELECT max(version) FROM deliveries e WHERE e.job_id = d.job_id AND e.device_id = d.device_id)
+         ORDER BY d.delivery_id",
+    )?;
+    let rows = stmt.query_map([&id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, bool>(3)?,
+            r.get::<_, Option<bool>>(4)?,
+            r.get::<_, bool>(5)?,
+        ))
+    })?;
+    let mut jobs = Vec::new();
+    for row in rows {
+        let (job, version, status, assigned, confirmed, shred_confirmed) = row?;
+        jobs.push(DeviceJobView {
+            job_id: parse_uuid_column(&job)?,
+            version: col_u64(version),
+            assigned,
+            delivery: delivery_status(&status)?,
+            revocation: confirmed.map(|c| if c { RevocationStatus::Confirmed } else { RevocationStatus::Pending }),
+            shred_confirmed,
+        });
+    }
+    Ok(DeviceView {
+        device_id,
+        identity_key: device.identity_key,
+        enrolled_at: time(enrolled_ms),
+        last_sync_at: last_sync_ms.map(time),
+        wiped_at: wiped_ms.map(time),
+        prekeys_available: prekeys_available(tx, device_id)?,
+        prekeys_used,
+        events_applied: col_u64(events_applied),
+        jobs,
+        audit_chain: chain_status(tx, device_id)?,
+    })
+}
+
+/// The state of a device's audit chain.
+pub(crate) fn chain_status(tx: &Transaction<'_>, device_id: Uuid) -> Result<ChainStatus, ApiError> {
+    let id = device_id.to_string();
+    let row: Option<(i64, Option<i64>)> = tx
+        .query_row("SELECT audit_verified_seq, audit_broken_at FROM devices WHERE device_id = ?1", [&id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let (verified, broken_at) = row.unwrap_or((0, None));
+    let (received, pending): (i64, i64) = tx.query_row(
+        "SELECT count(*), coalesce(sum(chain = 'pending'), 0) FROM audit_records WHERE device_id = ?1",
+        [&id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(ChainStatus {
+        device_id,
+        events_received: col_u64(received),
+        verified_up_to: col_u64(verified),
+        pending: col_u64(pending),
+        broken_at: broken_at.map(col_u64),
+        intact: broken_at.is_none(),
+    })
+}

@@ -1,0 +1,122 @@
+//! Errors of the dispatch server: what the Rust caller sees, and what an HTTP client sees.
+//!
+//! Two types because they serve two audiences. [`DispatchError`] is for the operator of the
+//! process (starting the server, opening the database) and may be detailed. [`ApiError`] is what
+//! a device or an operator console receives over HTTP: a stable code and a short message built
+//! only from fixed text and identifiers (device ids, job ids, versions), never from request
+//! content, because a request may carry customer data (G1: nothing of it may reach an error or a
+//! log). An internal failure is logged on the server and answered with a generic message.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use jobseal::sync::wire::{ErrorBody, ErrorDetail};
+
+/// Why the dispatch server could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// SQLite failed.
+    #[error("storage: {0}")]
+    Storage(#[from] rusqlite::Error),
+    /// The file system or the network socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The jobseal core refused an operation (sealing, key agreement).
+    #[error("jobseal: {0}")]
+    Core(#[from] jobseal::Error),
+    /// The database holds something this server cannot use (an unreadable key, a newer schema).
+    #[error("database integrity: {0}")]
+    Integrity(String),
+    /// The configuration is unusable (for example an empty operator token).
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl From<jobseal::envelope::EnvelopeError> for DispatchError {
+    fn from(e: jobseal::envelope::EnvelopeError) -> Self {
+        DispatchError::Core(e.into())
+    }
+}
+
+/// An HTTP error answer: status, stable code, value-free message. Every 4xx/5xx the server sends
+/// is one of these, rendered as [`ErrorBody`]; a request that fails with one changes nothing,
+/// because it is returned before the request's transaction commits.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    /// 400: the request is malformed or breaks a limit.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 401: no credentials, or credentials nobody holds.
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: valid credentials for someone else.
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404: no such job, device or endpoint.
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 405: the endpoint exists but not with this method.
+    pub(crate) fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+    }
+
+    /// 409: the request is well formed but contradicts what dispatch already holds.
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 413: the body is larger than [`jobseal::sync::wire::MAX_BODY_BYTES`].
+    pub(crate) fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request body exceeds {} bytes", jobseal::sync::wire::MAX_BODY_BYTES),
+        )
+    }
+
+    /// 500: something failed inside the server. The cause goes to the server's log (it holds no
+    /// request content: storage and core errors name tables, fields and ids only); the client
+    /// learns only that it may retry.
+    pub(crate) fn internal(cause: &dyn std::fmt::Display) -> Self {
+        eprintln!("jobseal-dispatch: internal error: {cause}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; nothing was changed, retry later")
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+impl From<DispatchError> for ApiError {
+    fn from(e: DispatchError) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}

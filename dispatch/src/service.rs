@@ -1,0 +1,261 @@
+//! The dispatch service: the database, dispatch's key pair and the credentials checks that
+//! every endpoint shares (G4, G7).
+//!
+//! Endpoints are split by who calls them (`devices`, `ingest`, `jobs`), but they meet here: one
+//! [`Service`] owns the only database connection and the only copy of dispatch's secret key,
+//! and every rule about who may call what (device bearer tokens, the operator token) is checked
+//! by the helpers of this module, so no endpoint grows its own variant.
+
+use crate::error::{ApiError, DispatchError};
+use crate::operator::DeliveryStatus;
+use crate::store::{now_ms, Store};
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use jobseal::envelope::{PublicKey, RecipientKeyId, SecretKey};
+use jobseal::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use uuid::Uuid;
+
+/// Everything a request handler needs. Shared behind an `Arc` by the HTTP layer.
+pub(crate) struct Service {
+    pub(crate) store: Store,
+    /// Dispatch's secret key: seals sheets (HPKE Auth sender key) and derives receipt MAC keys.
+    /// Only this struct holds it; it is never logged or serialized.
+    secret: SecretKey,
+    /// Dispatch's public key, the one devices pin.
+    pub(crate) public: PublicKey,
+    /// SHA-256 of the operator token; the token itself is not kept.
+    operator_token_hash: [u8; 32],
+}
+
+/// An enrolled device as the handlers need it.
+pub(crate) struct DeviceRow {
+    pub(crate) device_id: Uuid,
+    pub(crate) identity_key: PublicKey,
+    pub(crate) wiped: bool,
+}
+
+impl Service {
+    /// Opens the database (creating it and dispatch's key pair on first start).
+    pub(crate) fn open(db_path: &Path, operator_token: &str) -> Result<Service, DispatchError> {
+        if operator_token.trim().is_empty() {
+            return Err(DispatchError::Config("the operator token must not be empty".into()));
+        }
+        let store = Store::open(db_path)?;
+        let (secret, public) = store.server_key()?;
+        Ok(Service { store, secret, public, operator_token_hash: token_hash(operator_token) })
+    }
+
+    /// Closes the database cleanly.
+    pub(crate) fn close(self) {
+        self.store.close();
+    }
+
+    /// Dispatch's secret key, for the modules that seal and verify.
+    pub(crate) fn secret(&self) -> &SecretKey {
+        &self.secret
+    }
+
+    /// Checks the operator's bearer token. Compared as SHA-256 digests in constant time, so
+    /// neither the token's length nor its prefix leaks through timing.
+    pub(crate) fn check_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let token = bearer(headers)?;
+        if constant_time_eq(&token_hash(token), &self.operator_token_hash) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized("invalid operator token"))
+        }
+    }
+
+    /// Seals `sheet` (already validated) for `device`: to its lowest unused prekey, which is marked
+    /// used in the same transaction, or to its identity key when none is left. Queues the
+    /// envelope as a pending delivery and returns the key it was sealed to.
+    pub(crate) fn seal_for(
+        &self,
+        tx: &Transaction<'_>,
+        device: &DeviceRow,
+        job_id: Uuid,
+        version: u64,
+        sheet: &[u8],
+        now: i64,
+    ) -> Result<RecipientKeyId, ApiError> {
+        let key = device.device_id.to_string();
+        let prekey: Option<(u32, Vec<u8>)> = tx
+            .query_row(
+                "SELECT prekey_id, public_key FROM prekeys WHERE device_id = ?1 AND used_ms IS NULL
+                 ORDER BY prekey_id LIMIT 1",
+                [&key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let mut bundle = DeviceBundle {
+            format: BUNDLE_FORMAT.to_owned(),
+            device_id: device.device_id,
+            identity_key: device.identity_key,
+            prekeys: Vec::new(),
+        };
+        let chosen = match prekey {
+            Some((id, public)) => {
+                let public_key =
+                    PublicKey::from_bytes(&public).map_err(|_| ApiError::internal(&"a stored prekey is unreadable"))?;
+                bundle.prekeys.push(Prekey { id, public_key });
+                tx.execute(
+                    "UPDATE prekeys SET used_ms = ?1 WHERE device_id = ?2 AND prekey_id = ?3",
+                    params![now, key, id],
+                )?;
+                Some(id)
+            }
+            None => None,
+        };
+        let envelope = seal_job_sheet(&self.secret, &bundle, chosen, sheet).map_err(|e| match e {
+            // The sheet was validated before; a refusal here is still the caller's input.
+            jobseal::Error::InvalidSheet(m) => ApiError::bad_request(m),
+            other => ApiError::internal(&other),
+        })?;
+        let sealed_to = chosen.map_or(RecipientKeyId::Identity, RecipientKeyId::Prekey);
+        tx.execute(
+            "INSERT INTO deliveries (job_id, device_id, version, sealed_to, envelope, status, queued_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
+            params![job_id.to_string(), key, sql_u64(version)?, recipient_text(sealed_to), envelope, now],
+        )?;
+        Ok(sealed_to)
+    }
+}
+
+/// Finds the device a bearer token belongs to; 401 for anything else.
+pub(crate) fn device_by_token(tx: &Transaction<'_>, headers: &HeaderMap) -> Result<DeviceRow, ApiError> {
+    let token = bearer(headers)?;
+    // Device tokens are 32 random bytes in hex; anything else cannot match, so skip the lookup.
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::unauthorized("invalid device token"));
+    }
+    let hash = token_hash(token);
+    let row: Option<String> = tx
+        .query_row("SELECT device_id FROM devices WHERE token_hash = ?1", [hash.as_slice()], |r| r.get(0))
+        .optional()?;
+    let id = row.ok_or_else(|| ApiError::unauthorized("invalid device token"))?;
+    let id = parse_uuid_column(&id)?;
+    device_by_id(tx, id)?.ok_or_else(|| ApiError::unauthorized("invalid device token"))
+}
+
+/// Loads an enrolled device.
+pub(crate) fn device_by_id(tx: &Transaction<'_>, device_id: Uuid) -> Result<Option<DeviceRow>, ApiError> {
+    let row: Option<(Vec<u8>, Option<i64>)> = tx
+        .query_row("SELECT identity_key, wiped_ms FROM devices WHERE device_id = ?1", [device_id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((identity, wiped)) = row else { return Ok(None) };
+    let identity_key =
+        PublicKey::from_bytes(&identity).map_err(|_| ApiError::internal(&"a stored identity key is unreadable"))?;
+    Ok(Some(DeviceRow { device_id, identity_key, wiped: wiped.is_some() }))
+}
+
+/// The bearer token of a request, or 401. The token is never logged or echoed.
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value =
+        headers.get(AUTHORIZATION).ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
+    let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let (scheme, token) =
+        value.split_once(' ').ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized("malformed Authorization header"));
+    }
+    Ok(token.trim())
+}
+
+/// A fresh device token: 32 random bytes, hex. Only its SHA-256 is stored.
+pub(crate) fn new_device_token() -> String {
+    jobseal::hex::encode(&jobseal::crypto::random_bytes::<32>())
+}
+
+/// SHA-256 of a token, the form in which tokens are stored and compared.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses a JSON request body. serde's own messages can quote the input (an unknown field's
+/// name, an invalid value), and input may be customer data, so the answer says only what kind
+/// of problem it was and where.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        let what = match e.classify() {
+            Category::Io => "could not be read",
+            Category::Syntax => "is not valid JSON",
+            Category::Eof => "is truncated",
+            Category::Data => {
+                "does not match the message format (unknown or missing field, wrong type, or invalid value)"
+            }
+        };
+        ApiError::bad_request(format!("request body {what} (line {}, column {})", e.line(), e.column()))
+    })
+}
+
+/// `prekey:<id>` or `identity`: how a recipient key id is stored.
+pub(crate) fn recipient_text(r: RecipientKeyId) -> String {
+    match r {
+        RecipientKeyId::Prekey(id) => format!("prekey:{id}"),
+        RecipientKeyId::Identity => "identity".to_owned(),
+    }
+}
+
+/// The inverse of [`recipient_text`].
+pub(crate) fn recipient_parse(s: &str) -> Result<RecipientKeyId, ApiError> {
+    if s == "identity" {
+        return Ok(RecipientKeyId::Identity);
+    }
+    s.strip_prefix("prekey:")
+        .and_then(|id| id.parse().ok())
+        .map(RecipientKeyId::Prekey)
+        .ok_or_else(|| ApiError::internal(&"a stored recipient key id is unreadable"))
+}
+
+/// The text form of a serde unit enum (the same as in JSON), for storing it.
+pub(crate) fn enum_text<T: Serialize>(v: &T) -> Result<String, ApiError> {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        _ => Err(ApiError::internal(&"an enum did not serialize to a string")),
+    }
+}
+
+/// The inverse of [`enum_text`].
+pub(crate) fn enum_parse<T: DeserializeOwned>(s: &str) -> Result<T, ApiError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| ApiError::internal(&"a stored enum value is unreadable"))
+}
+
+/// A stored delivery status.
+pub(crate) fn delivery_status(s: &str) -> Result<DeliveryStatus, ApiError> {
+    enum_parse(s)
+}
+
+/// A UUID read back from a text column.
+pub(crate) fn parse_uuid_column(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| ApiError::internal(&"a stored id is unreadable"))
+}
+
+/// A u64 from the wire as an SQLite integer. Versions and seqs above 2^63-1 cannot be stored;
+/// sheets cannot have them (the core refuses them) and a device never reaches them.
+pub(crate) fn sql_u64(v: u64) -> Result<i64, ApiError> {
+    i64::try_from(v).map_err(|_| ApiError::bad_request("a version or sequence number exceeds 2^63-1"))
+}
+
+/// The inverse of [`sql_u64`] for values read back.
+pub(crate) fn col_u64(v: i64) -> u64 {
+    // Every stored value went through `sql_u64`, so it is not negative.
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Milliseconds since the epoch, now (re-exported for the endpoint modules).
+pub(crate) fn now() -> i64 {
+    now_ms()
+}

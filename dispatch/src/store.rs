@@ -1,0 +1,357 @@
+//! The dispatch database: one SQLite file, one connection, one transaction per request (G6).
+//!
+//! Exactly-once ingestion rests on this module. Each request's writes, including the record of
+//! which idempotency keys were applied, happen in a single `BEGIN IMMEDIATE` transaction on the
+//! only connection, so a crash or kill in the middle of a request leaves either nothing or
+//! everything of it, and a device that retries after losing the answer finds its keys already
+//! recorded. WAL with `synchronous = FULL` makes a commit durable before the answer leaves.
+//!
+//! The schema is written for a backend team to read: UUIDs as text, times as milliseconds since
+//! the Unix epoch (`*_ms`), keys and hashes as raw bytes.
+
+use crate::error::{ApiError, DispatchError};
+use jobseal::envelope::{generate_keypair, PublicKey, SecretKey};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// Schema version written to `PRAGMA user_version`.
+pub(crate) const VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = r#"
+-- Dispatch's own X25519 key pair, made on first start. A production deployment keeps the secret
+-- in an HSM or KMS and stores only a handle here; this reference keeps it in the database.
+CREATE TABLE server_key (
+    singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+    secret_key  BLOB NOT NULL,
+    public_key  BLOB NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
+
+-- Enrolled devices. Only the SHA-256 of the bearer token is kept. The audit_* columns are the
+-- incremental state of the device's hash chain: last verified (seq, hash), first break.
+CREATE TABLE devices (
+    device_id            TEXT PRIMARY KEY,
+    identity_key         BLOB NOT NULL,
+    token_hash           BLOB NOT NULL UNIQUE,
+    enrolled_ms          INTEGER NOT NULL,
+    last_sync_ms         INTEGER,
+    wiped_ms             INTEGER,
+    audit_verified_seq   INTEGER NOT NULL DEFAULT 0,
+    audit_verified_hash  BLOB,
+    audit_broken_at      INTEGER
+);
+
+-- One-time prekeys (public halves). A prekey is used for at most one envelope, ever.
+CREATE TABLE prekeys (
+    device_id   TEXT NOT NULL REFERENCES devices (device_id),
+    prekey_id   INTEGER NOT NULL,
+    public_key  BLOB NOT NULL,
+    added_ms    INTEGER NOT NULL,
+    used_ms     INTEGER,
+    PRIMARY KEY (device_id, prekey_id)
+) WITHOUT ROWID;
+
+-- Jobs. Dispatch is the system of record: it keeps the plaintext sheet of the current version.
+-- state/state_seq are the job's state as last reported by the assigned device (the device's
+-- event seq, so that an older event applied late does not win).
+CREATE TABLE jobs (
+    job_id        TEXT PRIMARY KEY,
+    device_id     TEXT NOT NULL REFERENCES devices (device_id),
+    version       INTEGER NOT NULL,
+    sheet         BLOB NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL,
+    cancelled_ms  INTEGER,
+    state         TEXT,
+    state_seq     INTEGER,
+    state_ms      INTEGER
+);
+CREATE INDEX jobs_by_device ON jobs (device_id);
+
+-- Sealed envelopes, one per (job, device, version). Offered while status = 'pending'.
+-- sealed_to / via: 'prekey:<id>' or 'identity'. A withdrawn or superseded envelope's bytes are
+-- dropped (set to an empty blob): it will never be offered again.
+CREATE TABLE deliveries (
+    delivery_id  INTEGER PRIMARY KEY,
+    job_id       TEXT NOT NULL REFERENCES jobs (job_id),
+    device_id    TEXT NOT NULL REFERENCES devices (device_id),
+    version      INTEGER NOT NULL,
+    sealed_to    TEXT NOT NULL,
+    envelope     BLOB NOT NULL,
+    status       TEXT NOT NULL
+                 CHECK (status IN ('pending', 'received', 'rejected', 'withdrawn', 'superseded')),
+    via          TEXT,
+    reason       TEXT,
+    queued_ms    INTEGER NOT NULL,
+    updated_ms   INTEGER NOT NULL,
+    UNIQUE (job_id, device_id, version)
+);
+CREATE INDEX deliveries_by_device ON deliveries (device_id, status);
+
+-- Jobs withdrawn from a device; offered until a verified shred receipt confirms them.
+CREATE TABLE revocations (
+    job_id        TEXT NOT NULL REFERENCES jobs (job_id),
+    device_id     TEXT NOT NULL REFERENCES devices (device_id),
+    reason        TEXT NOT NULL,
+    queued_ms     INTEGER NOT NULL,
+    confirmed_ms  INTEGER,
+    PRIMARY KEY (job_id, device_id)
+) WITHOUT ROWID;
+CREATE INDEX revocations_by_device ON revocations (device_id, confirmed_ms);
+
+-- Every idempotency key ever applied, per device: the exactly-once ledger. outcome is 'applied'
+-- or 'ignored' (the event named something dispatch does not hold; acknowledged all the same).
+CREATE TABLE applied_events (
+    device_id   TEXT NOT NULL REFERENCES devices (device_id),
+    event_key   TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    job_id      TEXT,
+    kind        TEXT NOT NULL,
+    outcome     TEXT NOT NULL CHECK (outcome IN ('applied', 'ignored')),
+    note        TEXT,
+    applied_ms  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, event_key)
+) WITHOUT ROWID;
+
+-- State changes as reported by devices.
+CREATE TABLE state_changes (
+    change_id   INTEGER PRIMARY KEY,
+    job_id      TEXT NOT NULL REFERENCES jobs (job_id),
+    device_id   TEXT NOT NULL REFERENCES devices (device_id),
+    from_state  TEXT NOT NULL,
+    to_state    TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    event_key   TEXT NOT NULL
+);
+CREATE INDEX state_changes_by_job ON state_changes (job_id);
+
+-- Completion reports (the technician's own text), one per job and device.
+CREATE TABLE reports (
+    job_id       TEXT NOT NULL REFERENCES jobs (job_id),
+    device_id    TEXT NOT NULL REFERENCES devices (device_id),
+    text         TEXT NOT NULL,
+    at_ms        INTEGER NOT NULL,
+    seq          INTEGER NOT NULL,
+    event_key    TEXT NOT NULL,
+    received_ms  INTEGER NOT NULL,
+    PRIMARY KEY (job_id, device_id)
+) WITHOUT ROWID;
+
+-- Audit events as the device sent them. chain: 'verified' (links to the verified prefix),
+-- 'pending' (arrived ahead of a gap, or after a break) or 'broken' (does not fit the chain).
+CREATE TABLE audit_records (
+    record_id    INTEGER PRIMARY KEY,
+    device_id    TEXT NOT NULL REFERENCES devices (device_id),
+    seq          INTEGER NOT NULL,
+    job_id       TEXT,
+    at_ms        INTEGER NOT NULL,
+    kind         TEXT NOT NULL,
+    field        TEXT,
+    state        TEXT,
+    detail       TEXT,
+    prev_hash    BLOB NOT NULL,
+    hash         BLOB NOT NULL,
+    chain        TEXT NOT NULL CHECK (chain IN ('verified', 'pending', 'broken')),
+    event_key    TEXT NOT NULL,
+    received_ms  INTEGER NOT NULL
+);
+CREATE INDEX audit_by_device ON audit_records (device_id, seq);
+CREATE INDEX audit_by_job ON audit_records (job_id);
+
+-- Shred receipts exactly as received (JSON), with the outcome of the MAC check.
+CREATE TABLE receipts (
+    receipt_id   INTEGER PRIMARY KEY,
+    job_id       TEXT NOT NULL,
+    device_id    TEXT NOT NULL REFERENCES devices (device_id),
+    receipt      TEXT NOT NULL,
+    verified     INTEGER NOT NULL,
+    event_key    TEXT NOT NULL,
+    received_ms  INTEGER NOT NULL
+);
+CREATE INDEX receipts_by_job ON receipts (job_id, device_id);
+"#;
+
+/// Brings a database from schema `version` to [`VERSION`]. Each arm is one step; a future
+/// version adds an arm, so that every older database upgrades along the same path as a new one.
+fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError> {
+    let mut v = version;
+    while v < VERSION {
+        match v {
+            0 => tx.execute_batch(SCHEMA_V1)?,
+            other => return Err(DispatchError::Integrity(format!("no upgrade from schema version {other}"))),
+        }
+        v += 1;
+        tx.pragma_update(None, "user_version", v)?;
+    }
+    Ok(())
+}
+
+/// The database behind one mutex. A single writer is what SQLite wants anyway, and it makes the
+/// "one request, one transaction" rule simple to keep: whoever holds the lock holds the
+/// transaction.
+pub(crate) struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub(crate) fn open(path: &Path) -> Result<Store, DispatchError> {
+        let mut conn = Connection::open(path)?;
+        // Every guarantee of exactly-once ingestion depends on these; read them back rather than
+        // trust that the pragma took (journal_mode silently stays put on some file systems).
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(DispatchError::Integrity(format!("journal_mode is {mode}, WAL is required")));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+        if sync != 2 {
+            return Err(DispatchError::Integrity("synchronous = FULL was refused".into()));
+        }
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > VERSION {
+            return Err(DispatchError::Integrity(format!(
+                "database schema version {version} is newer than this server ({VERSION})"
+            )));
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        upgrade_from(&tx, version)?;
+        tx.commit()?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic under the lock cannot leave a half-made change: the transaction it held rolls
+        // back when dropped, so the connection is safe to keep using.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in one immediate transaction and commits only if it returns `Ok`. Every write of
+    /// a request goes through here, once.
+    pub(crate) fn write<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction, so that a view is one consistent snapshot.
+    pub(crate) fn read<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        f(&tx)
+    }
+
+    /// Loads dispatch's key pair, creating it on first start.
+    pub(crate) fn server_key(&self) -> Result<(SecretKey, PublicKey), DispatchError> {
+        self.write(|tx| {
+            let row: Option<(Vec<u8>, Vec<u8>)> = tx
+                .query_row("SELECT secret_key, public_key FROM server_key WHERE singleton = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            match row {
+                Some((secret, public)) => {
+                    // The secret also sits in SQLite's page cache, so wiping this copy would buy
+                    // little; a deployment that cares keeps the key in an HSM/KMS instead.
+                    let bytes: [u8; 32] = secret
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| DispatchError::Integrity("stored dispatch key has the wrong length".into()))?;
+                    let sk = SecretKey::from_bytes(&bytes)
+                        .map_err(|_| DispatchError::Integrity("stored dispatch key is unusable".into()))?;
+                    if sk.public_key().as_bytes().as_slice() != public.as_slice() {
+                        return Err(DispatchError::Integrity(
+                            "stored dispatch public key does not match its secret".into(),
+                        ));
+                    }
+                    let pk = sk.public_key();
+                    Ok((sk, pk))
+                }
+                None => {
+                    let (sk, pk) = generate_keypair()?;
+                    tx.execute(
+                        "INSERT INTO server_key (singleton, secret_key, public_key, created_ms) VALUES (1, ?1, ?2, ?3)",
+                        params![sk.to_bytes().as_slice(), pk.as_bytes().as_slice(), now_ms()],
+                    )?;
+                    Ok((sk, pk))
+                }
+            }
+        })
+    }
+
+    /// Checkpoints the WAL into the main file and closes the connection.
+    pub(crate) fn close(self) {
+        let conn = self.conn.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            eprintln!("jobseal-dispatch: checkpoint at shutdown failed: {e}");
+        }
+        if let Err((_, e)) = conn.close() {
+            eprintln!("jobseal-dispatch: closing the database failed: {e}");
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A timestamp column as a `DateTime`.
+pub(crate) fn time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    jobseal::clock::from_ms(ms)
+}
+
+/// Maps "no row" to a 404 with a value-free message.
+pub(crate) fn found<T>(row: Option<T>, what: impl FnOnce() -> String) -> Result<T, ApiError> {
+    row.ok_or_else(|| ApiError::not_found(what()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_database_has_the_current_schema_and_reopens_with_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        let store = Store::open(&path).unwrap();
+        let (_, first) = store.server_key().unwrap();
+        store.close();
+        let store = Store::open(&path).unwrap();
+        let (secret, again) = store.server_key().unwrap();
+        assert_eq!(first, again);
+        assert_eq!(secret.public_key(), again);
+        let version: i64 = store.read(|tx| tx.query_row("PRAGMA user_version", [], |r| r.get(0))).unwrap();
+        assert_eq!(version, VERSION);
+        store.close();
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_a_failed_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        let store = Store::open(&path).unwrap();
+        let failed: Result<(), rusqlite::Error> = store.write(|tx| {
+            tx.execute("INSERT INTO server_key VALUES (1, x'00', x'00', 0)", [])?;
+            Err(rusqlite::Error::InvalidQuery)
+        });
+        assert!(failed.is_err());
+        let n: i64 = store.read(|tx| tx.query_row("SELECT count(*) FROM server_key", [], |r| r.get(0))).unwrap();
+        assert_eq!(n, 0);
+        store.write(|tx| tx.pragma_update(None, "user_version", VERSION + 1)).unwrap();
+        store.close();
+        assert!(matches!(Store::open(&path), Err(DispatchError::Integrity(_))));
+    }
+}
