@@ -43,6 +43,8 @@ pub enum CliError {
     Core(jobseal::Error),
     /// Writing the output failed.
     Output(io::Error),
+    /// `jobseal demo` could not run its day (the dispatch server or an operator call failed).
+    Demo(String),
 }
 
 impl CliError {
@@ -62,6 +64,7 @@ impl CliError {
             CliError::Usage(_) => ("usage", code::USAGE),
             CliError::Input(_) => ("invalid-input", code::USAGE),
             CliError::Output(_) => ("io", code::INTERNAL),
+            CliError::Demo(_) => ("demo", code::INTERNAL),
             CliError::Core(e) => match e {
                 E::InvalidSheet(_) => ("invalid-sheet", code::USAGE),
                 E::InvalidInput(_) => ("invalid-input", code::USAGE),
@@ -79,6 +82,8 @@ impl CliError {
                 E::Integrity(_) => ("integrity", code::INTERNAL),
                 E::Storage(_) => ("storage", code::INTERNAL),
                 E::Io(_) => ("io", code::INTERNAL),
+                E::Network(_) => ("network", code::INTERNAL),
+                E::Dispatch { .. } => ("dispatch", code::INTERNAL),
                 // The core grows variants while the CLI is built against it; until `Error` is
                 // `#[non_exhaustive]`, this arm keeps a new one from breaking the build and maps
                 // it to the most conservative class. Give it its own row when it appears.
@@ -92,7 +97,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Usage(m) | CliError::Input(m) => f.write_str(m),
+            CliError::Usage(m) | CliError::Input(m) | CliError::Demo(m) => f.write_str(m),
             CliError::Core(e) => write!(f, "{e}"),
             CliError::Output(e) => write!(f, "cannot write output: {e}"),
         }

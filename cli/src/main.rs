@@ -5,6 +5,7 @@
 //! data is gone. It parses the command line, runs one command and turns its outcome into an exit
 //! code; the work is in [`commands`], the printing in [`output`], the forensic scan in [`scan`].
 
+mod demo;
 mod commands;
 mod error;
 mod output;
@@ -64,6 +65,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Play a technician's day end to end against the reference dispatch server on loopback, and
+    /// prove the mission (no data after the close, every reveal and shred accounted for at
+    /// dispatch). Needs no data directory; exits 1 if any proof fails.
+    Demo {
+        /// Keep the temporary device and dispatch directories and print where they are.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Create the vault (or open an existing one); show its directory and key epoch.
     Init,
     /// Work with job sheets.
@@ -258,6 +267,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<u8, CliError> {
         json: cli.json,
     };
     match &cli.command {
+        Command::Demo { keep } => demo::run(out, &demo::DemoArgs { keep: *keep }),
         Command::Init => commands::init(&ctx, out),
         Command::Job(job) => match job {
             JobCommand::Add { file } => commands::job_add(&ctx, out, file),
