@@ -1,0 +1,291 @@
+//! Device and dispatch over real HTTP on loopback (G5, G6, G7): offline work delivered exactly
+//! once, dispatch restarted while an answer was on its way, a device killed mid-sync, cancel and
+//! reassign while the device is offline, a device wipe, and the proof that nothing the device
+//! sends carries a customer value.
+
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use jobseal::{HttpRequest, HttpResponse, HttpTransport, JobState, ManualClock, Transport, TransportError, Vault};
+use jobseal_dispatch::{JobView, RunningServer, ServerConfig};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+const TOKEN: &str = "operator-token-for-tests-only";
+const REPORT: &str = "End-to-end report: line tested.";
+
+fn start(db: &Path) -> RunningServer {
+    RunningServer::start(ServerConfig {
+        db_path: db.to_path_buf(),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        operator_token: TOKEN.into(),
+    })
+    .expect("dispatch starts")
+}
+
+/// The device's network: can be cut, can lose answers, can be pointed at a restarted server, and
+/// records every byte the device sends.
+struct Net {
+    base: Mutex<String>,
+    online: AtomicBool,
+    lose_next_answer: AtomicBool,
+    sent: Mutex<Vec<u8>>,
+}
+
+impl Net {
+    fn new(base: String) -> Arc<Self> {
+        Arc::new(Net {
+            base: Mutex::new(base),
+            online: AtomicBool::new(true),
+            lose_next_answer: AtomicBool::new(false),
+            sent: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl Transport for Net {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        if !self.online.load(Ordering::SeqCst) {
+            return Err(TransportError { message: "offline".into() });
+        }
+        self.sent.lock().unwrap().extend_from_slice(&request.body);
+        let base = self.base.lock().unwrap().clone();
+        let answer = HttpTransport::new(&base).send(request)?;
+        if self.lose_next_answer.swap(false, Ordering::SeqCst) {
+            return Err(TransportError { message: "connection reset before the answer".into() });
+        }
+        Ok(answer)
+    }
+}
+
+fn operator(server_base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut headers = vec![("authorization".to_owned(), format!("Bearer {TOKEN}"))];
+    if body.is_some() {
+        headers.push(("content-type".into(), "application/json".into()));
+    }
+    let r = HttpTransport::new(server_base)
+        .send(HttpRequest {
+            method: method.into(),
+            path: path.into(),
+            headers,
+            body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        })
+        .expect("operator call");
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+}
+
+fn create_job(base: &str, device: Uuid, job: Uuid) {
+    let (status, body) =
+        operator(base, "POST", "/v1/operator/jobs", Some(json!({"device_id": device, "sheet": sheet_value(job, 1)})));
+    assert_eq!(status, 200, "create job: {body}");
+}
+
+fn view(base: &str, job: Uuid) -> JobView {
+    let (status, body) = operator(base, "GET", &format!("/v1/operator/jobs/{job}"), None);
+    assert_eq!(status, 200, "job view: {body}");
+    serde_json::from_value(body).expect("job view parses")
+}
+
+fn device(dir: &Path) -> Vault {
+    open_at(dir, Arc::new(ManualClock::new(at(200)))).unwrap()
+}
+
+fn no_customer_value_sent(net: &Net) {
+    let sent = net.sent.lock().unwrap();
+    for v in [NAME, PHONE, ADDRESS, DOOR, NOTE] {
+        assert!(!sent.windows(v.len()).any(|w| w == v.as_bytes()), "a customer value was sent to dispatch");
+    }
+}
+
+/// Exactly-once at dispatch: each state change and the report recorded once.
+fn assert_once(v: &JobView, expected_states: &[JobState]) {
+    let states: Vec<JobState> = v.history.iter().map(|h| h.to).collect();
+    assert_eq!(states, expected_states, "state history at dispatch");
+    assert_eq!(v.report.as_ref().map(|r| r.text.as_str()), Some(REPORT));
+    let reveals = v.audit_events.iter().filter(|e| e.kind == jobseal::AuditKind::Reveal).count();
+    assert_eq!(reveals, 5, "dispatch must hold each reveal once");
+    assert!(v.receipt.as_ref().is_some_and(|r| r.verified), "no verified receipt");
+    assert!(v.audit_chain.intact && v.audit_chain.broken_at.is_none());
+}
+
+#[test]
+fn offline_work_reaches_dispatch_exactly_once_across_lost_answers_and_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dispatch.db");
+    let server = start(&db);
+    let net = Net::new(server.base_url());
+    let dir = tmp.path().join("device");
+    let vault = device(&dir);
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let job = Uuid::new_v4();
+    create_job(&server.base_url(), bundle.device_id, job);
+    assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
+
+    // In the basement: everything works offline and waits in the outbox.
+    net.online.store(false, Ordering::SeqCst);
+    vault.advance(job, JobState::EnRoute).unwrap();
+    vault.advance(job, JobState::OnSite).unwrap();
+    vault.reveal(job).unwrap();
+    vault.close(job, REPORT).unwrap();
+    assert!(matches!(vault.sync(net.as_ref()), Err(jobseal::Error::Network(_))));
+    assert!(vault.sync_status().unwrap().pending_events > 0);
+
+    // Back online, but dispatch's answer is lost after it applied the push, and dispatch restarts.
+    net.online.store(true, Ordering::SeqCst);
+    net.lose_next_answer.store(true, Ordering::SeqCst);
+    assert!(vault.sync(net.as_ref()).is_err());
+    server.shutdown();
+    let server = start(&db);
+    *net.base.lock().unwrap() = server.base_url();
+    // The device pushes the same events again; dispatch acknowledges without applying twice.
+    let report = vault.sync(net.as_ref()).unwrap();
+    assert_eq!(report.pending, 0);
+    assert_once(&view(&server.base_url(), job), &[JobState::EnRoute, JobState::OnSite, JobState::Completed]);
+    no_customer_value_sent(&net);
+}
+
+#[test]
+fn cancel_and_reassign_while_offline_shred_at_the_next_sync_and_keep_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("dispatch.db"));
+    let base = server.base_url();
+    let net = Net::new(base.clone());
+    let vault = device(&tmp.path().join("device"));
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let other = device(&tmp.path().join("other"));
+    let other_net = Net::new(base.clone());
+    let other_bundle = other.enrol_with_dispatch(other_net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let (worked, cancelled, reassigned) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for j in [worked, cancelled, reassigned] {
+        create_job(&base, bundle.device_id, j);
+    }
+    vault.sync(net.as_ref()).unwrap();
+
+    net.online.store(false, Ordering::SeqCst);
+    // The technician finishes one job offline; meanwhile dispatch cancels that same job and
+    // another one, and gives the third to a colleague.
+    vault.advance(worked, JobState::OnSite).unwrap();
+    vault.reveal(worked).unwrap();
+    vault.close(worked, REPORT).unwrap();
+    for j in [worked, cancelled] {
+        assert_eq!(operator(&base, "POST", &format!("/v1/operator/jobs/{j}/cancel"), Some(json!({}))).0, 200);
+    }
+    let (status, body) = operator(
+        &base,
+        "POST",
+        &format!("/v1/operator/jobs/{reassigned}/reassign"),
+        Some(json!({"device_id": other_bundle.device_id})),
+    );
+    assert_eq!(status, 200, "reassign: {body}");
+    assert!(vault.reveal(cancelled).is_ok(), "offline, the device cannot know yet");
+
+    net.online.store(true, Ordering::SeqCst);
+    let report = vault.sync(net.as_ref()).unwrap();
+    assert_eq!(report.pending, 0);
+    for j in [cancelled, reassigned] {
+        assert_eq!(vault.job(j).unwrap().state, JobState::Revoked);
+        assert!(matches!(vault.reveal(j), Err(jobseal::Error::AccessDenied(_))));
+        assert!(view(&base, j).receipts.iter().any(|r| r.verified && r.receipt.device_id == bundle.device_id));
+    }
+    // The technician's work was delivered although dispatch had cancelled the job meanwhile.
+    let w = view(&base, worked);
+    assert_eq!(w.report.as_ref().map(|r| r.text.as_str()), Some(REPORT));
+    assert!(w.receipt.as_ref().is_some_and(|r| r.verified));
+    assert_eq!(vault.job(worked).unwrap().state, JobState::Completed);
+    // The colleague receives the reassigned job.
+    assert_eq!(other.sync(other_net.as_ref()).unwrap().received, [reassigned]);
+    no_customer_value_sent(&net);
+}
+
+#[test]
+fn a_device_wipe_shreds_every_job_with_receipts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("dispatch.db"));
+    let base = server.base_url();
+    let net = Net::new(base.clone());
+    let dir = tmp.path().join("device");
+    let vault = device(&dir);
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let jobs: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    for j in &jobs {
+        create_job(&base, bundle.device_id, *j);
+    }
+    vault.sync(net.as_ref()).unwrap();
+    vault.advance(jobs[0], JobState::OnSite).unwrap();
+    assert_eq!(operator(&base, "POST", &format!("/v1/operator/devices/{}/wipe", bundle.device_id), Some(json!({}))).0, 200);
+    let report = vault.sync(net.as_ref()).unwrap();
+    assert_eq!(report.revoked.len(), 3);
+    for j in &jobs {
+        assert_eq!(vault.job(*j).unwrap().state, JobState::Revoked);
+        assert!(view(&base, *j).receipt.is_some_and(|r| r.verified));
+    }
+    drop(vault);
+    for v in [NAME, PHONE, ADDRESS, DOOR, NOTE] {
+        assert!(jobseal_e2e::files_containing(&dir, v.as_bytes()).is_empty(), "a value survived the wipe");
+    }
+}
+
+/// Runs in a child process: opens the device and syncs, dying at the crash point the parent set.
+#[test]
+#[ignore = "runs only as the child of a sync crash test"]
+fn sync_crash_child() {
+    let dir = PathBuf::from(std::env::var("JOBSEAL_E2E_DIR").unwrap());
+    let base = std::env::var("JOBSEAL_E2E_BASE").unwrap();
+    let vault = device(&dir);
+    let _ = vault.sync(&HttpTransport::new(&base));
+    unreachable!("the crash point was not reached");
+}
+
+fn sync_in_child_until(dir: &Path, base: &str, point: &str) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sync_crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("JOBSEAL_E2E_DIR", dir)
+        .env("JOBSEAL_E2E_BASE", base)
+        .env("JOBSEAL_CRASH_POINT", point)
+        .output()
+        .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(6), "the child did not die at {point}: {:?}", out.status);
+    }
+}
+
+#[test]
+fn a_device_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
+    for point in ["sync:answer-received", "sync:acked"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = start(&tmp.path().join("dispatch.db"));
+        let base = server.base_url();
+        let dir = tmp.path().join("device");
+        let (job, later) = (Uuid::new_v4(), Uuid::new_v4());
+        let bundle_device = {
+            let vault = device(&dir);
+            let net = Net::new(base.clone());
+            let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+            create_job(&base, bundle.device_id, job);
+            vault.sync(net.as_ref()).unwrap();
+            vault.advance(job, JobState::EnRoute).unwrap();
+            vault.advance(job, JobState::OnSite).unwrap();
+            vault.reveal(job).unwrap();
+            vault.close(job, REPORT).unwrap();
+            bundle.device_id
+        };
+        // A new sheet waits at dispatch: the killed sync must not lose it either.
+        create_job(&base, bundle_device, later);
+        sync_in_child_until(&dir, &base, point);
+
+        let vault = device(&dir);
+        let net = Net::new(base.clone());
+        let report = vault.sync(net.as_ref()).unwrap();
+        assert_eq!(report.pending, 0, "{point}");
+        assert_eq!(vault.job(later).unwrap().state, JobState::Assigned, "{point}: the new sheet was lost");
+        assert_once(&view(&base, job), &[JobState::EnRoute, JobState::OnSite, JobState::Completed]);
+        assert!(vault.verify_audit().unwrap().valid);
+    }
+}
