@@ -402,23 +402,8 @@ pub struct SealArgs<'a> {
 
 /// Decodes exactly 64 hex digits into a buffer that is zeroized on drop.
 fn hex32(s: &str) -> Option<Zeroizing<[u8; 32]>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
     let mut out = Zeroizing::new([0u8; 32]);
-    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
+    jobseal::hex::decode_to_slice(s, out.as_mut()).then_some(out)
 }
 
 /// Parses a dispatch secret key from hex. Neither the value nor any part of it is echoed.

@@ -16,6 +16,16 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Decodes hex (either case); `None` on odd length or a non-hex character.
 pub fn decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut out = vec![0u8; s.len() / 2];
+    decode_to_slice(s, &mut out).then_some(out)
+}
+
+/// Decodes hex into `out`, which must be exactly half as long as `s`; false on any mismatch or
+/// non-hex character. Lets callers decode secrets straight into a buffer that is wiped on drop.
+pub fn decode_to_slice(s: &str, out: &mut [u8]) -> bool {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -25,10 +35,16 @@ pub fn decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     let s = s.as_bytes();
-    if !s.len().is_multiple_of(2) {
-        return None;
+    if s.len() != out.len() * 2 {
+        return false;
     }
-    s.chunks_exact(2).map(|p| Some((nibble(p[0])? << 4) | nibble(p[1])?)).collect()
+    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(hi), Some(lo)) => *byte = (hi << 4) | lo,
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Serde helpers for `Vec<u8>` fields carried as hex strings.

@@ -13,9 +13,11 @@ use uuid::Uuid;
 
 /// A dispatch stand-in: records every request and answers from a script; `None` means the network
 /// is down.
+type Script = Box<dyn FnMut(&HttpRequest) -> Option<HttpResponse> + Send>;
+
 struct Scripted {
     requests: Mutex<Vec<HttpRequest>>,
-    answer: Mutex<Box<dyn FnMut(&HttpRequest) -> Option<HttpResponse> + Send>>,
+    answer: Mutex<Script>,
 }
 
 impl Scripted {
