@@ -184,6 +184,11 @@ impl Inner {
     }
 }
 
+/// The device identity secret key (the device must be enrolled).
+pub(crate) fn identity_secret(inner: &Inner) -> Result<SecretKey> {
+    inner.unwrap_secret(IDENTITY_SECRET)?.ok_or(Error::Enrolment("this device is not enrolled"))
+}
+
 /// The enrolled device's id, if any.
 pub(crate) fn device_id(conn: &Connection) -> Result<Option<Uuid>> {
     Ok(device(conn)?.map(|d| d.device_id))

@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod hex;
 mod error;
 pub mod keys;
+pub mod pairing;
 pub mod policy;
 pub mod receipt;
 pub mod sheet;

@@ -9,7 +9,7 @@
 use crate::crypto::Aad;
 use crate::envelope::{PublicKey, SecretKey};
 use crate::policy::JobState;
-use crate::{Error, Result, ShredOutcome};
+use crate::{Result, ShredOutcome};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -46,11 +46,7 @@ pub struct ReceiptKey(Zeroizing<[u8; 32]>);
 impl ReceiptKey {
     /// Derives the key from one side's secret key and the other side's public key.
     pub fn derive(own: &SecretKey, peer: &PublicKey, device_id: Uuid) -> Result<Self> {
-        let shared = own.diffie_hellman(peer)?;
-        let hk = hkdf::Hkdf::<Sha256>::new(Some(b"jobseal/v1/receipt-key"), shared.as_ref());
-        let mut key = Zeroizing::new([0u8; 32]);
-        hk.expand(device_id.as_bytes(), key.as_mut()).map_err(|_| Error::integrity("receipt key derivation"))?;
-        Ok(ReceiptKey(key))
+        Ok(ReceiptKey(crate::pairing::shared_key(own, peer, device_id, crate::pairing::RECEIPT_KEY_SALT)?))
     }
 
     fn mac(&self) -> Hmac<Sha256> {

@@ -62,11 +62,19 @@ struct Device {
 fn enrolled_device() -> Device {
     let tv = vault_at(200);
     let (dispatch, dispatch_pub) = envelope::generate_keypair().unwrap();
+    let dispatch_for_answer = envelope::SecretKey::from_bytes(&dispatch.to_bytes()).unwrap();
     let t = Scripted::new(move |req| {
         let enrol: wire::EnrolRequest = serde_json::from_slice(&req.body).unwrap();
+        let b = &enrol.bundle;
         ok(&wire::EnrolResponse {
-            device_id: enrol.bundle.device_id,
-            device_token: "test-token-not-secret".into(),
+            device_id: b.device_id,
+            sealed_device_token: jobseal::pairing::seal_device_token(
+                &dispatch_for_answer,
+                &b.identity_key,
+                b.device_id,
+                "test-token-not-secret",
+            )
+            .unwrap(),
             dispatch_key: dispatch_pub,
             server_time: at(200),
         })

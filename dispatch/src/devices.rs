@@ -66,19 +66,39 @@ impl Service {
             return Err(ApiError::bad_request("bundle.prekeys has a repeated id"));
         }
         let token = new_device_token();
+        let sealed_device_token =
+            jobseal::pairing::seal_device_token(self.secret(), &bundle.identity_key, bundle.device_id, &token)
+                .map_err(|_| ApiError::bad_request("bundle.identity_key cannot be used"))?;
         let now = now();
         self.store.write(|tx| {
-            if device_by_id(tx, bundle.device_id)?.is_some() {
-                return Err(ApiError::conflict(format!("device {} is already enrolled", bundle.device_id)));
-            }
             let id = bundle.device_id.to_string();
-            tx.execute(
-                "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![id, bundle.identity_key.as_bytes().as_slice(), token_hash(&token).as_slice(), now],
-            )?;
+            match device_by_id(tx, bundle.device_id)? {
+                // The same device enrolling again (its answer was lost): a new token replaces the
+                // old one. Only the identity key's holder can open it, so a replayed request
+                // gains nothing.
+                Some(known) if known.identity_key == bundle.identity_key => {
+                    tx.execute(
+                        "UPDATE devices SET token_hash = ?2 WHERE device_id = ?1",
+                        params![id, token_hash(&token).as_slice()],
+                    )?;
+                }
+                Some(_) => {
+                    return Err(ApiError::conflict(format!(
+                        "device {} is already enrolled with another identity key",
+                        bundle.device_id
+                    )))
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
+                        params![id, bundle.identity_key.as_bytes().as_slice(), token_hash(&token).as_slice(), now],
+                    )?;
+                }
+            }
             for p in &bundle.prekeys {
+                // OR IGNORE: on a repeated enrolment, ids dispatch already knows are kept as they are.
                 tx.execute(
-                    "INSERT INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT OR IGNORE INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![id, p.id, p.public_key.as_bytes().as_slice(), now],
                 )?;
             }
@@ -86,7 +106,7 @@ impl Service {
         })?;
         Ok(EnrolResponse {
             device_id: bundle.device_id,
-            device_token: token,
+            sealed_device_token,
             dispatch_key: self.public,
             server_time: time(now),
         })

@@ -208,7 +208,11 @@ fn vault_device(d: &Dispatch, prekeys: u32) -> VaultDevice {
     let enrolled = d.enrol(&bundle);
     assert_eq!(enrolled.device_id, bundle.device_id);
     assert_eq!(enrolled.dispatch_key, d.key());
-    VaultDevice { vault, id: bundle.device_id, token: enrolled.device_token, _dir: dir }
+    // The device opens the sealed token the way the sync engine does.
+    let token = vault.enrol_with_dispatch(&jobseal::HttpTransport::new(&d.server().base_url()), Some(d.key()), prekeys).unwrap();
+    assert_eq!(token.device_id, bundle.device_id);
+    let token = vault.device_token_insecure_for_testing().unwrap().expect("token stored");
+    VaultDevice { vault, id: bundle.device_id, token, _dir: dir }
 }
 
 /// A device made by hand, so the test holds its identity secret (to sign real shred receipts).
@@ -225,7 +229,9 @@ fn hand_device(d: &Dispatch, prekeys: u32) -> HandDevice {
         (1..=prekeys).map(|i| Prekey { id: i, public_key: generate_keypair().unwrap().1 }).collect::<Vec<_>>();
     let bundle = DeviceBundle { format: BUNDLE_FORMAT.into(), device_id: id, identity_key, prekeys };
     let enrolled = d.enrol(&bundle);
-    HandDevice { identity, id, token: enrolled.device_token }
+    let token = jobseal::pairing::open_device_token(&identity, &d.key(), id, &enrolled.sealed_device_token)
+        .expect("the token is sealed to the identity key");
+    HandDevice { identity, id, token: token.to_string() }
 }
 
 impl HandDevice {
@@ -268,7 +274,7 @@ fn audit_records(vault: &Vault) -> Vec<(Option<Uuid>, AuditRecord)> {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn enrolment_gives_a_token_and_refuses_bad_or_repeated_bundles() {
+fn enrolment_gives_a_sealed_token_renews_it_for_the_same_device_and_refuses_bad_bundles() {
     let d = Dispatch::start();
     let (status, key) = d.get("/v1/dispatch-key", None);
     assert_eq!(status, 200);
@@ -280,10 +286,20 @@ fn enrolment_gives_a_token_and_refuses_bad_or_repeated_bundles() {
     assert_eq!(view.prekeys_available, 10);
     assert_eq!(view.identity_key, dev.vault.device_bundle().unwrap().identity_key);
 
-    // Enrolling the same device again is refused, and changes nothing.
+    // The same device enrolling again (its answer was lost) gets a new token, sealed so that
+    // only its identity key opens it; the old token stops working.
     let bundle = dev.vault.device_bundle().unwrap();
-    assert_error(d.post("/v1/enrol", None, &json!({"bundle": bundle})), 409, "conflict");
-    assert_eq!(d.device(dev.id), view);
+    let again = d.enrol(&bundle);
+    assert_eq!(again.device_id, dev.id);
+    assert_error(d.sync_raw(&dev.token, dev.id, &[]), 401, "unauthorized");
+    assert_eq!(d.device(dev.id).prekeys_available, 10);
+    // Another identity key under the same device id is refused, and changes nothing.
+    let mut impostor = bundle.clone();
+    impostor.identity_key = generate_keypair().unwrap().1;
+    let before = d.device(dev.id);
+    assert_error(d.post("/v1/enrol", None, &json!({"bundle": impostor})), 409, "conflict");
+    assert_eq!(d.device(dev.id), before);
+    let _ = view;
 
     // Weak keys never get in: all-zero and low-order identity keys, a low-order prekey.
     let mut raw = serde_json::to_value(&bundle).unwrap();

@@ -289,3 +289,23 @@ fn a_device_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
         assert!(vault.verify_audit().unwrap().valid);
     }
 }
+
+#[test]
+fn a_lost_enrolment_answer_is_recovered_by_enrolling_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("dispatch.db"));
+    let net = Net::new(server.base_url());
+    let vault = device(&tmp.path().join("device"));
+    net.lose_next_answer.store(true, Ordering::SeqCst);
+    assert!(vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).is_err());
+    // Dispatch enrolled the device but the device never saw the token: it enrols again.
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let job = Uuid::new_v4();
+    create_job(&server.base_url(), bundle.device_id, job);
+    assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
+    // A device already holding its token does not enrol twice.
+    assert!(matches!(
+        vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5),
+        Err(jobseal::Error::Enrolment(_))
+    ));
+}

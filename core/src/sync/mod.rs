@@ -169,6 +169,7 @@ impl Vault {
             }
         };
         let bundle = match self.device_bundle() {
+            // Enrolled here but the answer was lost: enrol again; dispatch issues a new token.
             Ok(b) if self.dispatch_key()? == key && self.lock().device_token()?.is_none() => b,
             Ok(_) => return Err(Error::Enrolment("this device is already enrolled")),
             Err(Error::Enrolment(_)) => self.enrol(key, prekeys)?,
@@ -180,10 +181,18 @@ impl Vault {
             return Err(Error::Enrolment("dispatch answered with another key or device"));
         }
         let mut inner = self.lock();
-        inner.store_device_token(&answer.device_token)?;
+        let identity = crate::delivery::identity_secret(&inner)?;
+        let token = crate::pairing::open_device_token(&identity, &key, bundle.device_id, &answer.sealed_device_token)?;
+        inner.store_device_token(&token)?;
         drop(inner);
         self.anchor_server_time(answer.server_time)?;
         Ok(bundle)
+    }
+
+    /// Test-only: the device token, so API tests can craft requests.
+    #[cfg(feature = "insecure-test-hooks")]
+    pub fn device_token_insecure_for_testing(&self) -> Result<Option<String>> {
+        self.lock().device_token()
     }
 
     /// The outbox and sync health.

@@ -29,7 +29,8 @@ pub struct DispatchKeyResponse {
     pub dispatch_key: PublicKey,
 }
 
-/// `POST /v1/enrol`: a device's public bundle.
+/// `POST /v1/enrol`: a device's public bundle. Enrolling again with the same device id and
+/// identity key (after a lost answer) issues a new token and revokes the old one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
@@ -43,8 +44,10 @@ pub struct EnrolRequest {
 pub struct EnrolResponse {
     /// The device, as dispatch now knows it.
     pub device_id: Uuid,
-    /// Bearer token for every later call; dispatch keeps only its hash.
-    pub device_token: String,
+    /// Bearer token for every later call, sealed to the device's identity key
+    /// ([`crate::pairing::seal_device_token`]); dispatch keeps only its hash. Hex.
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub sealed_device_token: Vec<u8>,
     /// Dispatch's public key; must equal the one the device pinned.
     pub dispatch_key: PublicKey,
     /// Dispatch's clock.
