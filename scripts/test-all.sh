@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 echo "== Rust: unit, integration and end-to-end suites (debug build)"
 cargo test --workspace --locked
 bash bindings/kotlin/run-tests.sh
+bash android-demo/run-jvm-tests.sh

@@ -1,0 +1,66 @@
+// The reference dispatch server as a subprocess, for the flow tests.
+package io.jobseal.demo
+
+import java.io.File
+import java.net.URI
+import java.net.http.HttpClient
+import java.time.Duration
+import java.util.UUID
+import java.util.concurrent.LinkedBlockingQueue
+import java.util.concurrent.TimeUnit
+
+/** `jobseal-dispatch serve` on a free loopback port, with its operator API as the dispatcher. */
+class DispatchServer(binary: String, db: String) : AutoCloseable {
+    private val operatorToken = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "")
+    private val process: Process
+    val baseUrl: String
+
+    /** The operator token, for the scripts the tests run (post-demo-job.sh). */
+    val operatorTokenForScripts: String get() = operatorToken
+    val dispatchKeyHex: String
+    private val http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build()
+
+    init {
+        check(File(binary).canExecute()) { "dispatch server binary not found at $binary (cargo build -p jobseal-dispatch)" }
+        process = ProcessBuilder(binary, "serve", "--db", db, "--addr", "127.0.0.1:0", "--operator-token", operatorToken)
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .start()
+        val lines = LinkedBlockingQueue<String>()
+        Thread { process.errorStream.bufferedReader().forEachLine { lines.add(it) } }.apply { isDaemon = true }.start()
+        var url: String? = null
+        var key: String? = null
+        val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
+        while ((url == null || key == null) && System.nanoTime() < deadline) {
+            val line = lines.poll(200, TimeUnit.MILLISECONDS) ?: continue
+            line.substringAfter("listening on ", "").takeIf { it.isNotEmpty() }?.let { url = it.trim() }
+            line.substringAfter("dispatch key ", "").takeIf { it.isNotEmpty() }?.let { key = it.trim() }
+        }
+        if (url == null || key == null) {
+            process.destroyForcibly()
+            error("the dispatch server did not announce its address and key")
+        }
+        baseUrl = url!!
+        dispatchKeyHex = key!!
+    }
+
+    fun operator(method: String, path: String, body: String? = null): Pair<Int, String> {
+        val b = java.net.http.HttpRequest.newBuilder(URI.create(baseUrl.trimEnd('/') + path))
+            .header("authorization", "Bearer $operatorToken")
+            .header("content-type", "application/json")
+            .timeout(Duration.ofSeconds(20))
+        if (method == "POST") b.POST(java.net.http.HttpRequest.BodyPublishers.ofString(body ?: "")) else b.GET()
+        val r = http.send(b.build(), java.net.http.HttpResponse.BodyHandlers.ofString())
+        return r.statusCode() to r.body()
+    }
+
+    fun createJob(deviceId: String, sheetJson: String) {
+        val (status, body) = operator("POST", "/v1/operator/jobs", """{"device_id":"$deviceId","sheet":$sheetJson}""")
+        check(status == 200) { "create job: HTTP $status ${body.take(300)}" }
+    }
+
+    override fun close() {
+        process.destroy()
+        if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly()
+    }
+}
+

@@ -1,0 +1,51 @@
+import SwiftUI
+
+/// Sync status: enrolment, the outbox, the last sync, offline and the next retry. A production
+/// app also syncs and sweeps from a BGAppRefreshTask and when it becomes active.
+struct SyncView: View {
+    @State private var model: SyncModel?
+    @State private var message: String?
+    private let services = Services.shared
+
+    var body: some View {
+        List {
+            if let m = model {
+                Section {
+                    Text([m.enrolment, m.deviceId.map { "Device \($0)" }, m.outbox, m.lastSync].compactMap { $0 }.joined(separator: "\n")).accessibilityIdentifier("sync-status")
+                    if let offline = m.offline { Text(offline).accessibilityIdentifier("offline") }
+                }
+                Section {
+                    if !m.enrolled { Button("Enrol this phone") { act { try $0.enrol(dispatchKeyHex: services.dispatchKeyHex); return "Enrolled." } }.accessibilityIdentifier("enrol") }
+                    Button("Sync now") { act { try $0.syncNow() } }.accessibilityIdentifier("sync")
+                }
+            }
+            if let message { Text(message).accessibilityIdentifier("message") }
+        }
+        .navigationTitle("Sync")
+        .onAppear(perform: load)
+    }
+
+    private func presenter(_ vault: JobVault) -> SyncPresenter {
+        SyncPresenter(vault: vault, transport: services.transport, texts: services.texts)
+    }
+
+    private func load() {
+        services.run({ try presenter($0).load() }) { result in
+            switch result {
+            case let .success(m): model = m
+            case let .failure(e): message = services.texts.error(e)
+            }
+        }
+    }
+
+    private func act(_ work: @escaping (SyncPresenter) throws -> String) {
+        message = "Working…"
+        services.run({ vault in try work(presenter(vault)) }) { result in
+            switch result {
+            case let .success(text): message = text
+            case let .failure(e): message = services.texts.error(e)
+            }
+            load()
+        }
+    }
+}
