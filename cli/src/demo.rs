@@ -234,7 +234,12 @@ pub fn run(out: &mut impl Write, args: &DemoArgs) -> Result<u8, CliError> {
     crate::output::job_table(out, &vault.list_jobs()?)?;
 
     let [a, b, c] = &jobs;
-    writeln!(out, "\n== {} Sets out early for {}: en route, before its access window", at(&clock, day, 60), a.work_order)?;
+    writeln!(
+        out,
+        "\n== {} Sets out early for {}: en route, before its access window",
+        at(&clock, day, 60),
+        a.work_order
+    )?;
     vault.advance(a.id, JobState::EnRoute)?;
     let (shown_early, _, not_yet_open) = show_reveal(out, &vault, a)?;
 
@@ -337,11 +342,16 @@ pub fn run(out: &mut impl Write, args: &DemoArgs) -> Result<u8, CliError> {
         rows.push((job, state, *device_count, dispatch_reveals, verified));
     }
     let chain = operator(&base, &token, "GET", &format!("/v1/operator/devices/{}", bundle.device_id), None)?;
-    let chain_ok = chain["audit_chain"]["broken_at"].is_null() && chain["audit_chain"]["verified_up_to"].as_u64() > Some(0);
+    let chain_ok =
+        chain["audit_chain"]["broken_at"].is_null() && chain["audit_chain"]["verified_up_to"].as_u64() > Some(0);
     proofs.check(out, chain_ok, "dispatch verified the device's audit chain")?;
 
     writeln!(out, "\n== Summary")?;
-    writeln!(out, "  {:<13} {:<20} {:<10} {:>13} {:>18} {:>9}", "work order", "job", "state", "reveals(dev)", "reveals(dispatch)", "receipt")?;
+    writeln!(
+        out,
+        "  {:<13} {:<20} {:<10} {:>13} {:>18} {:>9}",
+        "work order", "job", "state", "reveals(dev)", "reveals(dispatch)", "receipt"
+    )?;
     for (job, state, dev, disp, verified) in rows {
         writeln!(
             out,
@@ -376,4 +386,3 @@ fn at(clock: &ManualClock, day: DateTime<Utc>, minutes: i64) -> String {
     }
     hhmm(clock)
 }
-

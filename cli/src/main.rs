@@ -5,8 +5,8 @@
 //! data is gone. It parses the command line, runs one command and turns its outcome into an exit
 //! code; the work is in [`commands`], the printing in [`output`], the forensic scan in [`scan`].
 
-mod demo;
 mod commands;
+mod demo;
 mod error;
 mod output;
 mod scan;

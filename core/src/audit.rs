@@ -195,7 +195,12 @@ pub(crate) fn enqueue_existing(conn: &Connection) -> Result<()> {
     })?;
     for row in rows {
         let record = record_of(row.seq as u64, &row.event, &row.prev, &row.hash);
-        crate::sync::outbox::enqueue(conn, row.event.job_id, row.event.at_ms, &crate::sync::wire::EventBody::Audit(record))?;
+        crate::sync::outbox::enqueue(
+            conn,
+            row.event.job_id,
+            row.event.at_ms,
+            &crate::sync::wire::EventBody::Audit(record),
+        )?;
     }
     Ok(())
 }
@@ -216,8 +221,10 @@ pub(crate) fn record_of(seq: u64, e: &NewEvent, prev: &[u8], hash: &[u8]) -> cra
 
 fn head(conn: &Connection) -> Result<(u64, Vec<u8>)> {
     let seq = crate::store::meta_i64(conn, HEAD_SEQ)?.unwrap_or(0);
-    let hash: Option<Vec<u8>> =
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", [HEAD_HASH], |r| r.get(0)).optional()?;
+    let hash: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([HEAD_HASH], |r| r.get(0))
+        .optional()?;
     Ok((seq as u64, hash.unwrap_or_else(|| GENESIS.to_vec())))
 }
 
@@ -227,28 +234,28 @@ pub fn append(conn: &Connection, event: &NewEvent) -> Result<u64> {
     let (seq, prev) = head(conn)?;
     let seq = seq + 1;
     let hash = event_hash(seq, event, &prev);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit (seq, at_ms, job_id, kind, field, state, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            seq as i64,
-            event.at_ms,
-            event.job_id.map(|j| j.to_string()),
-            event.kind.as_str(),
-            event.field,
-            event.state.map(|s| s.as_str()),
-            event.detail,
-            prev,
-            hash.as_slice(),
-        ],
-    )?;
+    )?
+    .execute(params![
+        seq as i64,
+        event.at_ms,
+        event.job_id.map(|j| j.to_string()),
+        event.kind.as_str(),
+        event.field,
+        event.state.map(|s| s.as_str()),
+        event.detail,
+        prev,
+        hash.as_slice(),
+    ])?;
     let record = record_of(seq, event, &prev, &hash);
     crate::sync::outbox::enqueue(conn, event.job_id, event.at_ms, &crate::sync::wire::EventBody::Audit(record))?;
     crate::store::set_meta_i64(conn, HEAD_SEQ, seq as i64)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![HEAD_HASH, hash.as_slice()],
-    )?;
+    )?
+    .execute(params![HEAD_HASH, hash.as_slice()])?;
     Ok(seq)
 }
 

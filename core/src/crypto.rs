@@ -32,9 +32,7 @@ impl Key32 {
 
     /// Takes a key from bytes that came out of an unwrap; fails on any other length.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::Tampered("unwrapped key has the wrong length"))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| Error::Tampered("unwrapped key has the wrong length"))?;
         Ok(Key32(Zeroizing::new(arr)))
     }
 
@@ -45,15 +43,32 @@ impl Key32 {
 
     /// Seals `plaintext` under this key, bound to `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        let cipher = XChaCha20Poly1305::new(self.0.as_ref().into());
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
+        self.seal_with_nonce(&nonce, plaintext, aad)
+    }
+
+    /// Test-only: [`Key32::seal`] with a caller-chosen nonce, so published test vectors
+    /// (Wycheproof) can be checked through this wrapper. Reusing a nonce under one key breaks the
+    /// cipher: never call it with anything but a published test value.
+    #[cfg(feature = "insecure-test-hooks")]
+    pub fn seal_with_nonce_insecure_for_testing(
+        &self,
+        nonce: &[u8; 24],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.seal_with_nonce(nonce, plaintext, aad)
+    }
+
+    fn seal_with_nonce(&self, nonce: &[u8; NONCE_LEN], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let cipher = XChaCha20Poly1305::new(self.0.as_ref().into());
         let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(XNonce::from_slice(nonce), Payload { msg: plaintext, aad })
             .map_err(|_| Error::Tampered("encryption failed"))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(ENVELOPE_V1);
-        out.extend_from_slice(&nonce);
+        out.extend_from_slice(nonce);
         out.extend_from_slice(&ct);
         Ok(out)
     }

@@ -56,15 +56,30 @@ pub struct Prekey {
 impl DeviceBundle {
     /// Parses a bundle from JSON. Low-order, all-zero and non-canonical keys are refused.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let b: DeviceBundle = serde_json::from_slice(bytes)
-            .map_err(|e| Error::InvalidInput(format!("device bundle is not valid: {e}")))?;
+        // Serde's messages quote the input (an unknown key, a bad string), and a bundle passed
+        // where a sheet belongs would put a customer value in the error: say where, not what.
+        // Found by the `ffi_inputs` fuzz target.
+        let b: DeviceBundle = serde_json::from_slice(bytes).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Io => "could not be read",
+                serde_json::error::Category::Syntax => "is not valid JSON",
+                serde_json::error::Category::Eof => "is truncated",
+                serde_json::error::Category::Data if is_key_error(&e) => "holds a weak or malformed X25519 key",
+                serde_json::error::Category::Data => "does not match the bundle format",
+            };
+            Error::InvalidInput(format!("device bundle {what} (line {}, column {})", e.line(), e.column()))
+        })?;
         if b.format != BUNDLE_FORMAT {
-            return Err(Error::InvalidInput(format!(
-                "device bundle format must be {BUNDLE_FORMAT:?}"
-            )));
+            return Err(Error::InvalidInput(format!("device bundle format must be {BUNDLE_FORMAT:?}")));
         }
         Ok(b)
     }
+}
+
+/// Whether a bundle failed to parse because of a key check (the only custom errors it raises).
+fn is_key_error(e: &serde_json::Error) -> bool {
+    let text = e.to_string();
+    ["weak X25519 key", "malformed envelope or key"].iter().any(|m| text.starts_with(m))
 }
 
 /// Seals a job sheet (JSON) for a device, from dispatch's secret key. Sealed to the prekey `prekey`
@@ -79,27 +94,23 @@ pub fn seal_job_sheet(
     let sheet = JobSheet::from_json(sheet_json)?;
     let (recipient, public) = match prekey {
         Some(id) => {
-            let p =
-                bundle.prekeys.iter().find(|p| p.id == id).ok_or_else(|| {
-                    Error::InvalidInput(format!("prekey {id} is not in the bundle"))
-                })?;
+            let p = bundle
+                .prekeys
+                .iter()
+                .find(|p| p.id == id)
+                .ok_or_else(|| Error::InvalidInput(format!("prekey {id} is not in the bundle")))?;
             (RecipientKeyId::Prekey(id), p.public_key)
         }
         None => (RecipientKeyId::Identity, bundle.identity_key),
     };
     let header = EnvelopeHeader::new(bundle.device_id, sheet.job_id, sheet.version, recipient);
-    Ok(envelope::seal_sheet(
-        dispatch_key,
-        &public,
-        &header,
-        sheet_json,
-    )?)
+    Ok(envelope::seal_sheet(dispatch_key, &public, &header, sheet_json)?)
 }
 
 /// Deletes a used prekey, private and public halves. Called inside the ingest transaction.
 pub(crate) fn consume_prekey(conn: &Connection, id: u32) -> Result<()> {
-    let gone = conn.execute("DELETE FROM secrets WHERE id = ?1", [prekey_secret(id)])?;
-    conn.execute("DELETE FROM prekeys WHERE id = ?1", [id])?;
+    let gone = conn.prepare_cached("DELETE FROM secrets WHERE id = ?1")?.execute([prekey_secret(id)])?;
+    conn.prepare_cached("DELETE FROM prekeys WHERE id = ?1")?.execute([id])?;
     if gone != 1 {
         return Err(Error::PrekeyUnavailable(id));
     }
@@ -119,23 +130,18 @@ struct Device {
 
 fn device(conn: &Connection) -> Result<Option<Device>> {
     let row: Option<(String, Vec<u8>, Vec<u8>, i64)> = conn
-        .query_row(
-            "SELECT device_id, dispatch_key, identity_key, next_prekey_id FROM device WHERE singleton = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+        .prepare_cached("SELECT device_id, dispatch_key, identity_key, next_prekey_id FROM device WHERE singleton = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
     let Some((id, dispatch, identity, next)) = row else {
         return Ok(None);
     };
     let bad = |_| Error::integrity("stored device identity is unreadable");
     Ok(Some(Device {
-        device_id: Uuid::parse_str(&id)
-            .map_err(|_| Error::integrity("stored device id is unreadable"))?,
+        device_id: Uuid::parse_str(&id).map_err(|_| Error::integrity("stored device id is unreadable"))?,
         dispatch_key: PublicKey::from_bytes(&dispatch).map_err(bad)?,
         identity_key: PublicKey::from_bytes(&identity).map_err(bad)?,
-        next_prekey_id: u32::try_from(next)
-            .map_err(|_| Error::integrity("prekey ids are exhausted"))?,
+        next_prekey_id: u32::try_from(next).map_err(|_| Error::integrity("prekey ids are exhausted"))?,
     }))
 }
 
@@ -148,9 +154,7 @@ struct Wrapper<'a> {
 
 impl Wrapper<'_> {
     fn wrap_secret(&self, conn: &Connection, id: &str, secret: &SecretKey) -> Result<()> {
-        let wrapped = self
-            .emk
-            .seal(secret.to_bytes().as_ref(), wrap_aad(id, self.epoch).bytes())?;
+        let wrapped = self.emk.seal(secret.to_bytes().as_ref(), wrap_aad(id, self.epoch).bytes())?;
         conn.execute(
             "INSERT INTO secrets (id, epoch, wrapped) VALUES (?1, ?2, ?3)",
             params![id, self.epoch as i64, wrapped],
@@ -159,9 +163,7 @@ impl Wrapper<'_> {
     }
 
     fn mint_prekeys(&self, conn: &Connection, first: u32, count: u32, now: i64) -> Result<u32> {
-        let next = first
-            .checked_add(count)
-            .ok_or_else(|| Error::integrity("prekey ids are exhausted"))?;
+        let next = first.checked_add(count).ok_or_else(|| Error::integrity("prekey ids are exhausted"))?;
         for id in first..next {
             let (secret, public) = envelope::generate_keypair()?;
             self.wrap_secret(conn, &prekey_secret(id), &secret)?;
@@ -170,10 +172,7 @@ impl Wrapper<'_> {
                 params![id, public.as_bytes().as_slice(), now],
             )?;
         }
-        conn.execute(
-            "UPDATE device SET next_prekey_id = ?1 WHERE singleton = 1",
-            [next],
-        )?;
+        conn.execute("UPDATE device SET next_prekey_id = ?1 WHERE singleton = 1", [next])?;
         Ok(next)
     }
 }
@@ -201,8 +200,7 @@ fn bundle(conn: &Connection) -> Result<DeviceBundle> {
     let mut prekeys = Vec::new();
     for row in rows {
         let (id, pk) = row?;
-        let public_key = PublicKey::from_bytes(&pk)
-            .map_err(|_| Error::integrity("stored prekey is unreadable"))?;
+        let public_key = PublicKey::from_bytes(&pk).map_err(|_| Error::integrity("stored prekey is unreadable"))?;
         prekeys.push(Prekey { id, public_key });
     }
     Ok(DeviceBundle {
@@ -217,8 +215,8 @@ fn bundle(conn: &Connection) -> Result<DeviceBundle> {
 /// `emk` of `epoch`, so a shred calls it before its rotation.
 pub(crate) fn receipt_signer(conn: &Connection, emk: &Key32, epoch: u64) -> Result<Option<(Uuid, ReceiptKey)>> {
     let Some(dev) = device(conn)? else { return Ok(None) };
-    let identity = unwrap_secret(conn, emk, epoch, IDENTITY_SECRET)?
-        .ok_or_else(|| Error::integrity("identity key is missing"))?;
+    let identity =
+        unwrap_secret(conn, emk, epoch, IDENTITY_SECRET)?.ok_or_else(|| Error::integrity("identity key is missing"))?;
     Ok(Some((dev.device_id, ReceiptKey::derive(&identity, &dev.dispatch_key, dev.device_id)?)))
 }
 
@@ -231,9 +229,7 @@ fn unwrap_secret(conn: &Connection, emk: &Key32, epoch: u64, id: &str) -> Result
 
 fn check_count(count: u32) -> Result<()> {
     if count == 0 || count > MAX_PREKEYS_PER_CALL {
-        return Err(Error::InvalidInput(format!(
-            "prekey count must be 1 to {MAX_PREKEYS_PER_CALL}"
-        )));
+        return Err(Error::InvalidInput(format!("prekey count must be 1 to {MAX_PREKEYS_PER_CALL}")));
     }
     Ok(())
 }
@@ -247,24 +243,22 @@ impl Vault {
         let mut inner = self.lock();
         let now = inner.begin()?;
         let (identity, identity_pub) = envelope::generate_keypair()?;
-        let Inner {
-            conn, emk, epoch, ..
-        } = &mut *inner;
+        let Inner { conn, emk, epoch, .. } = &mut *inner;
         let keys = Wrapper { emk, epoch: *epoch };
         let tx = store::write_tx(conn)?;
         if device(&tx)?.is_some() {
             return Err(Error::Enrolment("this device is already enrolled"));
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO device (singleton, device_id, dispatch_key, identity_key, next_prekey_id, enrolled_ms)
              VALUES (1, ?1, ?2, ?3, 1, ?4)",
-            params![
-                Uuid::new_v4().to_string(),
-                dispatch_key.as_bytes().as_slice(),
-                identity_pub.as_bytes().as_slice(),
-                now
-            ],
-        )?;
+        )?
+        .execute(params![
+            Uuid::new_v4().to_string(),
+            dispatch_key.as_bytes().as_slice(),
+            identity_pub.as_bytes().as_slice(),
+            now
+        ])?;
         crate::audit::enqueue_existing(&tx)?;
         keys.wrap_secret(&tx, IDENTITY_SECRET, &identity)?;
         keys.mint_prekeys(&tx, 1, prekeys, now)?;
@@ -281,9 +275,7 @@ impl Vault {
     /// The pinned dispatch public key.
     pub fn dispatch_key(&self) -> Result<PublicKey> {
         let inner = self.lock();
-        Ok(device(&inner.conn)?
-            .ok_or(Error::Enrolment("this device is not enrolled"))?
-            .dispatch_key)
+        Ok(device(&inner.conn)?.ok_or(Error::Enrolment("this device is not enrolled"))?.dispatch_key)
     }
 
     /// Mints `count` more prekeys when dispatch runs low, and returns the bundle of all unused ones.
@@ -291,17 +283,13 @@ impl Vault {
         check_count(count)?;
         let mut inner = self.lock();
         let now = inner.begin()?;
-        let Inner {
-            conn, emk, epoch, ..
-        } = &mut *inner;
+        let Inner { conn, emk, epoch, .. } = &mut *inner;
         let keys = Wrapper { emk, epoch: *epoch };
         let tx = store::write_tx(conn)?;
         let dev = device(&tx)?.ok_or(Error::Enrolment("this device is not enrolled"))?;
-        let held: u32 = tx.query_row("SELECT count(*) FROM prekeys", [], |r| r.get(0))?;
+        let held: u32 = tx.prepare_cached("SELECT count(*) FROM prekeys")?.query_row([], |r| r.get(0))?;
         if held + count > MAX_PREKEYS_HELD {
-            return Err(Error::InvalidInput(format!(
-                "a device holds at most {MAX_PREKEYS_HELD} unused prekeys"
-            )));
+            return Err(Error::InvalidInput(format!("a device holds at most {MAX_PREKEYS_HELD} unused prekeys")));
         }
         keys.mint_prekeys(&tx, dev.next_prekey_id, count, now)?;
         let bundle = bundle(&tx)?;
@@ -335,19 +323,17 @@ impl Vault {
             Err(e) => return Err(e),
         }
         let key = match header.recipient {
-            RecipientKeyId::Prekey(id) => inner
-                .unwrap_secret(&prekey_secret(id))?
-                .ok_or(Error::PrekeyUnavailable(id))?,
-            RecipientKeyId::Identity => inner
-                .unwrap_secret(IDENTITY_SECRET)?
-                .ok_or_else(|| Error::integrity("identity key is missing"))?,
+            RecipientKeyId::Prekey(id) => {
+                inner.unwrap_secret(&prekey_secret(id))?.ok_or(Error::PrekeyUnavailable(id))?
+            }
+            RecipientKeyId::Identity => {
+                inner.unwrap_secret(IDENTITY_SECRET)?.ok_or_else(|| Error::integrity("identity key is missing"))?
+            }
         };
         let plaintext = envelope::open_sheet(&parsed, &key, &dev.dispatch_key, dev.device_id)?;
         let sheet = JobSheet::from_json(&plaintext)?;
         if sheet.job_id != header.job_id || sheet.version != header.sheet_version {
-            return Err(Error::Tampered(
-                "the sheet inside does not match its envelope",
-            ));
+            return Err(Error::Tampered("the sheet inside does not match its envelope"));
         }
         inner.ingest(&sheet, now, Some(header.recipient))
     }

@@ -108,41 +108,33 @@ pub enum EnvelopeError {
 const LOW_ORDER_POINTS: [[u8; 32]; 7] = [
     [0x00; 32],
     [
-        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00,
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ],
     [
-        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4,
-        0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49,
-        0xb8, 0x00,
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a, 0xda, 0x09,
+        0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00,
     ],
     [
-        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef,
-        0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f,
-        0x11, 0x57,
+        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef, 0x5b, 0x04, 0x44,
+        0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57,
     ],
     [
-        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0x7f,
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
     ],
     [
-        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0x7f,
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
     ],
     [
-        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0x7f,
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
     ],
 ];
 
 fn is_low_order(key: &[u8; 32]) -> bool {
-    LOW_ORDER_POINTS
-        .iter()
-        .any(|bad| bad[..31] == key[..31] && bad[31] == key[31] & 0x7f)
+    LOW_ORDER_POINTS.iter().any(|bad| bad[..31] == key[..31] && bad[31] == key[31] & 0x7f)
 }
 
 /// Canonical means bit 255 clear and the value below p = 2^255 - 19. Every X25519
@@ -176,9 +168,8 @@ pub struct PublicKey([u8; KEY_LEN]);
 impl PublicKey {
     /// Parses and validates a 32-byte X25519 public key.
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, EnvelopeError> {
-        let key: [u8; KEY_LEN] = bytes
-            .try_into()
-            .map_err(|_| EnvelopeError::Malformed("X25519 public key must be 32 bytes"))?;
+        let key: [u8; KEY_LEN] =
+            bytes.try_into().map_err(|_| EnvelopeError::Malformed("X25519 public key must be 32 bytes"))?;
         check_public_key(&key)?;
         Ok(PublicKey(key))
     }
@@ -216,9 +207,7 @@ impl FromStr for PublicKey {
 
     /// Parses the 64-character hex form (either case).
     fn from_str(s: &str) -> Result<PublicKey, EnvelopeError> {
-        let bytes = hex_decode_32(s).ok_or(EnvelopeError::Malformed(
-            "X25519 public key must be 64 hex characters",
-        ))?;
+        let bytes = hex_decode_32(s).ok_or(EnvelopeError::Malformed("X25519 public key must be 64 hex characters"))?;
         PublicKey::from_bytes(&bytes)
     }
 }
@@ -263,10 +252,7 @@ impl SecretKey {
         // A clamped scalar is never a multiple of the group order, so this cannot trigger; it is
         // here so a broken X25519 backend cannot hand us a weak key silently.
         check_public_key(&public)?;
-        Ok(SecretKey {
-            bytes: *bytes,
-            public,
-        })
+        Ok(SecretKey { bytes: *bytes, public })
     }
 
     /// The 32 raw secret bytes, in a buffer that wipes itself, for the vault to wrap.
@@ -304,9 +290,7 @@ impl SecretKey {
 pub fn generate_keypair() -> Result<(SecretKey, PublicKey), EnvelopeError> {
     use rand_core::RngCore as _;
     let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-    rand_core::OsRng
-        .try_fill_bytes(&mut *bytes)
-        .map_err(|_| EnvelopeError::Rng)?;
+    rand_core::OsRng.try_fill_bytes(&mut *bytes).map_err(|_| EnvelopeError::Rng)?;
     let sk = SecretKey::from_bytes(&bytes)?;
     let pk = sk.public_key();
     Ok((sk, pk))
@@ -347,19 +331,8 @@ pub struct EnvelopeHeader {
 
 impl EnvelopeHeader {
     /// A header for the current [`PROTOCOL_VERSION`].
-    pub fn new(
-        device_id: Uuid,
-        job_id: Uuid,
-        sheet_version: u64,
-        recipient: RecipientKeyId,
-    ) -> EnvelopeHeader {
-        EnvelopeHeader {
-            protocol_version: PROTOCOL_VERSION,
-            device_id,
-            job_id,
-            sheet_version,
-            recipient,
-        }
+    pub fn new(device_id: Uuid, job_id: Uuid, sheet_version: u64, recipient: RecipientKeyId) -> EnvelopeHeader {
+        EnvelopeHeader { protocol_version: PROTOCOL_VERSION, device_id, job_id, sheet_version, recipient }
     }
 
     /// The fixed-width wire encoding, which is also the HPKE `aad`:
@@ -401,18 +374,10 @@ impl EnvelopeHeader {
         let recipient = match (kind, key_id) {
             (RECIPIENT_PREKEY, id) => RecipientKeyId::Prekey(id),
             (RECIPIENT_IDENTITY, 0) => RecipientKeyId::Identity,
-            (RECIPIENT_IDENTITY, _) => {
-                return Err(EnvelopeError::Malformed("identity recipient with a key id"))
-            }
+            (RECIPIENT_IDENTITY, _) => return Err(EnvelopeError::Malformed("identity recipient with a key id")),
             _ => return Err(EnvelopeError::Malformed("unknown recipient kind")),
         };
-        Ok(EnvelopeHeader {
-            protocol_version,
-            device_id,
-            job_id,
-            sheet_version,
-            recipient,
-        })
+        Ok(EnvelopeHeader { protocol_version, device_id, job_id, sheet_version, recipient })
     }
 
     /// The HPKE `info`: [`INFO_LABEL`] followed by [`EnvelopeHeader::to_bytes`].
@@ -495,12 +460,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedEnvelope, EnvelopeError> {
     let header = EnvelopeHeader::from_bytes(&header_bytes)?;
     let enc = *r.take::<KEY_LEN>()?;
     check_public_key(&enc)?;
-    Ok(ParsedEnvelope {
-        header,
-        header_bytes,
-        enc,
-        ciphertext: r.0.to_vec(),
-    })
+    Ok(ParsedEnvelope { header, header_bytes, enc, ciphertext: r.0.to_vec() })
 }
 
 /// Seals a job sheet from dispatch to one device key.
@@ -515,9 +475,7 @@ pub fn seal_sheet(
 ) -> Result<Vec<u8>, EnvelopeError> {
     use rand_core::RngCore as _;
     let mut eph_ikm = Zeroizing::new([0u8; KEY_LEN]);
-    rand_core::OsRng
-        .try_fill_bytes(&mut *eph_ikm)
-        .map_err(|_| EnvelopeError::Rng)?;
+    rand_core::OsRng.try_fill_bytes(&mut *eph_ikm).map_err(|_| EnvelopeError::Rng)?;
     seal_with_ikm(dispatch_sk, recipient_pk, header, plaintext, &eph_ikm)
 }
 
@@ -596,9 +554,8 @@ fn sender_context(
     let pk_r = recipient_pk.to_hpke()?;
     let mut rng = OneShotIkm::new(eph_ikm);
     // hpke fails here only when a DH output is all zero, i.e. a low-order recipient key.
-    let (enc, ctx) =
-        hpke::setup_sender::<SuiteAead, SuiteKdf, SuiteKem, _>(&mode, &pk_r, info, &mut rng)
-            .map_err(|_| EnvelopeError::WeakKey)?;
+    let (enc, ctx) = hpke::setup_sender::<SuiteAead, SuiteKdf, SuiteKem, _>(&mode, &pk_r, info, &mut rng)
+        .map_err(|_| EnvelopeError::WeakKey)?;
     if !rng.consumed_exactly_once() {
         // The ephemeral key would not be DeriveKeyPair(eph_ikm): refuse rather than seal under
         // a key we did not choose.
@@ -608,12 +565,7 @@ fn sender_context(
 }
 
 /// Appends ciphertext || tag to `out`. On failure, whatever plaintext was copied is wiped.
-fn seal_into(
-    ctx: &mut SenderContext,
-    out: &mut Vec<u8>,
-    plaintext: &[u8],
-    aad: &[u8],
-) -> Result<(), EnvelopeError> {
+fn seal_into(ctx: &mut SenderContext, out: &mut Vec<u8>, plaintext: &[u8], aad: &[u8]) -> Result<(), EnvelopeError> {
     let start = out.len();
     out.extend_from_slice(plaintext);
     match ctx.seal_in_place_detached(&mut out[start..], aad) {
@@ -638,30 +590,20 @@ fn receiver_context(
     enc: &[u8; KEY_LEN],
     info: &[u8],
 ) -> Result<ReceiverContext, EnvelopeError> {
-    let enc = HpkeEncappedKey::from_bytes(enc)
-        .map_err(|_| EnvelopeError::Malformed("enc must be 32 bytes"))?;
+    let enc = HpkeEncappedKey::from_bytes(enc).map_err(|_| EnvelopeError::Malformed("enc must be 32 bytes"))?;
     let mode = OpModeR::Auth(sender_pk.to_hpke()?);
     let sk_r = recipient_sk.to_hpke()?;
-    hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(&mode, &sk_r, &enc, info)
-        .map_err(|_| EnvelopeError::WeakKey)
+    hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(&mode, &sk_r, &enc, info).map_err(|_| EnvelopeError::WeakKey)
 }
 
 /// Authenticates and decrypts ciphertext || tag into a buffer that wipes itself.
-fn open_in(
-    ctx: &mut ReceiverContext,
-    ciphertext: &[u8],
-    aad: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
-    let body_len = ciphertext
-        .len()
-        .checked_sub(TAG_LEN)
-        .ok_or(EnvelopeError::Malformed("ciphertext shorter than its tag"))?;
+fn open_in(ctx: &mut ReceiverContext, ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    let body_len =
+        ciphertext.len().checked_sub(TAG_LEN).ok_or(EnvelopeError::Malformed("ciphertext shorter than its tag"))?;
     let (body, tag) = ciphertext.split_at(body_len);
-    let tag = AeadTag::<SuiteAead>::from_bytes(tag)
-        .map_err(|_| EnvelopeError::Malformed("bad tag length"))?;
+    let tag = AeadTag::<SuiteAead>::from_bytes(tag).map_err(|_| EnvelopeError::Malformed("bad tag length"))?;
     let mut buf = Zeroizing::new(body.to_vec());
-    ctx.open_in_place_detached(&mut buf, aad, &tag)
-        .map_err(|_| EnvelopeError::Tampered)?;
+    ctx.open_in_place_detached(&mut buf, aad, &tag).map_err(|_| EnvelopeError::Tampered)?;
     Ok(buf)
 }
 
@@ -678,11 +620,7 @@ struct OneShotIkm {
 
 impl OneShotIkm {
     fn new(ikm: &[u8; KEY_LEN]) -> OneShotIkm {
-        OneShotIkm {
-            ikm: *ikm,
-            used: 0,
-            overdrawn: false,
-        }
+        OneShotIkm { ikm: *ikm, used: 0, overdrawn: false }
     }
 
     fn consumed_exactly_once(&self) -> bool {
@@ -726,10 +664,7 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take<const N: usize>(&mut self) -> Result<&'a [u8; N], EnvelopeError> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(EnvelopeError::Malformed("envelope truncated"))?;
+        let (head, rest) = self.0.split_first_chunk::<N>().ok_or(EnvelopeError::Malformed("envelope truncated"))?;
         self.0 = rest;
         Ok(head)
     }
@@ -768,8 +703,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
 
-    const RFC9180_VECTORS: &str =
-        include_str!("../../docs/vectors/rfc9180-x25519-sha256-chacha20poly1305.json");
+    const RFC9180_VECTORS: &str = include_str!("../../docs/vectors/rfc9180-x25519-sha256-chacha20poly1305.json");
 
     const DEVICE: Uuid = Uuid::from_u128(0xd3c1ce00_0000_4000_8000_000000000001);
     const OTHER_DEVICE: Uuid = Uuid::from_u128(0xd3c1ce00_0000_4000_8000_000000000002);
@@ -790,10 +724,7 @@ mod tests {
 
     fn unhex(s: &str) -> Vec<u8> {
         assert!(s.len().is_multiple_of(2), "odd hex length");
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit")).collect()
     }
 
     fn unhex32(s: &str) -> [u8; 32] {
@@ -827,13 +758,7 @@ mod tests {
     }
 
     fn sealed(p: &Parties) -> Vec<u8> {
-        seal_sheet(
-            &p.dispatch,
-            &p.prekey.public_key(),
-            &prekey_header(),
-            SHEET.as_bytes(),
-        )
-        .expect("seal")
+        seal_sheet(&p.dispatch, &p.prekey.public_key(), &prekey_header(), SHEET.as_bytes()).expect("seal")
     }
 
     fn open_bytes(p: &Parties, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
@@ -902,19 +827,13 @@ mod tests {
         assert_eq!(sk_d.to_bytes().as_slice(), field(v, sk).as_slice(), "{sk}");
         assert_eq!(pk_d.to_bytes().as_slice(), field(v, pk).as_slice(), "{pk}");
         let ours = SecretKey::from_bytes(&unhex32(v[sk].as_str().expect("sk"))).expect("sk");
-        assert_eq!(
-            ours.public_key().as_bytes().as_slice(),
-            field(v, pk).as_slice()
-        );
+        assert_eq!(ours.public_key().as_bytes().as_slice(), field(v, pk).as_slice());
         assert!(PublicKey::from_bytes(&field(v, pk)).is_ok());
     }
 
     #[test]
     fn rfc9180_auth_mode_through_envelope_helpers() {
-        let v = rfc_vectors()
-            .into_iter()
-            .find(|v| v["mode"] == 2)
-            .expect("auth mode vector");
+        let v = rfc_vectors().into_iter().find(|v| v["mode"] == 2).expect("auth mode vector");
         check_derived_keypair(&v, "ikmE", "skEm", "pkEm");
         check_derived_keypair(&v, "ikmR", "skRm", "pkRm");
         check_derived_keypair(&v, "ikmS", "skSm", "pkSm");
@@ -964,10 +883,7 @@ mod tests {
     #[test]
     fn rfc9180_all_modes_through_hpke() {
         let vectors = rfc_vectors();
-        let modes: Vec<u64> = vectors
-            .iter()
-            .map(|v| v["mode"].as_u64().unwrap())
-            .collect();
+        let modes: Vec<u64> = vectors.iter().map(|v| v["mode"].as_u64().unwrap()).collect();
         assert_eq!(modes, [0, 1, 2, 3]);
         for v in &vectors {
             let mode = v["mode"].as_u64().unwrap();
@@ -978,52 +894,34 @@ mod tests {
                 check_derived_keypair(v, "ikmS", "skSm", "pkSm");
                 SuiteKem::derive_keypair(&field(v, "ikmS"))
             });
-            let (psk, psk_id) = if mode == 1 || mode == 3 {
-                (field(v, "psk"), field(v, "psk_id"))
-            } else {
-                (Vec::new(), Vec::new())
-            };
+            let (psk, psk_id) =
+                if mode == 1 || mode == 3 { (field(v, "psk"), field(v, "psk_id")) } else { (Vec::new(), Vec::new()) };
             let bundle = hpke::PskBundle::new(&psk, &psk_id).unwrap();
             let (mode_s, mode_r) = match (&sender_id, mode) {
                 (None, 0) => (OpModeS::Base, OpModeR::Base),
                 (None, 1) => (OpModeS::Psk(bundle), OpModeR::Psk(bundle)),
-                (Some((sk, pk)), 2) => (
-                    OpModeS::Auth((sk.clone(), pk.clone())),
-                    OpModeR::Auth(pk.clone()),
-                ),
-                (Some((sk, pk)), 3) => (
-                    OpModeS::AuthPsk((sk.clone(), pk.clone()), bundle),
-                    OpModeR::AuthPsk(pk.clone(), bundle),
-                ),
+                (Some((sk, pk)), 2) => (OpModeS::Auth((sk.clone(), pk.clone())), OpModeR::Auth(pk.clone())),
+                (Some((sk, pk)), 3) => {
+                    (OpModeS::AuthPsk((sk.clone(), pk.clone()), bundle), OpModeR::AuthPsk(pk.clone(), bundle))
+                }
                 _ => unreachable!("mode {mode}"),
             };
 
             let info = field(v, "info");
             let mut rng = OneShotIkm::new(&unhex32(v["ikmE"].as_str().unwrap()));
-            let (enc, mut sender) = hpke::setup_sender::<SuiteAead, SuiteKdf, SuiteKem, _>(
-                &mode_s, &pk_r, &info, &mut rng,
-            )
-            .unwrap();
+            let (enc, mut sender) =
+                hpke::setup_sender::<SuiteAead, SuiteKdf, SuiteKem, _>(&mode_s, &pk_r, &info, &mut rng).unwrap();
             assert!(rng.consumed_exactly_once());
-            assert_eq!(
-                enc.to_bytes().as_slice(),
-                field(v, "enc").as_slice(),
-                "mode {mode}"
-            );
+            assert_eq!(enc.to_bytes().as_slice(), field(v, "enc").as_slice(), "mode {mode}");
             let mut receiver =
-                hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(&mode_r, &sk_r, &enc, &info)
-                    .unwrap();
+                hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(&mode_r, &sk_r, &enc, &info).unwrap();
 
             let (listed, last) = encryptions(v);
             for seq in 0..=last {
                 match listed.get(&seq) {
                     Some((pt, aad, ct)) => {
                         assert_eq!(&sender.seal(pt, aad).unwrap(), ct, "mode {mode} seq {seq}");
-                        assert_eq!(
-                            &receiver.open(ct, aad).unwrap(),
-                            pt,
-                            "mode {mode} seq {seq}"
-                        );
+                        assert_eq!(&receiver.open(ct, aad).unwrap(), pt, "mode {mode} seq {seq}");
                     }
                     None => {
                         let ct = sender.seal(b"filler", b"").unwrap();
@@ -1057,13 +955,7 @@ mod tests {
         assert_eq!(opened.as_slice(), SHEET.as_bytes());
 
         let header = EnvelopeHeader::new(DEVICE, JOB, 8, RecipientKeyId::Identity);
-        let bytes = seal_sheet(
-            &p.dispatch,
-            &p.identity.public_key(),
-            &header,
-            SHEET.as_bytes(),
-        )
-        .unwrap();
+        let bytes = seal_sheet(&p.dispatch, &p.identity.public_key(), &header, SHEET.as_bytes()).unwrap();
         let parsed = parse(&bytes).unwrap();
         assert_eq!(parsed.header().recipient, RecipientKeyId::Identity);
         let opened = open_sheet(&parsed, &p.identity, &p.dispatch.public_key(), DEVICE).unwrap();
@@ -1114,10 +1006,7 @@ mod tests {
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(
-            open_bytes(&p, &longer).unwrap_err(),
-            EnvelopeError::Tampered
-        );
+        assert_eq!(open_bytes(&p, &longer).unwrap_err(), EnvelopeError::Tampered);
     }
 
     #[test]
@@ -1126,23 +1015,11 @@ mod tests {
         let bytes = sealed(&p);
         let parsed = parse(&bytes).unwrap();
         let (_, impostor) = generate_keypair().unwrap();
-        assert_eq!(
-            open_sheet(&parsed, &p.prekey, &impostor, DEVICE).unwrap_err(),
-            EnvelopeError::Tampered
-        );
+        assert_eq!(open_sheet(&parsed, &p.prekey, &impostor, DEVICE).unwrap_err(), EnvelopeError::Tampered);
         // A forger who seals with its own key to the right prekey fails the same way.
         let (forger, _) = generate_keypair().unwrap();
-        let forged = seal_sheet(
-            &forger,
-            &p.prekey.public_key(),
-            &prekey_header(),
-            SHEET.as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(
-            open_bytes(&p, &forged).unwrap_err(),
-            EnvelopeError::Tampered
-        );
+        let forged = seal_sheet(&forger, &p.prekey.public_key(), &prekey_header(), SHEET.as_bytes()).unwrap();
+        assert_eq!(open_bytes(&p, &forged).unwrap_err(), EnvelopeError::Tampered);
     }
 
     #[test]
@@ -1159,17 +1036,8 @@ mod tests {
     fn envelope_for_another_device_is_misaddressed() {
         let p = parties();
         let header = EnvelopeHeader::new(OTHER_DEVICE, JOB, 7, RecipientKeyId::Prekey(42));
-        let bytes = seal_sheet(
-            &p.dispatch,
-            &p.prekey.public_key(),
-            &header,
-            SHEET.as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(
-            open_bytes(&p, &bytes).unwrap_err(),
-            EnvelopeError::Misaddressed
-        );
+        let bytes = seal_sheet(&p.dispatch, &p.prekey.public_key(), &header, SHEET.as_bytes()).unwrap();
+        assert_eq!(open_bytes(&p, &bytes).unwrap_err(), EnvelopeError::Misaddressed);
     }
 
     #[test]
@@ -1194,13 +1062,7 @@ mod tests {
             assert_eq!(parsed.header(), &header);
             let expected_device = header.device_id;
             assert_eq!(
-                open_sheet(
-                    &parsed,
-                    &p.prekey,
-                    &p.dispatch.public_key(),
-                    expected_device
-                )
-                .unwrap_err(),
+                open_sheet(&parsed, &p.prekey, &p.dispatch.public_key(), expected_device).unwrap_err(),
                 EnvelopeError::Tampered,
                 "edit {i}"
             );
@@ -1217,26 +1079,14 @@ mod tests {
         for bad in all_low_order_encodings() {
             let enc = HpkeEncappedKey::from_bytes(&bad).unwrap();
             assert!(
-                hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(
-                    &OpModeR::Base,
-                    &sk,
-                    &enc,
-                    b""
-                )
-                .is_err(),
+                hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(&OpModeR::Base, &sk, &enc, b"").is_err(),
                 "{} is not low order",
                 hex(&bad)
             );
         }
         let (_, good) = generate_keypair().unwrap();
         let enc = HpkeEncappedKey::from_bytes(good.as_bytes()).unwrap();
-        assert!(hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(
-            &OpModeR::Base,
-            &sk,
-            &enc,
-            b""
-        )
-        .is_ok());
+        assert!(hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(&OpModeR::Base, &sk, &enc, b"").is_ok());
     }
 
     #[test]
@@ -1244,28 +1094,14 @@ mod tests {
         let p = parties();
         let bytes = sealed(&p);
         for bad in all_low_order_encodings() {
-            assert_eq!(
-                PublicKey::from_bytes(&bad).unwrap_err(),
-                EnvelopeError::WeakKey
-            );
-            assert_eq!(
-                hex(&bad).parse::<PublicKey>().unwrap_err(),
-                EnvelopeError::WeakKey
-            );
+            assert_eq!(PublicKey::from_bytes(&bad).unwrap_err(), EnvelopeError::WeakKey);
+            assert_eq!(hex(&bad).parse::<PublicKey>().unwrap_err(), EnvelopeError::WeakKey);
             assert!(serde_json::from_value::<PublicKey>(json!(hex(&bad))).is_err());
             let mut env = bytes.clone();
             env[50..82].copy_from_slice(&bad);
-            assert_eq!(
-                parse(&env).unwrap_err(),
-                EnvelopeError::WeakKey,
-                "{}",
-                hex(&bad)
-            );
+            assert_eq!(parse(&env).unwrap_err(), EnvelopeError::WeakKey, "{}", hex(&bad));
         }
-        assert_eq!(
-            SecretKey::from_bytes(&[0u8; 32]).err(),
-            Some(EnvelopeError::WeakKey)
-        );
+        assert_eq!(SecretKey::from_bytes(&[0u8; 32]).err(), Some(EnvelopeError::WeakKey));
         let mut wiped = generate_keypair().unwrap().0;
         wiped.zeroize();
         assert_eq!(
@@ -1273,10 +1109,7 @@ mod tests {
             EnvelopeError::WeakKey
         );
         let parsed = parse(&bytes).unwrap();
-        assert_eq!(
-            open_sheet(&parsed, &wiped, &p.dispatch.public_key(), DEVICE).unwrap_err(),
-            EnvelopeError::WeakKey
-        );
+        assert_eq!(open_sheet(&parsed, &wiped, &p.dispatch.public_key(), DEVICE).unwrap_err(), EnvelopeError::WeakKey);
     }
 
     #[test]
@@ -1291,10 +1124,7 @@ mod tests {
                 open_sheet(&forged, &p.prekey, &p.dispatch.public_key(), DEVICE).unwrap_err(),
                 EnvelopeError::WeakKey
             );
-            assert_eq!(
-                open_sheet(&parsed, &p.prekey, &PublicKey(bad), DEVICE).unwrap_err(),
-                EnvelopeError::WeakKey
-            );
+            assert_eq!(open_sheet(&parsed, &p.prekey, &PublicKey(bad), DEVICE).unwrap_err(), EnvelopeError::WeakKey);
             assert_eq!(
                 seal_sheet(&p.dispatch, &PublicKey(bad), &prekey_header(), b"x").unwrap_err(),
                 EnvelopeError::WeakKey
@@ -1312,24 +1142,15 @@ mod tests {
         p_plus_2[31] = 0x7f;
         let all_ones = [0xff; 32];
         for bad in [high, p_plus_2, all_ones] {
-            assert!(matches!(
-                PublicKey::from_bytes(&bad),
-                Err(EnvelopeError::Malformed(_))
-            ));
+            assert!(matches!(PublicKey::from_bytes(&bad), Err(EnvelopeError::Malformed(_))));
         }
         // p - 2 is the largest canonical value and not low order.
         let mut p_minus_2 = [0xff; 32];
         p_minus_2[0] = 0xeb;
         p_minus_2[31] = 0x7f;
         assert!(PublicKey::from_bytes(&p_minus_2).is_ok());
-        assert!(matches!(
-            PublicKey::from_bytes(&[1u8; 31]),
-            Err(EnvelopeError::Malformed(_))
-        ));
-        assert!(matches!(
-            "zz".parse::<PublicKey>(),
-            Err(EnvelopeError::Malformed(_))
-        ));
+        assert!(matches!(PublicKey::from_bytes(&[1u8; 31]), Err(EnvelopeError::Malformed(_))));
+        assert!(matches!("zz".parse::<PublicKey>(), Err(EnvelopeError::Malformed(_))));
     }
 
     #[test]
@@ -1340,24 +1161,15 @@ mod tests {
         let text = serde_json::to_string(&pk).unwrap();
         assert_eq!(text, format!("\"{}\"", hex(pk.as_bytes())));
         assert_eq!(serde_json::from_str::<PublicKey>(&text).unwrap(), pk);
-        assert_eq!(
-            pk.to_string().to_uppercase().parse::<PublicKey>().unwrap(),
-            pk
-        );
-        assert_eq!(
-            format!("{pk:?}"),
-            format!("PublicKey({})", hex(pk.as_bytes()))
-        );
+        assert_eq!(pk.to_string().to_uppercase().parse::<PublicKey>().unwrap(), pk);
+        assert_eq!(format!("{pk:?}"), format!("PublicKey({})", hex(pk.as_bytes())));
     }
 
     // ---- Framing ---------------------------------------------------------------------------
 
     #[test]
     fn header_encoding_is_strict() {
-        for h in [
-            prekey_header(),
-            EnvelopeHeader::new(DEVICE, JOB, u64::MAX, RecipientKeyId::Identity),
-        ] {
+        for h in [prekey_header(), EnvelopeHeader::new(DEVICE, JOB, u64::MAX, RecipientKeyId::Identity)] {
             assert_eq!(EnvelopeHeader::from_bytes(&h.to_bytes()).unwrap(), h);
             let mut info = INFO_LABEL.to_vec();
             info.extend_from_slice(&h.to_bytes());
@@ -1365,27 +1177,15 @@ mod tests {
         }
         let mut b = prekey_header().to_bytes();
         b[41] = 0x03;
-        assert!(matches!(
-            EnvelopeHeader::from_bytes(&b),
-            Err(EnvelopeError::Malformed(_))
-        ));
+        assert!(matches!(EnvelopeHeader::from_bytes(&b), Err(EnvelopeError::Malformed(_))));
         let mut b = EnvelopeHeader::new(DEVICE, JOB, 1, RecipientKeyId::Identity).to_bytes();
         b[45] = 1;
-        assert!(matches!(
-            EnvelopeHeader::from_bytes(&b),
-            Err(EnvelopeError::Malformed(_))
-        ));
+        assert!(matches!(EnvelopeHeader::from_bytes(&b), Err(EnvelopeError::Malformed(_))));
         let b = prekey_header().to_bytes();
-        assert!(matches!(
-            EnvelopeHeader::from_bytes(&b[..45]),
-            Err(EnvelopeError::Malformed(_))
-        ));
+        assert!(matches!(EnvelopeHeader::from_bytes(&b[..45]), Err(EnvelopeError::Malformed(_))));
         let mut long = b.to_vec();
         long.push(0);
-        assert!(matches!(
-            EnvelopeHeader::from_bytes(&long),
-            Err(EnvelopeError::Malformed(_))
-        ));
+        assert!(matches!(EnvelopeHeader::from_bytes(&long), Err(EnvelopeError::Malformed(_))));
     }
 
     #[test]
@@ -1393,15 +1193,9 @@ mod tests {
         let p = parties();
         let mut bytes = sealed(&p);
         bytes[4] = 2;
-        assert_eq!(
-            parse(&bytes).unwrap_err(),
-            EnvelopeError::UnsupportedVersion
-        );
+        assert_eq!(parse(&bytes).unwrap_err(), EnvelopeError::UnsupportedVersion);
         // Even a future envelope too short for our layout is reported as a version problem.
-        assert_eq!(
-            parse(b"JSEL\x02").unwrap_err(),
-            EnvelopeError::UnsupportedVersion
-        );
+        assert_eq!(parse(b"JSEL\x02").unwrap_err(), EnvelopeError::UnsupportedVersion);
         let mut header = prekey_header();
         header.protocol_version = 2;
         assert_eq!(
@@ -1414,24 +1208,13 @@ mod tests {
     fn size_cap_is_enforced() {
         let p = parties();
         let max_sheet = vec![b'x'; MAX_ENVELOPE_LEN - MIN_ENVELOPE_LEN];
-        let bytes = seal_sheet(
-            &p.dispatch,
-            &p.prekey.public_key(),
-            &prekey_header(),
-            &max_sheet,
-        )
-        .unwrap();
+        let bytes = seal_sheet(&p.dispatch, &p.prekey.public_key(), &prekey_header(), &max_sheet).unwrap();
         assert_eq!(bytes.len(), MAX_ENVELOPE_LEN);
         assert_eq!(open_bytes(&p, &bytes).unwrap().len(), max_sheet.len());
 
         let too_big = vec![b'x'; max_sheet.len() + 1];
         assert!(matches!(
-            seal_sheet(
-                &p.dispatch,
-                &p.prekey.public_key(),
-                &prekey_header(),
-                &too_big
-            ),
+            seal_sheet(&p.dispatch, &p.prekey.public_key(), &prekey_header(), &too_big),
             Err(EnvelopeError::Malformed(_))
         ));
         let mut bytes = bytes;
@@ -1523,10 +1306,7 @@ mod tests {
         )
         .unwrap();
         let ct_start = MAGIC.len() + HEADER_LEN + KEY_LEN;
-        assert_eq!(
-            &envelope[MAGIC.len() + HEADER_LEN..ct_start],
-            pk_e.to_bytes().as_slice()
-        );
+        assert_eq!(&envelope[MAGIC.len() + HEADER_LEN..ct_start], pk_e.to_bytes().as_slice());
         json!({
             "name": name,
             "skS": hex(&*dispatch.to_bytes()),
@@ -1589,12 +1369,8 @@ mod tests {
             std::fs::write(&path, text).unwrap();
             return;
         }
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; run with JOBSEAL_REGENERATE_VECTORS=1",
-                path.display()
-            )
-        });
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run with JOBSEAL_REGENERATE_VECTORS=1", path.display()));
         let on_disk: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(on_disk, expected, "docs/vectors/envelope-v1.json is stale");
 
@@ -1606,10 +1382,7 @@ mod tests {
             let parsed = parse(&unhex(v["envelope"].as_str().unwrap())).unwrap();
             assert_eq!(hex(&parsed.header_bytes), v["aad"].as_str().unwrap());
             let opened = open_sheet(&parsed, &sk_r, &pk_s, device).unwrap();
-            assert_eq!(
-                opened.as_slice(),
-                v["plaintext"].as_str().unwrap().as_bytes()
-            );
+            assert_eq!(opened.as_slice(), v["plaintext"].as_str().unwrap().as_bytes());
         }
     }
 }

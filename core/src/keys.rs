@@ -112,9 +112,7 @@ impl KeyStore for FileKeyStore {
     }
 
     fn wrap(&self, alias: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyStoreError> {
-        self.load(alias)?
-            .seal(plaintext, Self::aad(alias).bytes())
-            .map_err(|_| KeyStoreError::new("wrap failed"))
+        self.load(alias)?.seal(plaintext, Self::aad(alias).bytes()).map_err(|_| KeyStoreError::new("wrap failed"))
     }
 
     fn unwrap(&self, alias: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {

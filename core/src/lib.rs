@@ -13,8 +13,8 @@ pub mod clock;
 pub mod crypto;
 mod delivery;
 pub mod envelope;
-pub mod hex;
 mod error;
+pub mod hex;
 pub mod keys;
 pub mod pairing;
 pub mod policy;
@@ -34,10 +34,10 @@ pub use error::{Error, Result};
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
 pub use policy::{AccessWindow, Denial, JobState};
 pub use receipt::ShredReceipt;
+pub use sheet::{AccessRules, CustomerField, FieldKind, JobSheet, ScheduledWindow, WorkDetails};
 #[cfg(feature = "http-transport")]
 pub use sync::http::HttpTransport;
 pub use sync::{HttpRequest, HttpResponse, SyncReport, SyncStatus, Transport, TransportError};
-pub use sheet::{AccessRules, CustomerField, FieldKind, JobSheet, ScheduledWindow, WorkDetails};
 pub use vault::{FieldAccess, FieldInfo, JobInfo, Reveal, RevealedField, ShredOutcome, Vault, MAX_REPORT_CHARS};
 
 /// The folder of a vault directory that [`FileKeyStore`] uses by convention.

@@ -44,10 +44,7 @@ impl JobState {
 
     /// True for the states in which the job's customer data no longer exists.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobState::Completed | JobState::Cancelled | JobState::Revoked | JobState::Expired
-        )
+        matches!(self, JobState::Completed | JobState::Cancelled | JobState::Revoked | JobState::Expired)
     }
 
     /// The kebab-case name used in JSON, the CLI and the database.
@@ -157,12 +154,7 @@ pub struct AccessWindow {
 impl AccessWindow {
     /// Decides whether a field allowed in `allowed` states may be shown now. On success returns
     /// the instant it stops being visible.
-    pub fn decide(
-        &self,
-        state: JobState,
-        allowed: &[JobState],
-        now: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, Denial> {
+    pub fn decide(&self, state: JobState, allowed: &[JobState], now: DateTime<Utc>) -> Result<DateTime<Utc>, Denial> {
         if state.is_terminal() {
             return Err(Denial::Shredded { state });
         }
@@ -219,19 +211,10 @@ mod tests {
         let allowed = [JobState::OnSite];
         assert_eq!(w.decide(JobState::OnSite, &allowed, t(9)), Ok(t(12)));
         assert_eq!(w.decide(JobState::OnSite, &allowed, t(8)), Ok(t(12)));
-        assert_eq!(
-            w.decide(JobState::OnSite, &allowed, t(7)),
-            Err(Denial::NotYetOpen { opens_at: t(8) })
-        );
-        assert_eq!(
-            w.decide(JobState::OnSite, &allowed, t(12)),
-            Err(Denial::WindowClosed { closed_at: t(12) })
-        );
+        assert_eq!(w.decide(JobState::OnSite, &allowed, t(7)), Err(Denial::NotYetOpen { opens_at: t(8) }));
+        assert_eq!(w.decide(JobState::OnSite, &allowed, t(12)), Err(Denial::WindowClosed { closed_at: t(12) }));
         assert!(matches!(w.decide(JobState::EnRoute, &allowed, t(9)), Err(Denial::WrongState { .. })));
-        assert_eq!(
-            w.decide(JobState::Completed, &allowed, t(9)),
-            Err(Denial::Shredded { state: JobState::Completed })
-        );
+        assert_eq!(w.decide(JobState::Completed, &allowed, t(9)), Err(Denial::Shredded { state: JobState::Completed }));
     }
 
     #[test]

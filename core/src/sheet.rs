@@ -180,13 +180,22 @@ impl JobSheet {
         Ok(sheet)
     }
 
-    /// The access window this sheet defines.
+    /// The access window this sheet defines. Saturates at the ends of the representable time
+    /// range ([`JobSheet::validate`] refuses such sheets), so it never panics on any input.
     pub fn access_window(&self) -> AccessWindow {
         AccessWindow {
-            opens_at: self.window.start - Duration::minutes(self.access.open_before_minutes.into()),
-            closes_at: self.window.end + Duration::minutes(self.access.close_after_minutes.into()),
+            opens_at: self.opens_at().unwrap_or(DateTime::<Utc>::MIN_UTC),
+            closes_at: self.closes_at().unwrap_or(DateTime::<Utc>::MAX_UTC),
             hard_expiry: self.access.hard_expiry,
         }
+    }
+
+    fn opens_at(&self) -> Option<DateTime<Utc>> {
+        self.window.start.checked_sub_signed(Duration::minutes(self.access.open_before_minutes.into()))
+    }
+
+    fn closes_at(&self) -> Option<DateTime<Utc>> {
+        self.window.end.checked_add_signed(Duration::minutes(self.access.close_after_minutes.into()))
     }
 
     /// Checks every rule a sheet must meet before the vault accepts it.
@@ -220,6 +229,9 @@ impl JobSheet {
             if minutes > MAX_MARGIN_MINUTES {
                 return bad(format!("{key} must be at most {MAX_MARGIN_MINUTES} minutes"));
             }
+        }
+        if self.opens_at().is_none() || self.closes_at().is_none() {
+            return bad("the access window reaches outside the representable time range".into());
         }
         let w = self.access_window();
         if w.hard_expiry < w.closes_at {

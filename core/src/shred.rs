@@ -26,7 +26,7 @@ impl Inner {
     pub(crate) fn finish_interrupted(&mut self) -> Result<()> {
         self.delete_retired_keys()?;
         self.delete_orphan_keys()?;
-        self.conn.execute("DELETE FROM epochs WHERE epoch <> ?1", [self.epoch as i64])?;
+        self.conn.prepare_cached("DELETE FROM epochs WHERE epoch <> ?1")?.execute([self.epoch as i64])?;
         store::checkpoint_truncate(&self.conn)
     }
 
@@ -39,7 +39,7 @@ impl Inner {
         for alias in retired {
             self.keystore.delete(&alias)?;
             crash_point("shred:kek-deleted");
-            self.conn.execute("DELETE FROM retired_keks WHERE alias = ?1", [&alias])?;
+            self.conn.prepare_cached("DELETE FROM retired_keks WHERE alias = ?1")?.execute([&alias])?;
         }
         Ok(())
     }
@@ -47,6 +47,9 @@ impl Inner {
     /// Shreds every job marked `closing`, all under one key rotation, and returns what was
     /// destroyed. Does nothing when no job is marked.
     pub(crate) fn shred_pending(&mut self, now: i64) -> Result<Vec<ShredOutcome>> {
+        if !self.shreds_pending {
+            return Ok(Vec::new());
+        }
         let marked: Vec<(String, i64, String, String)> = {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT id, version, state, closing FROM jobs WHERE closing IS NOT NULL AND shredded_ms IS NULL",
@@ -55,6 +58,7 @@ impl Inner {
             rows.collect::<rusqlite::Result<_>>()?
         };
         if marked.is_empty() {
+            self.shreds_pending = false;
             return Ok(Vec::new());
         }
         let old_epoch = self.epoch;
@@ -64,7 +68,7 @@ impl Inner {
         // Record the KEK we are about to create, so that a crash before the commit below leaves a
         // trace the next open uses to delete it.
         self.delete_orphan_keys()?;
-        self.conn.execute("INSERT INTO pending_epochs (epoch) VALUES (?1)", [next as i64])?;
+        self.conn.prepare_cached("INSERT INTO pending_epochs (epoch) VALUES (?1)")?.execute([next as i64])?;
         crash_point("shred:pending-recorded");
         self.keystore.generate(&next_alias)?;
         let new_emk = Key32::random();
@@ -78,14 +82,14 @@ impl Inner {
             let job_id = parse_id(id)?;
             let from: JobState = state.parse()?;
             let to: JobState = closing.parse()?;
-            let fields = tx.execute("DELETE FROM fields WHERE job_id = ?1", [id])?;
-            tx.execute("DELETE FROM secrets WHERE id = ?1", [dek_id(job_id)])?;
-            tx.execute(
+            let fields = tx.prepare_cached("DELETE FROM fields WHERE job_id = ?1")?.execute([id])?;
+            tx.prepare_cached("DELETE FROM secrets WHERE id = ?1")?.execute([dek_id(job_id)])?;
+            tx.prepare_cached(
                 "UPDATE jobs SET state = ?2, closing = NULL, work = NULL, site_area = NULL,
                         shredded_ms = ?3, shred_epoch = ?4, updated_ms = ?3
                  WHERE id = ?1",
-                params![id, to.as_str(), now, next as i64],
-            )?;
+            )?
+            .execute(params![id, to.as_str(), now, next as i64])?;
             audit::append(
                 &tx,
                 &NewEvent::job(now, job_id, AuditKind::Shredded, to)
@@ -119,20 +123,21 @@ impl Inner {
             }
             let raw = self.emk.open(&wrapped, wrap_aad(&id, old_epoch).bytes())?;
             let rewrapped = new_emk.seal(&raw, wrap_aad(&id, next).bytes())?;
-            tx.execute(
-                "UPDATE secrets SET epoch = ?2, wrapped = ?3 WHERE id = ?1",
-                params![id, next as i64, rewrapped],
-            )?;
+            tx.prepare_cached("UPDATE secrets SET epoch = ?2, wrapped = ?3 WHERE id = ?1")?.execute(params![
+                id,
+                next as i64,
+                rewrapped
+            ])?;
         }
-        tx.execute(
-            "INSERT INTO epochs (epoch, wrapped_emk, created_ms) VALUES (?1, ?2, ?3)",
-            params![next as i64, wrapped_emk, now],
-        )?;
-        tx.execute("DELETE FROM epochs WHERE epoch <> ?1", [next as i64])?;
-        tx.execute("INSERT OR IGNORE INTO retired_keks (alias) VALUES (?1)", [kek_alias(old_epoch)])?;
-        tx.execute("DELETE FROM pending_epochs WHERE epoch = ?1", [next as i64])?;
+        tx.prepare_cached("INSERT INTO epochs (epoch, wrapped_emk, created_ms) VALUES (?1, ?2, ?3)")?
+            .execute(params![next as i64, wrapped_emk, now])?;
+        tx.prepare_cached("DELETE FROM epochs WHERE epoch <> ?1")?.execute([next as i64])?;
+        tx.prepare_cached("INSERT OR IGNORE INTO retired_keks (alias) VALUES (?1)")?.execute([kek_alias(old_epoch)])?;
+        tx.prepare_cached("DELETE FROM pending_epochs WHERE epoch = ?1")?.execute([next as i64])?;
         crash_point("shred:before-commit");
         tx.commit()?;
+        // Every marked job is shredded, and nothing marks one while this call holds the vault.
+        self.shreds_pending = false;
         crash_point("shred:after-commit");
 
         // Committed: the old epoch master key is dropped (and zeroized) here.
@@ -156,7 +161,7 @@ impl Inner {
                 return Err(Error::integrity("the current epoch is still marked pending"));
             }
             self.keystore.delete(&kek_alias(p as u64))?;
-            self.conn.execute("DELETE FROM pending_epochs WHERE epoch = ?1", [p])?;
+            self.conn.prepare_cached("DELETE FROM pending_epochs WHERE epoch = ?1")?.execute([p])?;
         }
         Ok(())
     }

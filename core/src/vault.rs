@@ -146,6 +146,10 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     /// Shreds done while opening (expired jobs), kept for the first [`Vault::sweep`] to report.
     opened_with: Vec<ShredOutcome>,
+    /// False only when no job is marked `closing`. Whatever marks a job sets it (before its
+    /// write); [`Inner::shred_pending`] clears it once a rotation has shredded every marked job.
+    /// Saves every call a scan of all live jobs (the `closing` column has no index).
+    pub(crate) shreds_pending: bool,
     _lock: File,
 }
 
@@ -174,7 +178,18 @@ impl Vault {
             }
             None => create_first_epoch(&mut conn, keystore.as_ref(), clock.as_ref())?,
         };
-        let mut inner = Inner { conn, keystore, clock, epoch, emk, dir, opened_with: Vec::new(), _lock: lock };
+        let mut inner = Inner {
+            conn,
+            keystore,
+            clock,
+            epoch,
+            emk,
+            dir,
+            opened_with: Vec::new(),
+            // A job marked before a crash or by an earlier process: the first call looks.
+            shreds_pending: true,
+            _lock: lock,
+        };
         inner.finish_interrupted()?;
         let now = inner.trusted_now()?;
         inner.opened_with = inner.expire(now)?;
@@ -254,10 +269,11 @@ impl Vault {
         if !job.state.can_advance_to(to) {
             return Err(Error::IllegalTransition { from: job.state, to });
         }
-        tx.execute(
-            "UPDATE jobs SET state = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![job_id.to_string(), to.as_str(), now],
-        )?;
+        tx.prepare_cached("UPDATE jobs SET state = ?2, updated_ms = ?3 WHERE id = ?1")?.execute(params![
+            job_id.to_string(),
+            to.as_str(),
+            now
+        ])?;
         audit::append(
             &tx,
             &NewEvent::job(now, job_id, AuditKind::Transition, to).detail(format!("{} -> {}", job.state, to)),
@@ -432,11 +448,8 @@ fn state_of(s: &str) -> Result<JobState> {
 /// Loads a job that still holds customer data, or says why it does not.
 pub(crate) fn load_live(conn: &Connection, job_id: Uuid) -> Result<LiveJob> {
     let row: Option<(String, i64, i64, i64, i64, Option<String>)> = conn
-        .query_row(
-            "SELECT state, version, opens_ms, closes_ms, hard_expiry_ms, closing FROM jobs WHERE id = ?1",
-            [job_id.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-        )
+        .prepare_cached("SELECT state, version, opens_ms, closes_ms, hard_expiry_ms, closing FROM jobs WHERE id = ?1")?
+        .query_row([job_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
         .optional()?;
     let (state, version, opens, closes, expiry, closing) = row.ok_or(Error::JobNotFound(job_id))?;
     let state = state_of(&state)?;
@@ -468,23 +481,22 @@ fn load_info(conn: &Connection, job_id: Uuid) -> Result<JobInfo> {
         (Option<String>, Option<i64>, Option<String>),
     );
     let row: Option<Row> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT version, work_order, state, window_start_ms, window_end_ms, opens_ms, closes_ms,
                     hard_expiry_ms, work, site_area, received_ms, updated_ms, report, shredded_ms, delivered_via
              FROM jobs WHERE id = ?1",
-            [job_id.to_string()],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
-                    (r.get(8)?, r.get(9)?),
-                    (r.get(10)?, r.get(11)?),
-                    (r.get(12)?, r.get(13)?, r.get(14)?),
-                ))
-            },
-        )
+        )?
+        .query_row([job_id.to_string()], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
+                (r.get(8)?, r.get(9)?),
+                (r.get(10)?, r.get(11)?),
+                (r.get(12)?, r.get(13)?, r.get(14)?),
+            ))
+        })
         .optional()?;
     let (version, work_order, state, t, (work, site_area), (received, updated), (report, shredded, via)) =
         row.ok_or(Error::JobNotFound(job_id))?;
@@ -494,12 +506,17 @@ fn load_info(conn: &Connection, job_id: Uuid) -> Result<JobInfo> {
         .transpose()?;
     let mut fields = Vec::new();
     {
-        let mut stmt = conn.prepare_cached("SELECT name, kind, reveal_in FROM fields WHERE job_id = ?1 ORDER BY ord")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT name, kind, reveal_in FROM fields WHERE job_id = ?1 ORDER BY ord")?;
         let mut rows = stmt.query([job_id.to_string()])?;
         while let Some(r) = rows.next()? {
             let kind: String = r.get(1)?;
             let reveal_in: String = r.get(2)?;
-            fields.push(FieldInfo { name: r.get(0)?, kind: FieldKind::parse(&kind)?, reveal_in: parse_states(&reveal_in)? });
+            fields.push(FieldInfo {
+                name: r.get(0)?,
+                kind: FieldKind::parse(&kind)?,
+                reveal_in: parse_states(&reveal_in)?,
+            });
         }
     }
     Ok(JobInfo {
@@ -533,7 +550,9 @@ pub(crate) fn delivery_text(via: RecipientKeyId) -> String {
 
 fn parse_delivery(s: &str) -> Result<RecipientKeyId> {
     match s.strip_prefix("prekey:") {
-        Some(id) => id.parse().map(RecipientKeyId::Prekey).map_err(|_| Error::integrity("stored delivery is unreadable")),
+        Some(id) => {
+            id.parse().map(RecipientKeyId::Prekey).map_err(|_| Error::integrity("stored delivery is unreadable"))
+        }
         None if s == "identity" => Ok(RecipientKeyId::Identity),
         None => Err(Error::integrity("stored delivery is unreadable")),
     }
@@ -555,7 +574,8 @@ pub(crate) fn unwrap_stored(
     id: &str,
 ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
     let row: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT epoch, wrapped FROM secrets WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT epoch, wrapped FROM secrets WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((stored_epoch, wrapped)) = row else { return Ok(None) };
     if stored_epoch as u64 != epoch {
@@ -616,12 +636,10 @@ impl Inner {
     }
 
     fn mark_expired(&mut self, due: &[String], now: i64) -> Result<()> {
+        self.shreds_pending = true;
         let tx = store::write_tx(&mut self.conn)?;
         for id in due {
-            tx.execute(
-                "UPDATE jobs SET closing = ?2 WHERE id = ?1",
-                params![id, JobState::Expired.as_str()],
-            )?;
+            tx.execute("UPDATE jobs SET closing = ?2 WHERE id = ?1", params![id, JobState::Expired.as_str()])?;
         }
         persist_high_water(&tx, now)?;
         tx.commit()?;
@@ -632,16 +650,17 @@ impl Inner {
     /// before the shred begins, so a crash after it still ends in the shred at the next open and
     /// the report is never lost.
     pub(crate) fn start_shred(&mut self, job_id: Uuid, target: JobState, report: Option<&str>, now: i64) -> Result<()> {
+        self.shreds_pending = true;
         let tx = store::write_tx(&mut self.conn)?;
         let job = load_live(&tx, job_id)?;
         if target == JobState::Completed && !job.state.can_close() {
             return Err(Error::IllegalTransition { from: job.state, to: target });
         }
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE jobs SET closing = ?2, report = ?3, report_ms = CASE WHEN ?3 IS NULL THEN NULL ELSE ?4 END
              WHERE id = ?1",
-            params![job_id.to_string(), target.as_str(), report, now],
-        )?;
+        )?
+        .execute(params![job_id.to_string(), target.as_str(), report, now])?;
         if let Some(text) = report {
             outbox::enqueue(&tx, Some(job_id), now, &EventBody::Report { text: text.to_owned() })?;
         }
@@ -676,7 +695,7 @@ impl Inner {
         let work = serde_json::to_string(&sheet.work).map_err(|_| Error::InvalidSheet("work details".into()))?;
         let id = job_id.to_string();
         let state = existing.as_ref().map_or(JobState::Assigned, |j| j.state);
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO jobs (id, version, work_order, state, window_start_ms, window_end_ms, opens_ms, closes_ms,
                                hard_expiry_ms, work, site_area, received_ms, updated_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
@@ -685,31 +704,29 @@ impl Inner {
                  opens_ms = excluded.opens_ms, closes_ms = excluded.closes_ms,
                  hard_expiry_ms = excluded.hard_expiry_ms, work = excluded.work,
                  site_area = excluded.site_area, updated_ms = excluded.updated_ms",
-            params![
-                id,
-                sheet.version as i64,
-                sheet.work_order,
-                state.as_str(),
-                clock::to_ms(sheet.window.start),
-                clock::to_ms(sheet.window.end),
-                clock::to_ms(window.opens_at),
-                clock::to_ms(window.closes_at),
-                clock::to_ms(window.hard_expiry),
-                work,
-                sheet.site_area,
-                now,
-            ],
-        )?;
-        tx.execute("DELETE FROM fields WHERE job_id = ?1", [&id])?;
+        )?
+        .execute(params![
+            id,
+            sheet.version as i64,
+            sheet.work_order,
+            state.as_str(),
+            clock::to_ms(sheet.window.start),
+            clock::to_ms(sheet.window.end),
+            clock::to_ms(window.opens_at),
+            clock::to_ms(window.closes_at),
+            clock::to_ms(window.hard_expiry),
+            work,
+            sheet.site_area,
+            now,
+        ])?;
+        tx.prepare_cached("DELETE FROM fields WHERE job_id = ?1")?.execute([&id])?;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO fields (job_id, ord, name, kind, reveal_in, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for (ord, field) in sheet.customer.iter().enumerate() {
-                let sealed = dek.seal(
-                    field.value.expose().as_bytes(),
-                    field_aad(job_id, &field.name, sheet.version).bytes(),
-                )?;
+                let sealed =
+                    dek.seal(field.value.expose().as_bytes(), field_aad(job_id, &field.name, sheet.version).bytes())?;
                 insert.execute(params![
                     id,
                     ord as i64,
@@ -720,14 +737,15 @@ impl Inner {
                 ])?;
             }
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO secrets (id, epoch, wrapped) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, wrapped = excluded.wrapped",
-            params![dek_id(job_id), epoch as i64, wrapped],
-        )?;
+        )?
+        .execute(params![dek_id(job_id), epoch as i64, wrapped])?;
         let mut detail = format!("version {}", sheet.version);
         if let Some(via) = via {
-            tx.execute("UPDATE jobs SET delivered_via = ?2 WHERE id = ?1", params![id, delivery_text(via)])?;
+            tx.prepare_cached("UPDATE jobs SET delivered_via = ?2 WHERE id = ?1")?
+                .execute(params![id, delivery_text(via)])?;
             match via {
                 RecipientKeyId::Prekey(p) => {
                     crate::delivery::consume_prekey(&tx, p)?;
@@ -748,7 +766,8 @@ impl Inner {
 
     /// Unwraps a live job's data key.
     pub(crate) fn data_key(&self, job_id: Uuid) -> Result<Key32> {
-        let raw = self.unwrap_secret_bytes(&dek_id(job_id))?.ok_or_else(|| Error::integrity("a live job has no data key"))?;
+        let raw =
+            self.unwrap_secret_bytes(&dek_id(job_id))?.ok_or_else(|| Error::integrity("a live job has no data key"))?;
         Key32::from_slice(&raw)
     }
 
@@ -770,12 +789,12 @@ impl Inner {
             fields_destroyed: 0,
         };
         let tx = store::write_tx(&mut self.conn)?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO jobs (id, version, work_order, state, window_start_ms, window_end_ms, opens_ms, closes_ms,
                                hard_expiry_ms, received_ms, updated_ms, shredded_ms, shred_epoch)
              VALUES (?1, 0, '-', ?2, ?3, ?3, ?3, ?3, ?3, ?3, ?3, ?3, ?4)",
-            params![job_id.to_string(), JobState::Revoked.as_str(), now, self.epoch as i64],
-        )?;
+        )?
+        .execute(params![job_id.to_string(), JobState::Revoked.as_str(), now, self.epoch as i64])?;
         audit::append(
             &tx,
             &NewEvent::job(now, job_id, AuditKind::Shredded, JobState::Revoked)

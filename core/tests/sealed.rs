@@ -53,8 +53,8 @@ fn a_sealed_sheet_is_received_and_its_prekey_destroyed() {
 #[test]
 fn every_single_byte_change_is_tampered_and_stores_nothing() {
     let e = enrolled(1);
-    let env = seal_job_sheet(&e.dispatch, &e.bundle, Some(e.bundle.prekeys[0].id), &sheet_bytes(Uuid::new_v4(), 1))
-        .unwrap();
+    let env =
+        seal_job_sheet(&e.dispatch, &e.bundle, Some(e.bundle.prekeys[0].id), &sheet_bytes(Uuid::new_v4(), 1)).unwrap();
     let before = state_of(&e.tv);
     for i in 0..env.len() {
         let mut bad = env.clone();
@@ -84,8 +84,8 @@ fn every_single_byte_change_is_tampered_and_stores_nothing() {
 fn only_the_pinned_dispatch_key_can_seal() {
     let e = enrolled(1);
     let (forger, _) = envelope::generate_keypair().unwrap();
-    let env = seal_job_sheet(&forger, &e.bundle, Some(e.bundle.prekeys[0].id), &sheet_bytes(Uuid::new_v4(), 1))
-        .unwrap();
+    let env =
+        seal_job_sheet(&forger, &e.bundle, Some(e.bundle.prekeys[0].id), &sheet_bytes(Uuid::new_v4(), 1)).unwrap();
     let before = state_of(&e.tv);
     assert!(matches!(e.tv.vault.receive(&env), Err(Error::Tampered(_))));
     assert_eq!(state_of(&e.tv), before);
@@ -204,4 +204,24 @@ fn an_unenrolled_device_refuses_envelopes() {
     let fresh = vault_at(200);
     assert!(matches!(fresh.vault.receive(&env), Err(Error::Enrolment(_))));
     assert!(matches!(fresh.vault.device_bundle(), Err(Error::Enrolment(_))));
+}
+
+/// Found by the `ffi_inputs` fuzz target: a sheet passed where the bundle belongs (an easy mix-up
+/// of `seal_job_sheet`'s two JSON arguments) came back in an error quoting a customer value.
+#[test]
+fn a_malformed_bundle_error_quotes_nothing_of_the_input() {
+    let sheet = sheet_value(Uuid::new_v4(), 1).to_string();
+    for bad in
+        [sheet.clone(), sheet.replace("\"format\"", &format!("\"{NAME}\"")), format!("{{\"format\": \"{PHONE}\"}}")]
+    {
+        match DeviceBundle::from_json(bad.as_bytes()) {
+            Err(e @ Error::InvalidInput(_)) => {
+                let shown = format!("{e} {e:?}");
+                for v in [NAME, PHONE, ADDRESS, DOOR, NOTE] {
+                    assert!(!shown.contains(v), "a bundle error quotes a customer value");
+                }
+            }
+            other => panic!("expected InvalidInput, got ok={}", other.is_ok()),
+        }
+    }
 }

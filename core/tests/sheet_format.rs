@@ -45,14 +45,7 @@ fn kind_is_listed(kind: FieldKind) {
 
 /// Pieces of the example's customer values that must never show up in an error or in Debug
 /// output, beyond the whole values themselves (see `secrets`).
-const FRAGMENTS: [&str; 6] = [
-    "Test Customer",
-    "+33 6",
-    "00 00 00",
-    "0000A",
-    "Exemple",
-    "door on the left",
-];
+const FRAGMENTS: [&str; 6] = ["Test Customer", "+33 6", "00 00 00", "0000A", "Exemple", "door on the left"];
 
 fn example() -> Value {
     serde_json::from_str(EXAMPLE).expect("docs/examples/job-sheet.json is not valid JSON")
@@ -77,10 +70,7 @@ fn secrets() -> Vec<String> {
 
 fn assert_no_secret(what: &str, text: &str) {
     for s in secrets() {
-        assert!(
-            !text.contains(&s),
-            "{what} contains the customer value or fragment {s:?}"
-        );
+        assert!(!text.contains(&s), "{what} contains the customer value or fragment {s:?}");
     }
 }
 
@@ -122,10 +112,7 @@ fn assert_accepted(case: &str, v: &Value) -> JobSheet {
 }
 
 fn ts(v: &Value) -> DateTime<Utc> {
-    v.as_str()
-        .expect("timestamp is a string")
-        .parse()
-        .expect("timestamp parses")
+    v.as_str().expect("timestamp is a string").parse().expect("timestamp parses")
 }
 
 fn rfc3339(t: DateTime<Utc>) -> Value {
@@ -134,9 +121,7 @@ fn rfc3339(t: DateTime<Utc>) -> Value {
 
 /// The example's access window: (opens, closes).
 fn example_window() -> (DateTime<Utc>, DateTime<Utc>) {
-    let w = JobSheet::from_json(EXAMPLE.as_bytes())
-        .expect("example")
-        .access_window();
+    let w = JobSheet::from_json(EXAMPLE.as_bytes()).expect("example").access_window();
     (w.opens_at, w.closes_at)
 }
 
@@ -152,9 +137,7 @@ fn field(name: &str) -> Value {
 fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
     match node.get("$ref").and_then(Value::as_str) {
         Some(r) => {
-            let name = r
-                .strip_prefix("#/$defs/")
-                .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+            let name = r.strip_prefix("#/$defs/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
             resolve(root, &root["$defs"][name])
         }
         None => node,
@@ -166,11 +149,7 @@ fn schema_at<'a>(root: &'a Value, path: &[&str]) -> &'a Value {
     let mut node = root;
     for step in path {
         let here = resolve(root, node);
-        node = if *step == "[]" {
-            &here["items"]
-        } else {
-            &here["properties"][*step]
-        };
+        node = if *step == "[]" { &here["items"] } else { &here["properties"][*step] };
         assert!(!node.is_null(), "schema has no {step:?} along {path:?}");
     }
     resolve(root, node)
@@ -196,10 +175,7 @@ fn walk_schema(
 ) {
     let node = resolve(root, node);
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
-        assert_eq!(
-            node["type"], "object",
-            "{pointer}: an object schema must say type object"
-        );
+        assert_eq!(node["type"], "object", "{pointer}: an object schema must say type object");
         assert_eq!(
             node["additionalProperties"],
             Value::Bool(false),
@@ -225,14 +201,7 @@ fn walk_schema(
             walk_schema(root, sub, &path, &format!("{pointer}/{k}"), paths, objects);
         }
     } else if let Some(items) = node.get("items") {
-        walk_schema(
-            root,
-            items,
-            &format!("{prefix}[]."),
-            &format!("{pointer}/0"),
-            paths,
-            objects,
-        );
+        walk_schema(root, items, &format!("{prefix}[]."), &format!("{pointer}/0"), paths, objects);
     }
 }
 
@@ -282,17 +251,10 @@ fn example_parses_and_validates() {
     assert_eq!(sheet.format, SHEET_FORMAT);
     assert_eq!(sheet.version, 1);
     assert!(!sheet.job_id.is_nil());
-    assert!(
-        sheet.window.start.to_rfc3339().starts_with("2030-"),
-        "the example must not depend on today's date"
-    );
+    assert!(sheet.window.start.to_rfc3339().starts_with("2030-"), "the example must not depend on today's date");
 
     let policy = |name: &str| {
-        let f = sheet
-            .customer
-            .iter()
-            .find(|f| f.name == name)
-            .unwrap_or_else(|| panic!("no field {name}"));
+        let f = sheet.customer.iter().find(|f| f.name == name).unwrap_or_else(|| panic!("no field {name}"));
         (f.kind, f.reveal_in.clone())
     };
     let travel = vec![JobState::EnRoute, JobState::OnSite];
@@ -350,14 +312,8 @@ fn schema_and_example_name_the_same_keys() {
     walk_value(&example(), "", &mut from_example);
     let only_schema: Vec<_> = from_schema.difference(&from_example).collect();
     let only_example: Vec<_> = from_example.difference(&from_schema).collect();
-    assert!(
-        only_schema.is_empty(),
-        "keys in the schema but not in the example: {only_schema:?}"
-    );
-    assert!(
-        only_example.is_empty(),
-        "keys in the example but not in the schema: {only_example:?}"
-    );
+    assert!(only_schema.is_empty(), "keys in the schema but not in the example: {only_schema:?}");
+    assert!(only_example.is_empty(), "keys in the example but not in the schema: {only_example:?}");
 }
 
 #[test]
@@ -366,18 +322,12 @@ fn schema_required_keys_match_the_model() {
     // accepted. So the schema's `required` lists are exactly the model's.
     let (_, objects) = schema_objects();
     let pointers: BTreeSet<&str> = objects.iter().map(|o| o.pointer.as_str()).collect();
-    assert_eq!(
-        pointers,
-        BTreeSet::from(["", "/window", "/access", "/work", "/customer/0"])
-    );
+    assert_eq!(pointers, BTreeSet::from(["", "/window", "/access", "/work", "/customer/0"]));
     for obj in &objects {
         for key in &obj.properties {
             let case = format!("{}/{key} missing", obj.pointer);
             let v = with(|v| {
-                v.pointer_mut(&obj.pointer)
-                    .and_then(Value::as_object_mut)
-                    .expect("object in example")
-                    .remove(key);
+                v.pointer_mut(&obj.pointer).and_then(Value::as_object_mut).expect("object in example").remove(key);
             });
             if obj.required.contains(key) {
                 assert_rejected(&case, &to_bytes(&v));
@@ -396,20 +346,13 @@ fn schema_field_kinds_are_the_models() {
         .iter()
         .map(|k| {
             let v = serde_json::to_value(k).expect("serialize kind");
-            assert_eq!(
-                v,
-                Value::String(k.as_str().to_owned()),
-                "as_str and serde disagree for {k:?}"
-            );
+            assert_eq!(v, Value::String(k.as_str().to_owned()), "as_str and serde disagree for {k:?}");
             v.as_str().expect("kind serializes as a string").to_owned()
         })
         .collect();
     assert_eq!(in_schema, in_model);
     for kind in &in_model {
-        assert_accepted(
-            &format!("kind {kind}"),
-            &with(|v| v["customer"][0]["kind"] = json!(kind)),
-        );
+        assert_accepted(&format!("kind {kind}"), &with(|v| v["customer"][0]["kind"] = json!(kind)));
     }
 }
 
@@ -420,20 +363,11 @@ fn schema_reveal_states_are_the_models_non_terminal_states() {
     let in_model: Vec<String> = JobState::ALL
         .into_iter()
         .filter(|s| !s.is_terminal())
-        .map(|s| {
-            serde_json::to_value(s)
-                .expect("serialize state")
-                .as_str()
-                .expect("string")
-                .to_owned()
-        })
+        .map(|s| serde_json::to_value(s).expect("serialize state").as_str().expect("string").to_owned())
         .collect();
     assert_eq!(in_schema, in_model);
     for state in &in_model {
-        assert_accepted(
-            &format!("reveal_in [{state}]"),
-            &with(|v| v["customer"][0]["reveal_in"] = json!([state])),
-        );
+        assert_accepted(&format!("reveal_in [{state}]"), &with(|v| v["customer"][0]["reveal_in"] = json!([state])));
     }
 }
 
@@ -455,19 +389,13 @@ fn schema_bounds_are_the_models_constants() {
     let value = schema_at(&root, &["customer", "[]", "value"]);
     assert_eq!(value["minLength"], 1);
     assert_eq!(value["maxLength"], json!(MAX_FIELD_BYTES));
-    assert_eq!(
-        schema_at(&root, &["customer", "[]", "name"])["pattern"],
-        "^[a-z][a-z0-9_]{0,63}$"
-    );
+    assert_eq!(schema_at(&root, &["customer", "[]", "name"])["pattern"], "^[a-z][a-z0-9_]{0,63}$");
     assert_eq!(schema_at(&root, &["customer", "[]", "reveal_in"])["minItems"], 1);
     assert_eq!(schema_at(&root, &["job_id"])["format"], "uuid");
     for t in [&["window", "start"][..], &["window", "end"], &["access", "hard_expiry"]] {
         assert_eq!(schema_at(&root, t)["format"], "date-time", "{t:?}");
     }
-    assert!(root["description"]
-        .as_str()
-        .expect("description")
-        .contains(&format!("{MAX_SPAN_DAYS} days")));
+    assert!(root["description"].as_str().expect("description").contains(&format!("{MAX_SPAN_DAYS} days")));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,10 +407,7 @@ fn documented_limits_are_inclusive() {
     let start = ts(&example()["window"]["start"]);
     let end = ts(&example()["window"]["end"]);
 
-    assert_accepted(
-        "hard expiry exactly at close",
-        &with(|v| v["access"]["hard_expiry"] = rfc3339(closes)),
-    );
+    assert_accepted("hard expiry exactly at close", &with(|v| v["access"]["hard_expiry"] = rfc3339(closes)));
     assert_accepted(
         "exactly 14 days from opening to hard expiry",
         &with(|v| v["access"]["hard_expiry"] = rfc3339(opens + Duration::days(MAX_SPAN_DAYS))),
@@ -502,43 +427,28 @@ fn documented_limits_are_inclusive() {
             v["access"]["hard_expiry"] = rfc3339(end + Duration::minutes(MAX_MARGIN_MINUTES.into()));
         }),
     );
-    assert_accepted(
-        "a one-second slot",
-        &with(|v| v["window"]["end"] = rfc3339(start + Duration::seconds(1))),
-    );
+    assert_accepted("a one-second slot", &with(|v| v["window"]["end"] = rfc3339(start + Duration::seconds(1))));
     assert_accepted("version 2^63-1", &with(|v| v["version"] = json!(i64::MAX)));
     assert_accepted(
         "32 customer fields",
         &with(|v| v["customer"] = Value::Array((0..MAX_FIELDS).map(|i| field(&format!("f{i}"))).collect())),
     );
     for name in ["a", "a_1", "door_code_2", "a".repeat(64).as_str()] {
-        assert_accepted(
-            &format!("field name {name}"),
-            &with(|v| v["customer"][0]["name"] = json!(name)),
-        );
+        assert_accepted(&format!("field name {name}"), &with(|v| v["customer"][0]["name"] = json!(name)));
     }
     assert_accepted("a 1-byte value", &with(|v| v["customer"][0]["value"] = json!("x")));
-    assert_accepted(
-        "a 4096-byte value",
-        &with(|v| v["customer"][0]["value"] = json!("a".repeat(MAX_FIELD_BYTES))),
-    );
+    assert_accepted("a 4096-byte value", &with(|v| v["customer"][0]["value"] = json!("a".repeat(MAX_FIELD_BYTES))));
     assert_accepted(
         "a 4096-byte value of 2-byte characters",
         &with(|v| v["customer"][0]["value"] = json!("é".repeat(MAX_FIELD_BYTES / 2))),
     );
-    assert_accepted(
-        "a value with line breaks",
-        &with(|v| v["customer"][0]["value"] = json!("line 1\nline 2")),
-    );
+    assert_accepted("a value with line breaks", &with(|v| v["customer"][0]["value"] = json!("line 1\nline 2")));
     assert_accepted("an empty site_area", &with(|v| v["site_area"] = json!("")));
     assert_accepted(
         "a state listed twice in reveal_in",
         &with(|v| v["customer"][0]["reveal_in"] = json!(["on-site", "on-site"])),
     );
-    assert_accepted(
-        "a 64-character work_order",
-        &with(|v| v["work_order"] = json!("W".repeat(64))),
-    );
+    assert_accepted("a 64-character work_order", &with(|v| v["work_order"] = json!("W".repeat(64))));
     assert_accepted(
         "50 tasks of 200 characters",
         &with(|v| v["work"]["tasks"] = Value::Array(vec![json!("t".repeat(200)); 50])),
@@ -546,9 +456,8 @@ fn documented_limits_are_inclusive() {
     assert_accepted(
         "an offset timestamp",
         &with(|v| {
-            v["window"]["start"] = json!(start
-                .with_timezone(&chrono::FixedOffset::east_opt(7200).unwrap())
-                .to_rfc3339())
+            v["window"]["start"] =
+                json!(start.with_timezone(&chrono::FixedOffset::east_opt(7200).unwrap()).to_rfc3339())
         }),
     );
 }
@@ -565,20 +474,14 @@ struct Case {
 }
 
 fn case(name: &str, names: Option<&'static str>, change: impl FnOnce(&mut Value)) -> Case {
-    Case {
-        name: name.to_owned(),
-        sheet: with(change),
-        names,
-    }
+    Case { name: name.to_owned(), sheet: with(change), names }
 }
 
 fn rejection_cases() -> Vec<Case> {
     let (opens, closes) = example_window();
     let start = ts(&example()["window"]["start"]);
     let mut cases = vec![
-        case("wrong format tag", Some("format"), |v| {
-            v["format"] = json!("jobseal.sheet.v2")
-        }),
+        case("wrong format tag", Some("format"), |v| v["format"] = json!("jobseal.sheet.v2")),
         case("empty format tag", Some("format"), |v| v["format"] = json!("")),
         case("version 0", Some("version"), |v| v["version"] = json!(0)),
         case("version 2^63", Some("version"), |v| v["version"] = json!(1u64 << 63)),
@@ -586,19 +489,11 @@ fn rejection_cases() -> Vec<Case> {
         case("fractional version", None, |v| v["version"] = json!(1.5)),
         case("version 1.0", None, |v| v["version"] = json!(1.0)),
         case("version as a string", None, |v| v["version"] = json!("1")),
-        case("nil UUID", Some("job_id"), |v| {
-            v["job_id"] = json!("00000000-0000-0000-0000-000000000000")
-        }),
+        case("nil UUID", Some("job_id"), |v| v["job_id"] = json!("00000000-0000-0000-0000-000000000000")),
         case("job_id not a UUID", None, |v| v["job_id"] = json!("WO-2026-000123")),
-        case("end before start", Some("window.end"), |v| {
-            v["window"]["end"] = rfc3339(start - Duration::minutes(1))
-        }),
-        case("end equal to start", Some("window.end"), |v| {
-            v["window"]["end"] = v["window"]["start"].clone()
-        }),
-        case("start not a timestamp", None, |v| {
-            v["window"]["start"] = json!("tomorrow morning")
-        }),
+        case("end before start", Some("window.end"), |v| v["window"]["end"] = rfc3339(start - Duration::minutes(1))),
+        case("end equal to start", Some("window.end"), |v| v["window"]["end"] = v["window"]["start"].clone()),
+        case("start not a timestamp", None, |v| v["window"]["start"] = json!("tomorrow morning")),
         case("hard expiry before close", Some("hard_expiry"), |v| {
             v["access"]["hard_expiry"] = rfc3339(closes - Duration::seconds(1))
         }),
@@ -611,123 +506,64 @@ fn rejection_cases() -> Vec<Case> {
         case("close_after_minutes over 1440", Some("close_after_minutes"), |v| {
             v["access"]["close_after_minutes"] = json!(MAX_MARGIN_MINUTES + 1)
         }),
-        case("negative margin", None, |v| {
-            v["access"]["open_before_minutes"] = json!(-1)
-        }),
+        case("negative margin", None, |v| v["access"]["open_before_minutes"] = json!(-1)),
         case("empty customer list", Some("customer"), |v| v["customer"] = json!([])),
         case("33 customer fields", Some("customer"), |v| {
             v["customer"] = Value::Array((0..=MAX_FIELDS).map(|i| field(&format!("f{i}"))).collect())
         }),
-        case("duplicate field name", Some("phone"), |v| {
-            v["customer"][1]["name"] = json!("phone")
-        }),
-        case("empty value", Some("customer_name"), |v| {
-            v["customer"][0]["value"] = json!("")
-        }),
+        case("duplicate field name", Some("phone"), |v| v["customer"][1]["name"] = json!("phone")),
+        case("empty value", Some("customer_name"), |v| v["customer"][0]["value"] = json!("")),
         case("4097-byte value", Some("customer_name"), |v| {
             v["customer"][0]["value"] = json!("a".repeat(MAX_FIELD_BYTES + 1))
         }),
         case("4098-byte value of 2049 characters", Some("customer_name"), |v| {
             v["customer"][0]["value"] = json!("é".repeat(MAX_FIELD_BYTES / 2 + 1))
         }),
-        case("value not a string", None, |v| {
-            v["customer"][0]["value"] = json!(33600000000u64)
-        }),
-        case("empty reveal_in", Some("reveal_in"), |v| {
-            v["customer"][0]["reveal_in"] = json!([])
-        }),
-        case("unknown state in reveal_in", None, |v| {
-            v["customer"][0]["reveal_in"] = json!(["parked"])
-        }),
-        case("reveal_in not a list", None, |v| {
-            v["customer"][0]["reveal_in"] = json!("on-site")
-        }),
+        case("value not a string", None, |v| v["customer"][0]["value"] = json!(33600000000u64)),
+        case("empty reveal_in", Some("reveal_in"), |v| v["customer"][0]["reveal_in"] = json!([])),
+        case("unknown state in reveal_in", None, |v| v["customer"][0]["reveal_in"] = json!(["parked"])),
+        case("reveal_in not a list", None, |v| v["customer"][0]["reveal_in"] = json!("on-site")),
         case("unknown kind", None, |v| v["customer"][0]["kind"] = json!("fax")),
-        case("kind in snake case", None, |v| {
-            v["customer"][1]["kind"] = json!("relay_phone")
-        }),
+        case("kind in snake case", None, |v| v["customer"][1]["kind"] = json!("relay_phone")),
         case("kind capitalised", None, |v| v["customer"][0]["kind"] = json!("Name")),
-        case("control character in work_order", Some("work_order"), |v| {
-            v["work_order"] = json!("WO-2026-000123\u{7}")
-        }),
-        case("line break in work_order", Some("work_order"), |v| {
-            v["work_order"] = json!("WO-2026\n000123")
-        }),
+        case("control character in work_order", Some("work_order"), |v| v["work_order"] = json!("WO-2026-000123\u{7}")),
+        case("line break in work_order", Some("work_order"), |v| v["work_order"] = json!("WO-2026\n000123")),
         case("empty work_order", Some("work_order"), |v| v["work_order"] = json!("")),
-        case("65-character work_order", Some("work_order"), |v| {
-            v["work_order"] = json!("W".repeat(65))
-        }),
-        case("control character in site_area", Some("site_area"), |v| {
-            v["site_area"] = json!("Lyon\t3e")
-        }),
-        case("129-character site_area", Some("site_area"), |v| {
-            v["site_area"] = json!("L".repeat(129))
-        }),
+        case("65-character work_order", Some("work_order"), |v| v["work_order"] = json!("W".repeat(65))),
+        case("control character in site_area", Some("site_area"), |v| v["site_area"] = json!("Lyon\t3e")),
+        case("129-character site_area", Some("site_area"), |v| v["site_area"] = json!("L".repeat(129))),
         case("empty summary", Some("summary"), |v| v["work"]["summary"] = json!("")),
-        case("501-character summary", Some("summary"), |v| {
-            v["work"]["summary"] = json!("s".repeat(501))
-        }),
-        case("control character in a task", Some("tasks"), |v| {
-            v["work"]["tasks"][0] = json!("step\u{1b}[31m")
-        }),
-        case("empty equipment entry", Some("equipment"), |v| {
-            v["work"]["equipment"][0] = json!("")
-        }),
-        case("201-character task", Some("tasks"), |v| {
-            v["work"]["tasks"][0] = json!("t".repeat(201))
-        }),
-        case("51 tasks", Some("tasks"), |v| {
-            v["work"]["tasks"] = Value::Array(vec![json!("t"); 51])
-        }),
+        case("501-character summary", Some("summary"), |v| v["work"]["summary"] = json!("s".repeat(501))),
+        case("control character in a task", Some("tasks"), |v| v["work"]["tasks"][0] = json!("step\u{1b}[31m")),
+        case("empty equipment entry", Some("equipment"), |v| v["work"]["equipment"][0] = json!("")),
+        case("201-character task", Some("tasks"), |v| v["work"]["tasks"][0] = json!("t".repeat(201))),
+        case("51 tasks", Some("tasks"), |v| v["work"]["tasks"] = Value::Array(vec![json!("t"); 51])),
         case("51 equipment entries", Some("equipment"), |v| {
             v["work"]["equipment"] = Value::Array(vec![json!("e"); 51])
         }),
         // A customer value used as a key: serde would quote it in its own message.
         case("customer value as an unknown key", None, |v| {
-            v["customer"][0]
-                .as_object_mut()
-                .expect("field")
-                .insert("+33 6 00 00 00 00".into(), json!("Test Customer"));
+            v["customer"][0].as_object_mut().expect("field").insert("+33 6 00 00 00 00".into(), json!("Test Customer"));
         }),
-        case("customer value as a kind", None, |v| {
-            v["customer"][0]["kind"] = json!("Test Customer")
-        }),
-        case("customer value as a state", None, |v| {
-            v["customer"][0]["reveal_in"] = json!(["0000A"])
-        }),
-        case("customer value as a job_id", None, |v| {
-            v["job_id"] = json!("+33 6 00 00 00 00")
-        }),
+        case("customer value as a kind", None, |v| v["customer"][0]["kind"] = json!("Test Customer")),
+        case("customer value as a state", None, |v| v["customer"][0]["reveal_in"] = json!(["0000A"])),
+        case("customer value as a job_id", None, |v| v["job_id"] = json!("+33 6 00 00 00 00")),
         case("sheet is an array", None, |v| *v = json!([v.clone()])),
     ];
-    for bad in [
-        "Phone",
-        "1phone",
-        "door code",
-        "door-code",
-        "_door",
-        "",
-        "é",
-        "a".repeat(65).as_str(),
-    ] {
+    for bad in ["Phone", "1phone", "door code", "door-code", "_door", "", "é", "a".repeat(65).as_str()] {
         cases.push(case(&format!("field name {bad:?}"), Some("customer[0].name"), |v| {
             v["customer"][0]["name"] = json!(bad)
         }));
     }
     for state in JobState::ALL.into_iter().filter(|s| s.is_terminal()) {
-        cases.push(case(
-            &format!("terminal state {state} in reveal_in"),
-            Some("door_code"),
-            |v| v["customer"][5]["reveal_in"] = json!(["on-site", state]),
-        ));
+        cases.push(case(&format!("terminal state {state} in reveal_in"), Some("door_code"), |v| {
+            v["customer"][5]["reveal_in"] = json!(["on-site", state])
+        }));
     }
     // An unknown key in every object of the sheet.
     for pointer in ["", "/window", "/access", "/work", "/customer/0"] {
         cases.push(case(&format!("unknown key in {pointer:?}"), None, |v| {
-            v.pointer_mut(pointer)
-                .and_then(Value::as_object_mut)
-                .expect("object")
-                .insert("extra".into(), json!(1));
+            v.pointer_mut(pointer).and_then(Value::as_object_mut).expect("object").insert("extra".into(), json!(1));
         }));
     }
     cases
@@ -739,11 +575,7 @@ fn malformed_sheets_are_rejected_without_leaking_values() {
         let shown = assert_rejected(&c.name, &to_bytes(&c.sheet));
         if let Some(word) = c.names {
             let norm = |s: &str| s.replace('_', " ");
-            assert!(
-                norm(&shown).contains(&norm(word)),
-                "case {:?}: the error should name {word}: {shown}",
-                c.name
-            );
+            assert!(norm(&shown).contains(&norm(word)), "case {:?}: the error should name {word}: {shown}", c.name);
         }
     }
 }
@@ -756,10 +588,7 @@ fn non_json_and_truncated_input_is_rejected() {
         ("binary", &[0xff, 0xfe, 0x00, 0x01][..]),
         ("JSON null", &b"null"[..]),
         ("trailing garbage", format!("{} x", EXAMPLE.trim_end()).as_bytes()),
-        (
-            "a key given twice",
-            format!("{{\"version\": 2, {}", &EXAMPLE.trim_start()[1..]).as_bytes(),
-        ),
+        ("a key given twice", format!("{{\"version\": 2, {}", &EXAMPLE.trim_start()[1..]).as_bytes()),
     ] {
         assert_rejected(name, bytes);
     }
@@ -767,5 +596,20 @@ fn non_json_and_truncated_input_is_rejected() {
     let doc = EXAMPLE.trim_end().as_bytes();
     for cut in 0..doc.len() {
         assert_rejected(&format!("example truncated to {cut} bytes"), &doc[..cut]);
+    }
+}
+
+/// Found by the fuzzer (fuzz/corpus/sheet/regression-*): a window at the edge of the time range
+/// made the margin arithmetic overflow and panic. It must be a typed refusal.
+#[test]
+fn a_window_at_the_edge_of_time_is_refused_without_panic() {
+    for (start, end) in
+        [("-262143-01-01T00:00:00Z", "2030-06-12T10:00:00Z"), ("2030-06-12T08:00:00Z", "+262142-12-31T23:59:59Z")]
+    {
+        let v = with(|v| {
+            v["window"]["start"] = json!(start);
+            v["window"]["end"] = json!(end);
+        });
+        assert_rejected("window at the edge of time", &to_bytes(&v));
     }
 }

@@ -97,7 +97,8 @@ fn pushed(t: &Scripted) -> Vec<wire::OutboxEvent> {
 fn actions_are_in_the_outbox_before_they_return_and_leave_it_only_when_acknowledged() {
     let d = enrolled_device();
     let job = Uuid::new_v4();
-    let env = jobseal::seal_job_sheet(&d.dispatch, &d.bundle, Some(1), sheet_value(job, 1).to_string().as_bytes()).unwrap();
+    let env =
+        jobseal::seal_job_sheet(&d.dispatch, &d.bundle, Some(1), sheet_value(job, 1).to_string().as_bytes()).unwrap();
     d.tv.vault.receive(&env).unwrap();
     d.tv.vault.advance(job, JobState::OnSite).unwrap();
     d.tv.vault.reveal(job).unwrap();
@@ -138,10 +139,8 @@ fn actions_are_in_the_outbox_before_they_return_and_leave_it_only_when_acknowled
         .collect();
     assert_eq!(kinds, ["received", "state", "report", "state", "receipt"]);
     // The receipt verifies with dispatch's side of the key agreement.
-    let receipt = events
-        .iter()
-        .find_map(|e| if let EventBody::Receipt(r) = &e.body { Some(r.clone()) } else { None })
-        .unwrap();
+    let receipt =
+        events.iter().find_map(|e| if let EventBody::Receipt(r) = &e.body { Some(r.clone()) } else { None }).unwrap();
     let key = ReceiptKey::derive(&d.dispatch, &d.bundle.identity_key, d.bundle.device_id).unwrap();
     assert!(key.verify(&receipt));
     assert_eq!((receipt.job_id, receipt.state, receipt.fields_destroyed), (job, JobState::Completed, 5));
@@ -216,10 +215,7 @@ fn error_answers_are_typed_and_keep_the_outbox() {
     d.tv.vault.ingest(&sheet(Uuid::new_v4(), 1)).unwrap();
     let before = d.tv.vault.sync_status().unwrap().pending_events;
     let t = Scripted::new(|_| {
-        Some(HttpResponse {
-            status: 401,
-            body: br#"{"error":{"code":"unauthorized","message":"bad token"}}"#.to_vec(),
-        })
+        Some(HttpResponse { status: 401, body: br#"{"error":{"code":"unauthorized","message":"bad token"}}"#.to_vec() })
     });
     match d.tv.vault.sync(&t) {
         Err(Error::Dispatch { status: 401, message }) => assert!(message.contains("unauthorized")),
@@ -238,4 +234,21 @@ fn a_vault_without_dispatch_keeps_no_outbox() {
     assert!(!s.enrolled);
     assert_eq!(s.pending_events, 0);
     assert!(matches!(tv.vault.sync(&Scripted::new(ack_all)), Err(Error::Enrolment(_))));
+}
+
+/// Found by the crash-at-scale suite: once the outbox drained, SQLite reused sequence numbers
+/// from 1, so a state change made after a sync looked older than those before it and dispatch
+/// (which keeps each device's newest word by `seq`) kept a stale state.
+#[test]
+fn event_sequence_numbers_keep_growing_after_the_outbox_drains() {
+    let d = enrolled_device();
+    let job = Uuid::new_v4();
+    d.tv.vault.ingest(&sheet(job, 1)).unwrap();
+    d.tv.vault.advance(job, JobState::EnRoute).unwrap();
+    let online = Scripted::new(ack_all);
+    assert_eq!(d.tv.vault.sync(&online).unwrap().pending, 0);
+    d.tv.vault.close(job, "Report after a sync.").unwrap();
+    d.tv.vault.sync(&online).unwrap();
+    let events = pushed(&online);
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "a sequence number went backwards or repeated");
 }

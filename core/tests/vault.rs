@@ -9,11 +9,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 fn visible(r: &jobseal::Reveal) -> Vec<&str> {
-    r.fields
-        .iter()
-        .filter(|f| matches!(f.access, FieldAccess::Visible { .. }))
-        .map(|f| f.name.as_str())
-        .collect()
+    r.fields.iter().filter(|f| matches!(f.access, FieldAccess::Visible { .. })).map(|f| f.name.as_str()).collect()
 }
 
 fn move_to(v: &jobseal::Vault, job: Uuid, state: JobState) {
@@ -228,12 +224,8 @@ fn hard_expiry_shreds_at_open_with_no_other_call() {
     let info = vault.job(job).unwrap();
     assert_eq!(info.state, JobState::Expired);
     assert!(info.fields.is_empty());
-    let shreds: Vec<_> = vault
-        .audit_log(Some(job))
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == jobseal::AuditKind::Shredded)
-        .collect();
+    let shreds: Vec<_> =
+        vault.audit_log(Some(job)).unwrap().into_iter().filter(|e| e.kind == jobseal::AuditKind::Shredded).collect();
     assert_eq!(shreds.len(), 1);
 }
 

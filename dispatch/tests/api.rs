@@ -209,7 +209,9 @@ fn vault_device(d: &Dispatch, prekeys: u32) -> VaultDevice {
     assert_eq!(enrolled.device_id, bundle.device_id);
     assert_eq!(enrolled.dispatch_key, d.key());
     // The device opens the sealed token the way the sync engine does.
-    let token = vault.enrol_with_dispatch(&jobseal::HttpTransport::new(&d.server().base_url()), Some(d.key()), prekeys).unwrap();
+    let token = vault
+        .enrol_with_dispatch(&jobseal::HttpTransport::new(&d.server().base_url()), Some(d.key()), prekeys)
+        .unwrap();
     assert_eq!(token.device_id, bundle.device_id);
     let token = vault.device_token_insecure_for_testing().unwrap().expect("token stored");
     VaultDevice { vault, id: bundle.device_id, token, _dir: dir }

@@ -45,3 +45,5 @@ pub fn copy_tree(from: &Path, to: &Path) {
 pub fn canary(label: &str) -> String {
     format!("{label}-{}", uuid::Uuid::new_v4().simple())
 }
+
+pub mod stress;

@@ -127,12 +127,8 @@ fn a_crash_anywhere_in_a_close_ends_fully_shredded_with_the_report() {
         assert!(live_and_readable(&vault, other), "{point}: the other job was lost");
         assert_eq!(key_files(dir.path()), 1, "{point}: a stale or orphan KEK remains");
         assert_eq!(vault.epoch(), 2, "{point}: exactly one rotation");
-        let shreds = vault
-            .audit_log(Some(job))
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.kind == jobseal::AuditKind::Shredded)
-            .count();
+        let shreds =
+            vault.audit_log(Some(job)).unwrap().into_iter().filter(|e| e.kind == jobseal::AuditKind::Shredded).count();
         assert_eq!(shreds, 1, "{point}: the shred was recorded {shreds} times");
         assert!(vault.verify_audit().unwrap().valid, "{point}");
         drop(vault);

@@ -19,10 +19,8 @@ struct Planted {
 
 fn plant(vault: &Vault) -> Planted {
     let job = Uuid::new_v4();
-    let canaries: Vec<String> = ["name", "phone", "addr", "door", "note"]
-        .iter()
-        .map(|l| jobseal_e2e::canary(l))
-        .collect();
+    let canaries: Vec<String> =
+        ["name", "phone", "addr", "door", "note"].iter().map(|l| jobseal_e2e::canary(l)).collect();
     let values: [&str; 5] = std::array::from_fn(|i| canaries[i].as_str());
     vault.ingest(&parse(&sheet_value_with(job, 1, values))).unwrap();
     vault.advance(job, JobState::EnRoute).unwrap();
@@ -33,9 +31,8 @@ fn plant(vault: &Vault) -> Planted {
 /// Secret bytes of a job as they sit in the database: its wrapped data key and every sealed field.
 fn stored_secrets(dir: &Path, job: Uuid) -> Vec<Vec<u8>> {
     let db = rusqlite::Connection::open(dir.join("vault.db")).unwrap();
-    let mut out: Vec<Vec<u8>> = vec![db
-        .query_row("SELECT wrapped FROM secrets WHERE id = ?1", [format!("dek:{job}")], |r| r.get(0))
-        .unwrap()];
+    let mut out: Vec<Vec<u8>> =
+        vec![db.query_row("SELECT wrapped FROM secrets WHERE id = ?1", [format!("dek:{job}")], |r| r.get(0)).unwrap()];
     let mut stmt = db.prepare("SELECT sealed FROM fields WHERE job_id = ?1").unwrap();
     out.extend(stmt.query_map([job.to_string()], |r| r.get(0)).unwrap().map(|r| r.unwrap()));
     out

@@ -217,7 +217,10 @@ fn a_device_wipe_shreds_every_job_with_receipts() {
     }
     vault.sync(net.as_ref()).unwrap();
     vault.advance(jobs[0], JobState::OnSite).unwrap();
-    assert_eq!(operator(&base, "POST", &format!("/v1/operator/devices/{}/wipe", bundle.device_id), Some(json!({}))).0, 200);
+    assert_eq!(
+        operator(&base, "POST", &format!("/v1/operator/devices/{}/wipe", bundle.device_id), Some(json!({}))).0,
+        200
+    );
     let report = vault.sync(net.as_ref()).unwrap();
     assert_eq!(report.revoked.len(), 3);
     for j in &jobs {

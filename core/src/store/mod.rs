@@ -16,12 +16,18 @@ use std::time::Duration;
 /// The database file name inside a vault directory.
 pub const DB_FILE: &str = "vault.db";
 
+/// Prepared statements kept per connection: more than the distinct statements of any call path.
+const STATEMENT_CACHE: usize = 128;
+
 /// Opens (creating if needed) the vault database, applies the required settings, checks them
 /// and brings the schema up to date.
 pub fn open(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    // Every call runs a few dozen statements (trusted time, expiry, the audit chain, the outbox);
+    // parsing them anew each time cost more than the reveal's crypto. Keep them all prepared.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::integrity(format!("journal_mode is {mode}, expected wal")));
@@ -73,15 +79,15 @@ pub fn checkpoint_truncate(conn: &Connection) -> Result<()> {
 /// Reads an integer from the `meta` table.
 pub fn meta_i64(tx: &Connection, key: &str) -> Result<Option<i64>> {
     use rusqlite::OptionalExtension;
-    Ok(tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    Ok(tx.prepare_cached("SELECT value FROM meta WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
 }
 
 /// Writes an integer to the `meta` table.
 pub fn set_meta_i64(tx: &Connection, key: &str, value: i64) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        rusqlite::params![key, value],
-    )?;
+    )?
+    .execute(rusqlite::params![key, value])?;
     Ok(())
 }
 

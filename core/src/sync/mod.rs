@@ -18,8 +18,8 @@ pub mod wire;
 
 use crate::delivery::DeviceBundle;
 use crate::envelope::PublicKey;
-use crate::vault::{Inner, ShredOutcome, Vault};
 use crate::policy::JobState;
+use crate::vault::{Inner, ShredOutcome, Vault};
 use crate::{clock, crypto, store, Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -218,11 +218,13 @@ impl Vault {
         let device_id = crate::delivery::device_id(&inner.conn)?
             .ok_or(Error::Enrolment("this device is not enrolled with dispatch"))?;
         let mut events = outbox::pending(&inner.conn, wire::MAX_EVENTS_PER_PUSH)?;
-        let mut req = json_request("POST", "/sync", Some(&token), &wire::SyncRequest { device_id, events: events.clone() })?;
+        let mut req =
+            json_request("POST", "/sync", Some(&token), &wire::SyncRequest { device_id, events: events.clone() })?;
         // Keep well inside dispatch's body limit even when events are large (long reports).
         while req.body.len() > wire::MAX_BODY_BYTES / 2 && events.len() > 1 {
             events.truncate(events.len() / 2);
-            req = json_request("POST", "/sync", Some(&token), &wire::SyncRequest { device_id, events: events.clone() })?;
+            req =
+                json_request("POST", "/sync", Some(&token), &wire::SyncRequest { device_id, events: events.clone() })?;
         }
         if let Some(last) = events.last() {
             outbox::attempted(&inner.conn, last.seq)?;

@@ -22,20 +22,38 @@ pub(crate) fn enqueue(conn: &Connection, job_id: Option<Uuid>, at_ms: i64, body:
         return Ok(());
     }
     let json = serde_json::to_string(body).map_err(|_| Error::integrity("outbox event does not serialize"))?;
-    conn.prepare_cached("INSERT INTO outbox (key, job_id, at_ms, body) VALUES (?1, ?2, ?3, ?4)")?.execute(params![
-        Uuid::now_v7().to_string(),
-        job_id.map(|j| j.to_string()),
-        at_ms,
-        json
-    ])?;
+    let seq = next_seq(conn)?;
+    conn.prepare_cached("INSERT INTO outbox (seq, key, job_id, at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![seq, Uuid::now_v7().to_string(), job_id.map(|j| j.to_string()), at_ms, json])?;
+    crate::store::set_meta_i64(conn, NEXT_SEQ, seq + 1)?;
     Ok(())
+}
+
+/// The persisted next event sequence number.
+const NEXT_SEQ: &str = "outbox_next_seq";
+
+/// The next event's `seq`. Dispatch orders a device's events by it (the newest state wins), so it
+/// must grow for the vault's whole life. The rowid alone does not: SQLite reuses numbers from 1
+/// once the outbox has drained, which made a state change made after a sync look older than the
+/// ones before it. Found by the crash-at-scale suite (tests/tests/crash_scale.rs).
+fn next_seq(conn: &Connection) -> Result<i64> {
+    let stored = crate::store::meta_i64(conn, NEXT_SEQ)?.unwrap_or(1);
+    let in_table: i64 =
+        conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox")?.query_row([], |r| r.get(0))?;
+    Ok(stored.max(in_table))
 }
 
 /// The oldest `limit` events, in order.
 pub(crate) fn pending(conn: &Connection, limit: usize) -> Result<Vec<OutboxEvent>> {
     let mut stmt = conn.prepare_cached("SELECT seq, key, job_id, at_ms, body FROM outbox ORDER BY seq LIMIT ?1")?;
     let rows = stmt.query_map([limit as i64], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, String>(4)?,
+        ))
     })?;
     let bad = || Error::integrity("an outbox event is unreadable");
     let mut out = Vec::new();
