@@ -5,7 +5,7 @@
 //! answer is a comparison of two independent records: the device's own hash-chained audit log
 //! (each reveal, transition and shred, with its chain position) and what dispatch's operator view
 //! says it received. This module holds that comparison, a small operator client, a seeded PRNG
-//! and the append-only journal a killed child leaves for its parent.
+//! (the fuzzer's) and the append-only journal a killed child leaves for its parent.
 
 use jobseal::{AuditKind, HttpRequest, HttpTransport, JobState, Transport, Vault};
 use jobseal_dispatch::JobView;
@@ -14,34 +14,8 @@ use std::io::Write;
 use std::path::Path;
 use uuid::Uuid;
 
-/// SplitMix64: a reproducible random sequence from a seed.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next_u64() % n as u64) as usize
-        }
-    }
-}
+/// The seeded PRNG of the fuzzer, shared so both reproduce a run from its seed the same way.
+pub use jobseal_fuzz::mutate::Rng;
 
 /// A dispatcher's console on the operator API.
 #[derive(Clone, Debug)]
