@@ -24,7 +24,7 @@ use crate::{clock, crypto, store, Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use uuid::Uuid;
-use wire::{EventBody, RevocationReason};
+use wire::EventBody;
 
 const TOKEN_SECRET: &str = "device:token";
 const FAILURES: &str = "sync_failures";
@@ -252,16 +252,15 @@ impl Vault {
                 Ok(info) => report.received.push(info.job_id),
                 // Already stored (our "received" event is still on its way): not a rejection.
                 Err(Error::StaleVersion { held, offered, .. }) if held == offered => {}
-                Err(e) if is_refusal(&e) => {
-                    let reason = refusal_code(&e);
+                Err(e) => {
+                    let Some(reason) = refusal_code(&e) else { return Err(e) };
                     self.lock().record_rejection(delivery.job_id, delivery.version, reason)?;
                     report.rejected.push((delivery.job_id, reason.to_owned()));
                 }
-                Err(e) => return Err(e),
             }
         }
         for revocation in &answer.revocations {
-            if let Some(outcome) = self.lock().revoke_for_dispatch(revocation.job_id, revocation.reason)? {
+            if let Some(outcome) = self.lock().revoke_for_dispatch(revocation.job_id)? {
                 report.revoked.push(outcome);
             }
         }
@@ -325,27 +324,18 @@ impl Vault {
     }
 }
 
-fn is_refusal(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Tampered(_)
-            | Error::Misaddressed
-            | Error::PrekeyUnavailable(_)
-            | Error::StaleVersion { .. }
-            | Error::JobClosed { .. }
-            | Error::InvalidSheet(_)
-    )
-}
-
-fn refusal_code(e: &Error) -> &'static str {
-    match e {
+/// The value-free reason to report to dispatch when an offered envelope is refused, or `None`
+/// when the error is not a refusal of the envelope (storage, keystore...) and must be returned.
+fn refusal_code(e: &Error) -> Option<&'static str> {
+    Some(match e {
         Error::Tampered(_) => "tampered",
         Error::Misaddressed => "misaddressed",
         Error::PrekeyUnavailable(_) => "prekey-unavailable",
         Error::StaleVersion { .. } => "stale-version",
         Error::JobClosed { .. } => "job-closed",
-        _ => "invalid-sheet",
-    }
+        Error::InvalidSheet(_) => "invalid-sheet",
+        _ => return None,
+    })
 }
 
 impl Inner {
@@ -378,10 +368,9 @@ impl Inner {
 
     /// Shreds a job dispatch withdrew. A job this device never held gets a tombstone and a receipt
     /// all the same, so that its sheet can never arrive later and dispatch can close its books.
-    fn revoke_for_dispatch(&mut self, job_id: Uuid, reason: RevocationReason) -> Result<Option<ShredOutcome>> {
+    /// The revocation's reason stays in dispatch's records; on the device the shred says "revoked".
+    fn revoke_for_dispatch(&mut self, job_id: Uuid) -> Result<Option<ShredOutcome>> {
         let now = self.begin()?;
-        // The reason travels in dispatch's own records; the device's shred says "revoked".
-        let _ = reason;
         match self.start_shred(job_id, JobState::Revoked, None, now) {
             Ok(()) => {}
             Err(Error::JobClosed { .. }) => return Ok(None),
