@@ -9,21 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-profile=debug
-cargo_flags=()
-if [[ "${1:-}" == "--release" ]]; then
-    profile=release
-    cargo_flags=(--release)
-    shift
-fi
-out="${1:-bindings/kotlin/generated}"
-target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-case "$(uname -s)" in
-    Darwin) lib="$target_dir/$profile/libjobseal_ffi.dylib" ;;
-    *) lib="$target_dir/$profile/libjobseal_ffi.so" ;;
-esac
-
-cargo build "${cargo_flags[@]}" -p jobseal-ffi
+source bindings/scripts/host-library.sh
+out="${args[0]:-bindings/kotlin/generated}"
 rm -rf "$out"
 # The generator itself always runs as a debug build: it only reads the library's metadata.
 cargo run -q -p uniffi-bindgen -- generate "$lib" --language kotlin --out-dir "$out" --no-format

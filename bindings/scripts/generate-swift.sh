@@ -16,21 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-profile=debug
-cargo_flags=()
-if [[ "${1:-}" == "--release" ]]; then
-    profile=release
-    cargo_flags=(--release)
-    shift
-fi
-pkg="${1:-bindings/swift}"
-target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-case "$(uname -s)" in
-    Darwin) lib="$target_dir/$profile/libjobseal_ffi.dylib" ;;
-    *) lib="$target_dir/$profile/libjobseal_ffi.so" ;;
-esac
-
-cargo build "${cargo_flags[@]}" -p jobseal-ffi
+source bindings/scripts/host-library.sh
+pkg="${args[0]:-bindings/swift}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 cargo run -q -p uniffi-bindgen -- generate "$lib" --language swift --out-dir "$tmp" --no-format
