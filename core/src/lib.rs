@@ -8,27 +8,35 @@
 //!
 //! Start with [`Vault::open`], giving it a [`KeyStore`] and a [`Clock`].
 
+// Layers, each using only those above it in this list (see docs/architecture.md):
+// pure data and crypto; storage (the only SQL); the keyring (every wrapped secret) and the journal
+// (audit chain and outbox); the public vault API.
 pub mod audit;
+pub mod bundle;
 pub mod clock;
 pub mod crypto;
-mod delivery;
 pub mod envelope;
 mod error;
 pub mod hex;
 pub mod keys;
+mod model;
 pub mod pairing;
 pub mod policy;
 pub mod receipt;
 pub mod sheet;
-mod shred;
-pub mod store;
 pub mod sync;
+
+pub mod store;
+
+mod journal;
+mod keyring;
+
 mod vault;
 
 pub use audit::{AuditEvent, AuditKind, AuditVerification};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::SecretString;
-pub use delivery::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT, MAX_PREKEYS_PER_CALL};
+pub use bundle::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT, MAX_PREKEYS_PER_CALL};
 pub use envelope::{PublicKey, RecipientKeyId, SecretKey};
 pub use error::{Error, Result};
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
@@ -38,7 +46,8 @@ pub use sheet::{AccessRules, CustomerField, FieldKind, JobSheet, ScheduledWindow
 #[cfg(feature = "http-transport")]
 pub use sync::http::HttpTransport;
 pub use sync::{HttpRequest, HttpResponse, SyncReport, SyncStatus, Transport, TransportError};
-pub use vault::{FieldAccess, FieldInfo, JobInfo, Reveal, RevealedField, ShredOutcome, Vault, MAX_REPORT_CHARS};
+pub use model::{FieldAccess, FieldInfo, JobInfo, Reveal, RevealedField, ShredOutcome, MAX_REPORT_CHARS};
+pub use vault::Vault;
 
 /// The folder of a vault directory that [`FileKeyStore`] uses by convention.
 pub const KEYSTORE_DIR: &str = "keystore";

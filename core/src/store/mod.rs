@@ -5,8 +5,19 @@
 //! old page lingers in the log, in-memory temporary storage so no temp file holds a copy, and full
 //! synchronous commits so that what a call reports as done survives power loss. They are set
 //! here, read back and asserted; a connection that does not hold them is refused.
+//!
+//! This folder is the only place in the core with SQL: one module per table family, each called
+//! only by the layer that owns those tables (the keyring for `secrets`, the journal for `audit`
+//! and `outbox`). Every write goes through [`WriteTx`], whose commit also persists the trusted-time
+//! high-water mark, so no write can forget it (G2).
 
+pub(crate) mod audit;
+pub(crate) mod device;
+pub(crate) mod jobs;
+pub(crate) mod meta;
+pub(crate) mod outbox;
 pub mod schema;
+pub(crate) mod secrets;
 
 use crate::{Error, Result};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -59,10 +70,40 @@ fn expect_pragma(conn: &Connection, name: &str, want: i64) -> Result<()> {
     Ok(())
 }
 
-/// Starts a write transaction that takes the write lock at once, so that a read-then-write inside
-/// it cannot be overtaken by another writer.
-pub fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
-    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+/// A write transaction that took SQLite's write lock at once, so that a read-then-write inside it
+/// cannot be overtaken by another writer. It reads as a [`Connection`]; [`WriteTx::commit`] raises
+/// the high-water mark to the call's trusted time before committing, in the same transaction.
+pub(crate) struct WriteTx<'c> {
+    tx: Transaction<'c>,
+    now_ms: Option<i64>,
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.tx
+    }
+}
+
+impl WriteTx<'_> {
+    /// Commits, persisting the high-water mark first when the transaction has a trusted time.
+    pub(crate) fn commit(self) -> Result<()> {
+        if let Some(now) = self.now_ms {
+            meta::raise_high_water(&self.tx, now)?;
+        }
+        Ok(self.tx.commit()?)
+    }
+}
+
+/// Starts a write transaction for a call made at trusted time `now_ms`.
+pub(crate) fn write(conn: &mut Connection, now_ms: i64) -> Result<WriteTx<'_>> {
+    Ok(WriteTx { tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?, now_ms: Some(now_ms) })
+}
+
+/// Starts a write transaction that does not know trusted time (key bookkeeping at open).
+pub(crate) fn write_untimed(conn: &mut Connection) -> Result<WriteTx<'_>> {
+    Ok(WriteTx { tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?, now_ms: None })
 }
 
 /// Moves every page of the WAL into the database file and truncates the WAL to zero bytes, so no
@@ -73,21 +114,6 @@ pub fn checkpoint_truncate(conn: &Connection) -> Result<()> {
     if busy != 0 {
         return Err(Error::integrity("WAL checkpoint could not complete"));
     }
-    Ok(())
-}
-
-/// Reads an integer from the `meta` table.
-pub fn meta_i64(tx: &Connection, key: &str) -> Result<Option<i64>> {
-    use rusqlite::OptionalExtension;
-    Ok(tx.prepare_cached("SELECT value FROM meta WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
-}
-
-/// Writes an integer to the `meta` table.
-pub fn set_meta_i64(tx: &Connection, key: &str, value: i64) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(rusqlite::params![key, value])?;
     Ok(())
 }
 

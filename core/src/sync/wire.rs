@@ -5,8 +5,8 @@
 //! customer value: events name jobs, fields and states, reports are the technician's own text,
 //! and envelopes only travel the other way. `docs/sync.md` specifies the endpoints.
 
-use crate::audit::AuditKind;
-use crate::delivery::{DeviceBundle, Prekey};
+pub use crate::audit::AuditRecord;
+use crate::bundle::{DeviceBundle, Prekey};
 use crate::envelope::{PublicKey, RecipientKeyId};
 use crate::policy::JobState;
 use crate::receipt::ShredReceipt;
@@ -132,30 +132,6 @@ pub enum EventBody {
     Audit(AuditRecord),
     /// The shred receipt.
     Receipt(ShredReceipt),
-}
-
-/// An audit event as it travels.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditRecord {
-    /// Position in the device's chain.
-    pub seq: u64,
-    /// Trusted time, milliseconds since the Unix epoch.
-    pub at_ms: i64,
-    /// What happened.
-    pub kind: AuditKind,
-    /// The customer field's name, for reveals.
-    pub field: Option<String>,
-    /// The job's state.
-    pub state: Option<JobState>,
-    /// A value-free detail.
-    pub detail: Option<String>,
-    /// Previous event's hash, hex.
-    #[serde(with = "crate::hex::serde_bytes")]
-    pub prev_hash: Vec<u8>,
-    /// This event's hash, hex.
-    #[serde(with = "crate::hex::serde_bytes")]
-    pub hash: Vec<u8>,
 }
 
 /// What dispatch answers to a sync.

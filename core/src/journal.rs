@@ -1,0 +1,190 @@
+//! The journal: the one writer of what is audited and of what is sent to dispatch (G2, G6, G7).
+//!
+//! An action's audit event and its outbox entries are written here, inside the action's own
+//! transaction, so that the change, its record in the hash chain and the event for dispatch commit
+//! together or not at all. Audit events go out to dispatch too (dispatch verifies the chain), so
+//! [`record`] queues each one; [`send`] queues what dispatch needs that is not an audit event
+//! (state changes, reports, receipts). A vault not enrolled with dispatch keeps no outbox.
+
+use crate::audit::{self, AuditEvent, AuditVerification, NewEvent, GENESIS};
+use crate::store::{audit as rows, device, meta, outbox};
+use crate::sync::wire::{EventBody, OutboxEvent};
+use crate::{clock, Error, Result};
+use rusqlite::Connection;
+use uuid::Uuid;
+
+/// Appends `event` to the audit chain and queues it for dispatch. Call inside the transaction that
+/// makes the change it records. Returns the event's sequence number.
+pub(crate) fn record(tx: &Connection, event: &NewEvent) -> Result<u64> {
+    let (seq, prev) = meta::audit_head(tx)?.unwrap_or((0, GENESIS.to_vec()));
+    let seq = seq + 1;
+    let hash = audit::event_hash(seq, event, &prev);
+    rows::insert(tx, seq, event, &prev, &hash)?;
+    send(tx, event.job_id, event.at_ms, &EventBody::Audit(audit::record_of(seq, event, &prev, &hash)))?;
+    meta::set_audit_head(tx, seq, &hash)?;
+    Ok(seq)
+}
+
+/// Queues an event for dispatch. Call inside the transaction of the action it records.
+pub(crate) fn send(tx: &Connection, job_id: Option<Uuid>, at_ms: i64, body: &EventBody) -> Result<()> {
+    if !device::enrolled(tx)? {
+        return Ok(());
+    }
+    let json = serde_json::to_string(body).map_err(|_| Error::integrity("outbox event does not serialize"))?;
+    outbox::insert(tx, job_id, at_ms, &json)
+}
+
+/// Queues every event already in the chain for dispatch. Called once, in the enrolment
+/// transaction: events appended before enrolment (vault creation, plaintext ingests) were not
+/// queued, and dispatch verifies the chain from its first event.
+pub(crate) fn enqueue_existing(tx: &Connection) -> Result<()> {
+    let mut stored = Vec::new();
+    rows::for_each(tx, None, |row| {
+        stored.push(row);
+        Ok(true)
+    })?;
+    for row in stored {
+        let record = audit::record_of(row.seq, &row.event, &row.prev, &row.hash);
+        send(tx, row.event.job_id, row.event.at_ms, &EventBody::Audit(record))?;
+    }
+    Ok(())
+}
+
+/// The events in order, all of them or those of one job.
+pub(crate) fn list(conn: &Connection, job: Option<Uuid>) -> Result<Vec<AuditEvent>> {
+    let mut out = Vec::new();
+    rows::for_each(conn, job, |row| {
+        out.push(AuditEvent {
+            seq: row.seq,
+            at: clock::from_ms(row.event.at_ms),
+            job_id: row.event.job_id,
+            kind: row.event.kind,
+            field: row.event.field,
+            state: row.event.state,
+            detail: row.event.detail,
+            hash: crate::hex::encode(&row.hash),
+        });
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// Walks the whole chain and reports the first event that does not fit.
+pub(crate) fn verify(conn: &Connection) -> Result<AuditVerification> {
+    let (head_seq, head_hash) = meta::audit_head(conn)?.unwrap_or((0, GENESIS.to_vec()));
+    let mut expected_seq: u64 = 1;
+    let mut prev = GENESIS.to_vec();
+    let mut problem: Option<(u64, String)> = None;
+    rows::for_each(conn, None, |row| {
+        let seq = row.seq;
+        if seq != expected_seq {
+            problem = Some((expected_seq, format!("event {expected_seq} is missing")));
+        } else if row.prev != prev {
+            problem = Some((seq, format!("event {seq} does not follow event {}", seq - 1)));
+        } else if audit::event_hash(seq, &row.event, &row.prev).as_slice() != row.hash.as_slice() {
+            problem = Some((seq, format!("event {seq} was altered")));
+        }
+        prev = row.hash;
+        expected_seq += 1;
+        Ok(problem.is_none())
+    })?;
+    let events = expected_seq - 1;
+    if problem.is_none() && (events != head_seq || prev != head_hash) {
+        problem = Some((0, format!("the chain ends at event {events} but its head says {head_seq}")));
+    }
+    Ok(AuditVerification {
+        events,
+        valid: problem.is_none(),
+        broken_at: problem.as_ref().map(|p| p.0),
+        problem: problem.map(|p| p.1),
+        head: crate::hex::encode(&head_hash),
+    })
+}
+
+/// The oldest `limit` events waiting for dispatch, in order.
+pub(crate) fn pending(conn: &Connection, limit: usize) -> Result<Vec<OutboxEvent>> {
+    outbox::pending(conn, limit)?
+        .into_iter()
+        .map(|row| {
+            Ok(OutboxEvent {
+                key: row.key,
+                seq: row.seq,
+                job_id: row.job_id,
+                at: clock::from_ms(row.at_ms),
+                body: serde_json::from_str(&row.body).map_err(|_| Error::integrity("an outbox event is unreadable"))?,
+            })
+        })
+        .collect()
+}
+
+/// Counts the events not yet acknowledged.
+pub(crate) fn pending_count(conn: &Connection) -> Result<u64> {
+    outbox::count(conn)
+}
+
+/// Records a push attempt of the events up to `last_seq`.
+pub(crate) fn attempted(tx: &Connection, last_seq: u64) -> Result<()> {
+    outbox::attempted(tx, last_seq)
+}
+
+/// Deletes the events dispatch acknowledged; returns how many were deleted.
+pub(crate) fn acknowledge(tx: &Connection, keys: &[Uuid]) -> Result<u64> {
+    outbox::acknowledge(tx, keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditKind;
+    use crate::policy::JobState;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        let tx = c.transaction().unwrap();
+        crate::store::schema::upgrade_from(&tx, 0).unwrap();
+        tx.commit().unwrap();
+        c
+    }
+
+    fn fill(c: &Connection, n: i64) {
+        let job = Uuid::new_v4();
+        for i in 0..n {
+            record(c, &NewEvent::job(1000 + i, job, AuditKind::Reveal, JobState::OnSite).field("phone")).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let c = db();
+        fill(&c, 5);
+        let v = verify(&c).unwrap();
+        assert!(v.valid, "{v:?}");
+        assert_eq!(v.events, 5);
+        assert_eq!(list(&c, None).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn edits_removals_and_truncation_are_found() {
+        let c = db();
+        fill(&c, 5);
+        c.execute("UPDATE audit SET field = 'door_code' WHERE seq = 3", []).unwrap();
+        assert_eq!(verify(&c).unwrap().broken_at, Some(3));
+
+        let c = db();
+        fill(&c, 5);
+        c.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+        assert_eq!(verify(&c).unwrap().broken_at, Some(2));
+
+        let c = db();
+        fill(&c, 5);
+        c.execute("DELETE FROM audit WHERE seq = 5", []).unwrap();
+        let v = verify(&c).unwrap();
+        assert!(!v.valid);
+        assert_eq!(v.broken_at, Some(0));
+
+        let c = db();
+        fill(&c, 5);
+        c.execute("UPDATE audit SET at_ms = at_ms + 1 WHERE seq = 4", []).unwrap();
+        assert_eq!(verify(&c).unwrap().broken_at, Some(4));
+    }
+}

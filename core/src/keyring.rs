@@ -1,0 +1,225 @@
+//! The keyring: the single owner of the epoch master key and of every wrapped secret (G1, G3, G4).
+//!
+//! The key hierarchy is KEK (platform keystore, one per epoch) -> epoch master key (EMK, wrapped by
+//! the KEK in `epochs`) -> every other secret (wrapped by the EMK in `secrets`): each job's data
+//! key, each one-time prekey, the device identity key and the device token. Every secret is
+//! addressed by a typed [`SecretId`] and wrapped with an AAD that binds its id and epoch, so a
+//! wrapped secret moved to another row or carried over from another epoch fails to open.
+//!
+//! Rotation lives here and nowhere else: [`Keyring::prepare_rotation`] records and creates the next
+//! KEK and EMK, [`Keyring::rewrap_all`] re-wraps every surviving secret inside the caller's shred
+//! transaction, and [`Keyring::complete_rotation`] switches to the new key and deletes the old KEK
+//! once that transaction has committed. A crash at any point is finished by
+//! [`Keyring::finish_interrupted`] at the next open, which deletes orphan and retired KEKs
+//! idempotently. Once the old KEK is gone, no copy of the old database can unwrap anything.
+
+use crate::crypto::{Aad, Key32};
+use crate::envelope::SecretKey;
+use crate::keys::{kek_alias, KeyStore};
+use crate::store::{self, secrets, WriteTx};
+use crate::{crash_point, Error, Result};
+use rusqlite::Connection;
+use std::sync::Arc;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// What a wrapped secret is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SecretId {
+    /// A job's data key, which seals its customer fields.
+    JobKey(Uuid),
+    /// A one-time prekey's private half.
+    Prekey(u32),
+    /// The device identity key's private half.
+    Identity,
+    /// The bearer token dispatch issued at enrolment.
+    DeviceToken,
+}
+
+impl SecretId {
+    /// The row id in `secrets`, also bound into the wrap AAD.
+    fn name(self) -> String {
+        match self {
+            SecretId::JobKey(job) => format!("dek:{job}"),
+            SecretId::Prekey(id) => format!("prekey:{id}"),
+            SecretId::Identity => "device:identity".to_owned(),
+            SecretId::DeviceToken => "device:token".to_owned(),
+        }
+    }
+}
+
+/// AAD of a secret wrapped under an epoch master key: its id and the epoch.
+fn wrap_aad(name: &str, epoch: u64) -> Aad {
+    Aad::new("jobseal/v1/wrap").part(name.as_bytes()).u64(epoch)
+}
+
+/// The next epoch's keys, made before the shred transaction that switches to them.
+pub(crate) struct Rotation {
+    next: u64,
+    emk: Key32,
+    wrapped_emk: Vec<u8>,
+}
+
+impl Rotation {
+    /// The epoch the rotation moves to.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.next
+    }
+}
+
+/// The current epoch's master key and the keystore holding its KEK.
+pub(crate) struct Keyring {
+    keystore: Arc<dyn KeyStore>,
+    epoch: u64,
+    emk: Key32,
+}
+
+impl Keyring {
+    /// Loads the current epoch's master key, or creates epoch 1 for a new vault. `on_create` runs
+    /// inside the transaction that stores epoch 1 (the vault records its creation there).
+    pub(crate) fn open(
+        conn: &mut Connection,
+        keystore: Arc<dyn KeyStore>,
+        created_ms: i64,
+        on_create: impl FnOnce(&WriteTx<'_>) -> Result<()>,
+    ) -> Result<Keyring> {
+        if let Some((epoch, wrapped)) = secrets::current_epoch(conn)? {
+            let raw = keystore.unwrap(&kek_alias(epoch), &wrapped)?;
+            return Ok(Keyring { keystore, epoch, emk: Key32::from_slice(&raw)? });
+        }
+        // The pending row is committed before the KEK is generated, so that a crash in between
+        // leaves a record of the orphan key for the next open to delete.
+        let epoch = 1u64;
+        let alias = kek_alias(epoch);
+        let tx = store::write_untimed(conn)?;
+        for p in secrets::pending_epochs(&tx)? {
+            keystore.delete(&kek_alias(p))?;
+            secrets::remove_pending(&tx, p)?;
+        }
+        secrets::add_pending(&tx, epoch)?;
+        tx.commit()?;
+        // No epoch exists yet, so nothing can depend on a key under this alias: one left by an
+        // earlier vault in this folder (whose database was removed) is stale and goes first.
+        keystore.delete(&alias)?;
+        keystore.generate(&alias)?;
+        let emk = Key32::random();
+        let wrapped = keystore.wrap(&alias, emk.as_bytes())?;
+        let tx = store::write_untimed(conn)?;
+        secrets::insert_epoch(&tx, epoch, &wrapped, created_ms)?;
+        secrets::remove_pending(&tx, epoch)?;
+        on_create(&tx)?;
+        tx.commit()?;
+        Ok(Keyring { keystore, epoch, emk })
+    }
+
+    /// The current key epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Wraps and stores `secret` under `id`, replacing any earlier value.
+    pub(crate) fn put(&self, conn: &Connection, id: SecretId, secret: &[u8]) -> Result<()> {
+        let name = id.name();
+        let wrapped = self.emk.seal(secret, wrap_aad(&name, self.epoch).bytes())?;
+        secrets::put(conn, &name, self.epoch, &wrapped)
+    }
+
+    /// Reads and unwraps the secret `id`, if it exists.
+    pub(crate) fn get(&self, conn: &Connection, id: SecretId) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let name = id.name();
+        let Some((stored_epoch, wrapped)) = secrets::get(conn, &name)? else { return Ok(None) };
+        if stored_epoch != self.epoch {
+            return Err(Error::integrity("a secret is wrapped under a retired epoch"));
+        }
+        Ok(Some(self.emk.open(&wrapped, wrap_aad(&name, self.epoch).bytes())?))
+    }
+
+    /// A job's data key, if the job has one.
+    pub(crate) fn data_key(&self, conn: &Connection, job_id: Uuid) -> Result<Option<Key32>> {
+        self.get(conn, SecretId::JobKey(job_id))?.map(|raw| Key32::from_slice(&raw)).transpose()
+    }
+
+    /// An X25519 private key (prekey or identity key), if it exists.
+    pub(crate) fn secret_key(&self, conn: &Connection, id: SecretId) -> Result<Option<SecretKey>> {
+        let Some(raw) = self.get(conn, id)? else { return Ok(None) };
+        let bytes: Zeroizing<[u8; 32]> =
+            Zeroizing::new(raw.as_slice().try_into().map_err(|_| Error::Tampered("stored key has the wrong length"))?);
+        Ok(Some(SecretKey::from_bytes(&bytes).map_err(|_| Error::Tampered("stored key is not usable"))?))
+    }
+
+    /// Deletes the secret `id`; true when it existed.
+    pub(crate) fn delete(&self, conn: &Connection, id: SecretId) -> Result<bool> {
+        secrets::delete(conn, &id.name())
+    }
+
+    /// Deletes KEKs that a committed rotation retired and KEKs generated for rotations that never
+    /// committed, and forgets every epoch row but the current one. Safe to run any number of times.
+    pub(crate) fn finish_interrupted(&self, conn: &Connection) -> Result<()> {
+        self.delete_retired_keys(conn)?;
+        self.delete_orphan_keys(conn)?;
+        secrets::delete_epochs_except(conn, self.epoch)
+    }
+
+    fn delete_retired_keys(&self, conn: &Connection) -> Result<()> {
+        for alias in secrets::retired_aliases(conn)? {
+            self.keystore.delete(&alias)?;
+            crash_point("shred:kek-deleted");
+            secrets::forget_retired(conn, &alias)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes KEKs generated for rotations that never committed (a crash, or a keystore error
+    /// earlier in this process) and forgets them.
+    fn delete_orphan_keys(&self, conn: &Connection) -> Result<()> {
+        for p in secrets::pending_epochs(conn)? {
+            if p == self.epoch {
+                return Err(Error::integrity("the current epoch is still marked pending"));
+            }
+            self.keystore.delete(&kek_alias(p))?;
+            secrets::remove_pending(conn, p)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the next epoch's KEK and master key. The pending epoch is recorded (committed) before
+    /// the KEK exists, so a crash after this leaves a trace the next open uses to delete it.
+    pub(crate) fn prepare_rotation(&self, conn: &Connection) -> Result<Rotation> {
+        let next = self.epoch + 1;
+        let alias = kek_alias(next);
+        self.delete_orphan_keys(conn)?;
+        secrets::add_pending(conn, next)?;
+        crash_point("shred:pending-recorded");
+        self.keystore.generate(&alias)?;
+        let emk = Key32::random();
+        let wrapped_emk = self.keystore.wrap(&alias, emk.as_bytes())?;
+        crash_point("shred:kek-generated");
+        Ok(Rotation { next, emk, wrapped_emk })
+    }
+
+    /// Inside the shred transaction: re-wraps every surviving secret under the rotation's master
+    /// key, stores the new epoch, drops the old one and marks the old KEK for deletion. Every
+    /// secret must be under the current epoch; one that is not means the tables were tampered with.
+    pub(crate) fn rewrap_all(&self, tx: &WriteTx<'_>, rotation: &Rotation, now_ms: i64) -> Result<()> {
+        for (name, epoch, wrapped) in secrets::all(tx)? {
+            if epoch != self.epoch {
+                return Err(Error::integrity("a secret is wrapped under a retired epoch"));
+            }
+            let raw = self.emk.open(&wrapped, wrap_aad(&name, self.epoch).bytes())?;
+            let rewrapped = rotation.emk.seal(&raw, wrap_aad(&name, rotation.next).bytes())?;
+            secrets::put(tx, &name, rotation.next, &rewrapped)?;
+        }
+        secrets::insert_epoch(tx, rotation.next, &rotation.wrapped_emk, now_ms)?;
+        secrets::delete_epochs_except(tx, rotation.next)?;
+        secrets::retire(tx, &kek_alias(self.epoch))?;
+        secrets::remove_pending(tx, rotation.next)
+    }
+
+    /// After the shred transaction committed: switches to the new master key (the old one is
+    /// zeroized as it drops) and deletes the retired KEK from the keystore.
+    pub(crate) fn complete_rotation(&mut self, conn: &Connection, rotation: Rotation) -> Result<()> {
+        self.emk = rotation.emk;
+        self.epoch = rotation.next;
+        self.delete_retired_keys(conn)
+    }
+}

@@ -1,0 +1,206 @@
+//! Storing, listing, advancing and revealing jobs, and reading the audit log (G1, G2, G5).
+//!
+//! A reveal decides each field against the job's state and access window at trusted time, and
+//! records every shown and every refused field in the audit chain, in one transaction, before
+//! anything is returned.
+
+use super::{field_aad, Inner, Vault};
+use crate::audit::{AuditEvent, AuditKind, AuditVerification, NewEvent};
+use crate::crypto::{Key32, SecretString};
+use crate::envelope::RecipientKeyId;
+use crate::keyring::SecretId;
+use crate::model::{FieldAccess, JobInfo, Reveal, RevealedField};
+use crate::policy::{Denial, JobState};
+use crate::sheet::JobSheet;
+use crate::store::{self, jobs};
+use crate::sync::wire::EventBody;
+use crate::{clock, crash_point, journal, Error, Result};
+use uuid::Uuid;
+
+impl Vault {
+    /// Stores a validated job sheet: a new job in state Assigned, or a newer version of a live job
+    /// (its fields replaced, its state kept). Refuses sheets of closed jobs, stale versions and
+    /// sheets whose hard expiry has passed. This is the plaintext entry point; sealed sheets are
+    /// opened first and then come through here.
+    pub fn ingest(&self, sheet: &JobSheet) -> Result<JobInfo> {
+        sheet.validate()?;
+        let mut inner = self.lock();
+        let now = inner.begin()?;
+        inner.ingest(sheet, now, None)
+    }
+
+    /// Every job, live and closed, most recently received first.
+    pub fn list_jobs(&self) -> Result<Vec<JobInfo>> {
+        let mut inner = self.lock();
+        inner.begin()?;
+        let ids = jobs::list_ids(&inner.conn)?;
+        ids.into_iter().map(|id| jobs::load_info(&inner.conn, id)).collect()
+    }
+
+    /// One job, without customer values.
+    pub fn job(&self, job_id: Uuid) -> Result<JobInfo> {
+        let mut inner = self.lock();
+        inner.begin()?;
+        jobs::load_info(&inner.conn, job_id)
+    }
+
+    /// Moves a live job forward (to en-route or on-site).
+    pub fn advance(&self, job_id: Uuid, to: JobState) -> Result<JobInfo> {
+        let mut inner = self.lock();
+        let now = inner.begin()?;
+        let tx = store::write(&mut inner.conn, now)?;
+        let job = jobs::load_live(&tx, job_id)?;
+        if !job.state.can_advance_to(to) {
+            return Err(Error::IllegalTransition { from: job.state, to });
+        }
+        jobs::set_state(&tx, job_id, to, now)?;
+        journal::record(
+            &tx,
+            &NewEvent::job(now, job_id, AuditKind::Transition, to).detail(format!("{} -> {}", job.state, to)),
+        )?;
+        journal::send(&tx, Some(job_id), now, &EventBody::State { from: job.state, to })?;
+        tx.commit()?;
+        jobs::load_info(&inner.conn, job_id)
+    }
+
+    /// Decrypts and returns the job's customer fields that are visible now; the others come back
+    /// hidden with the reason. Every shown and every refused field is audited, in the same
+    /// transaction, before anything is returned.
+    pub fn reveal(&self, job_id: Uuid) -> Result<Reveal> {
+        let mut inner = self.lock();
+        let now = inner.begin()?;
+        inner.reveal(job_id, now)
+    }
+
+    /// The audit events, all or those of one job.
+    pub fn audit_log(&self, job_id: Option<Uuid>) -> Result<Vec<AuditEvent>> {
+        let inner = self.lock();
+        journal::list(&inner.conn, job_id)
+    }
+
+    /// Checks the audit chain end to end.
+    pub fn verify_audit(&self) -> Result<AuditVerification> {
+        let inner = self.lock();
+        journal::verify(&inner.conn)
+    }
+}
+
+impl Inner {
+    /// Stores a sheet in one transaction. A sealed sheet names the key it came to, and that
+    /// prekey's private half is deleted in the same transaction (G4): the sheet is never stored
+    /// without the prekey being gone, nor the prekey gone without the sheet stored.
+    pub(super) fn ingest(&mut self, sheet: &JobSheet, now: i64, via: Option<RecipientKeyId>) -> Result<JobInfo> {
+        let job_id = sheet.job_id;
+        let access = sheet.access_window();
+        if clock::to_ms(access.hard_expiry) <= now {
+            return Err(Error::InvalidSheet("the sheet's hard expiry has already passed".into()));
+        }
+        let tx = store::write(&mut self.conn, now)?;
+        let existing = match jobs::load_live(&tx, job_id) {
+            Ok(job) => Some(job),
+            Err(Error::JobNotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(held) = &existing {
+            if sheet.version <= held.version {
+                return Err(Error::StaleVersion { job_id, held: held.version, offered: sheet.version });
+            }
+        }
+        let dek = Key32::random();
+        let work = serde_json::to_string(&sheet.work).map_err(|_| Error::InvalidSheet("work details".into()))?;
+        let state = existing.as_ref().map_or(JobState::Assigned, |j| j.state);
+        jobs::upsert(
+            &tx,
+            &jobs::JobRow {
+                job_id,
+                version: sheet.version,
+                work_order: &sheet.work_order,
+                state,
+                window: sheet.window.clone(),
+                access,
+                work: &work,
+                site_area: &sheet.site_area,
+                now_ms: now,
+            },
+        )?;
+        let mut fields = Vec::with_capacity(sheet.customer.len());
+        for field in &sheet.customer {
+            let sealed = dek.seal(field.value.expose().as_bytes(), field_aad(job_id, &field.name, sheet.version).bytes())?;
+            fields.push(jobs::FieldRow {
+                name: field.name.clone(),
+                kind: field.kind,
+                reveal_in: field.reveal_in.clone(),
+                sealed,
+            });
+        }
+        jobs::replace_fields(&tx, job_id, &fields)?;
+        self.keyring.put(&tx, SecretId::JobKey(job_id), dek.as_bytes())?;
+        let mut detail = format!("version {}", sheet.version);
+        if let Some(via) = via {
+            jobs::set_delivered_via(&tx, job_id, via)?;
+            match via {
+                RecipientKeyId::Prekey(p) => {
+                    super::delivery::consume_prekey(&self.keyring, &tx, p)?;
+                    detail.push_str(&format!("; sealed to prekey {p}"));
+                }
+                RecipientKeyId::Identity => detail.push_str("; sealed to the identity key (no prekey left)"),
+            }
+            journal::send(&tx, Some(job_id), now, &EventBody::Received { version: sheet.version, via })?;
+        }
+        let kind = if existing.is_some() { AuditKind::Updated } else { AuditKind::Ingested };
+        journal::record(&tx, &NewEvent::job(now, job_id, kind, state).detail(detail))?;
+        crash_point("ingest:before-commit");
+        tx.commit()?;
+        crash_point("ingest:after-commit");
+        jobs::load_info(&self.conn, job_id)
+    }
+
+    fn reveal(&mut self, job_id: Uuid, now: i64) -> Result<Reveal> {
+        let job = match jobs::load_live(&self.conn, job_id) {
+            Err(Error::JobClosed { state, .. }) => return Err(Error::AccessDenied(Denial::Shredded { state })),
+            other => other?,
+        };
+        let at = clock::from_ms(now);
+        let rows = jobs::sealed_fields(&self.conn, job_id)?;
+        let mut dek: Option<Key32> = None;
+        let mut fields = Vec::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let access = match job.window.decide(job.state, &row.reveal_in, at) {
+                Ok(until) => {
+                    if dek.is_none() {
+                        dek = Some(self.data_key(job_id)?);
+                    }
+                    let key = dek.as_ref().ok_or_else(|| Error::integrity("data key"))?;
+                    let plain = key.open(&row.sealed, field_aad(job_id, &row.name, job.version).bytes())?;
+                    events.push(NewEvent::job(now, job_id, AuditKind::Reveal, job.state).field(&row.name));
+                    FieldAccess::Visible { value: SecretString::from_utf8(plain)?, until }
+                }
+                Err(denial) => {
+                    events.push(
+                        NewEvent::job(now, job_id, AuditKind::RevealDenied, job.state)
+                            .field(&row.name)
+                            .detail(denial_code(&denial)),
+                    );
+                    FieldAccess::Hidden(denial)
+                }
+            };
+            fields.push(RevealedField { name: row.name, kind: row.kind, access });
+        }
+        let tx = store::write(&mut self.conn, now)?;
+        for e in &events {
+            journal::record(&tx, e)?;
+        }
+        tx.commit()?;
+        Ok(Reveal { job_id, state: job.state, at, fields })
+    }
+}
+
+fn denial_code(d: &Denial) -> &'static str {
+    match d {
+        Denial::NotYetOpen { .. } => "not-yet-open",
+        Denial::WindowClosed { .. } => "window-closed",
+        Denial::WrongState { .. } => "wrong-state",
+        Denial::Shredded { .. } => "shredded",
+    }
+}

@@ -1,0 +1,225 @@
+//! The vault's side of sync with dispatch: enrolment, push, pull, backoff (G5, G6, G7).
+//!
+//! The request is built and the answer applied under the vault lock; the bytes travel in between
+//! without it, so the technician's app keeps working during a slow sync, and whatever happens
+//! meanwhile simply waits in the outbox for the next push. Events leave the outbox only when
+//! dispatch acknowledges them, and dispatch applies each idempotency key once.
+
+use super::{Inner, Vault};
+use crate::bundle::{DeviceBundle, MAX_PREKEYS_PER_CALL};
+use crate::envelope::PublicKey;
+use crate::keyring::SecretId;
+use crate::store::{self, device, meta};
+use crate::sync::wire::{self, EventBody};
+use crate::sync::{backoff_ms, json_request, parse_answer, refusal_code, send};
+use crate::sync::{HttpRequest, HttpResponse, SyncReport, SyncStatus, Transport};
+use crate::{clock, crash_point, journal, Error, Result};
+use uuid::Uuid;
+
+/// Most request/response rounds in one [`Vault::sync`]: a round's answer can create events (a
+/// receipt for a revoked job, a "received" for a new sheet) that the next round delivers.
+const MAX_ROUNDS: usize = 4;
+
+const NOT_ENROLLED: Error = Error::Enrolment("this device is not enrolled with dispatch");
+
+impl Vault {
+    /// Enrols this device with dispatch over `transport`: creates the device keys (pinning
+    /// `dispatch_key`, or, when `None`, the key dispatch announces: trust on first use), registers
+    /// the public bundle, and keeps the device token (wrapped under the epoch key).
+    pub fn enrol_with_dispatch(
+        &self,
+        transport: &dyn Transport,
+        dispatch_key: Option<PublicKey>,
+        prekeys: u32,
+    ) -> Result<DeviceBundle> {
+        let key = match dispatch_key {
+            Some(k) => k,
+            None => {
+                let req = HttpRequest {
+                    method: "GET".into(),
+                    path: format!("{}/dispatch-key", wire::API_PREFIX),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                };
+                parse_answer::<wire::DispatchKeyResponse>(&send(transport, req)?)?.dispatch_key
+            }
+        };
+        let bundle = match self.device_bundle() {
+            // Enrolled here but the answer was lost: enrol again; dispatch issues a new token.
+            Ok(b) if self.dispatch_key()? == key && self.lock().device_token()?.is_none() => b,
+            Ok(_) => return Err(Error::Enrolment("this device is already enrolled")),
+            Err(Error::Enrolment(_)) => self.enrol(key, prekeys)?,
+            Err(e) => return Err(e),
+        };
+        let req = json_request("POST", "/enrol", None, &wire::EnrolRequest { bundle: bundle.clone() })?;
+        let answer: wire::EnrolResponse = parse_answer(&send(transport, req)?)?;
+        if answer.dispatch_key != key || answer.device_id != bundle.device_id {
+            return Err(Error::Enrolment("dispatch answered with another key or device"));
+        }
+        let mut inner = self.lock();
+        let identity = inner.identity_secret()?;
+        let token = crate::pairing::open_device_token(&identity, &key, bundle.device_id, &answer.sealed_device_token)?;
+        inner.store_device_token(&token)?;
+        drop(inner);
+        self.anchor_server_time(answer.server_time)?;
+        Ok(bundle)
+    }
+
+    /// Test-only: the device token, so API tests can craft requests.
+    #[cfg(feature = "insecure-test-hooks")]
+    pub fn device_token_insecure_for_testing(&self) -> Result<Option<String>> {
+        self.lock().device_token()
+    }
+
+    /// The outbox and sync health.
+    pub fn sync_status(&self) -> Result<SyncStatus> {
+        let inner = self.lock();
+        let now = inner.trusted_now()?;
+        let health = meta::sync_health(&inner.conn)?;
+        Ok(SyncStatus {
+            enrolled: device::enrolled(&inner.conn)?,
+            pending_events: journal::pending_count(&inner.conn)?,
+            last_success_at: health.last_success_ms.map(clock::from_ms),
+            consecutive_failures: health.failures,
+            next_attempt_at: health.next_attempt_ms.filter(|n| *n > now).map(clock::from_ms),
+        })
+    }
+
+    /// Builds the next `POST /v1/sync` request: the oldest unacknowledged events, at most
+    /// [`wire::MAX_EVENTS_PER_PUSH`]. Returns the request and the number of events in it.
+    pub fn sync_request(&self) -> Result<(HttpRequest, usize)> {
+        let mut inner = self.lock();
+        let now = inner.begin()?;
+        let token = inner.device_token()?.ok_or(NOT_ENROLLED)?;
+        let device_id = inner.device_id()?.ok_or(NOT_ENROLLED)?;
+        let mut events = journal::pending(&inner.conn, wire::MAX_EVENTS_PER_PUSH)?;
+        let mut req =
+            json_request("POST", "/sync", Some(&token), &wire::SyncRequest { device_id, events: events.clone() })?;
+        // Keep well inside dispatch's body limit even when events are large (long reports).
+        while req.body.len() > wire::MAX_BODY_BYTES / 2 && events.len() > 1 {
+            events.truncate(events.len() / 2);
+            req =
+                json_request("POST", "/sync", Some(&token), &wire::SyncRequest { device_id, events: events.clone() })?;
+        }
+        if let Some(last) = events.last() {
+            let tx = store::write(&mut inner.conn, now)?;
+            journal::attempted(&tx, last.seq)?;
+            tx.commit()?;
+        }
+        Ok((req, events.len()))
+    }
+
+    /// Applies dispatch's answer to a sync request: drops acknowledged events, anchors trusted
+    /// time, stores sealed sheets, shreds revoked jobs. Each sheet and each revocation is applied
+    /// in its own transaction, so a crash part-way leaves a consistent vault and the rest is
+    /// simply offered again by dispatch.
+    pub fn apply_sync_response(&self, response: &HttpResponse, report: &mut SyncReport) -> Result<wire::SyncResponse> {
+        let answer: wire::SyncResponse = parse_answer(response)?;
+        self.anchor_server_time(answer.server_time)?;
+        report.server_time = Some(answer.server_time);
+        {
+            let mut inner = self.lock();
+            let now = inner.trusted_now()?;
+            let tx = store::write(&mut inner.conn, now)?;
+            report.acknowledged += journal::acknowledge(&tx, &answer.acked)? as u32;
+            tx.commit()?;
+        }
+        crash_point("sync:acked");
+        for delivery in &answer.envelopes {
+            match self.receive(&delivery.envelope) {
+                Ok(info) => report.received.push(info.job_id),
+                // Already stored (our "received" event is still on its way): not a rejection.
+                Err(Error::StaleVersion { held, offered, .. }) if held == offered => {}
+                Err(e) => {
+                    let Some(reason) = refusal_code(&e) else { return Err(e) };
+                    self.lock().record_rejection(delivery.job_id, delivery.version, reason)?;
+                    report.rejected.push((delivery.job_id, reason.to_owned()));
+                }
+            }
+        }
+        for revocation in &answer.revocations {
+            if let Some(outcome) = self.lock().revoke_for_dispatch(revocation.job_id)? {
+                report.revoked.push(outcome);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Pushes the outbox and pulls from dispatch until there is nothing left to exchange (at most
+    /// a few rounds). On a network failure the error is returned and the backoff advanced; nothing
+    /// is lost. Runs on the calling thread; the vault stays usable from others meanwhile.
+    pub fn sync(&self, transport: &dyn Transport) -> Result<SyncReport> {
+        let result = self.sync_rounds(transport);
+        let mut inner = self.lock();
+        let now = inner.trusted_now()?;
+        let tx = store::write(&mut inner.conn, now)?;
+        let mut health = meta::sync_health(&tx)?;
+        match &result {
+            Ok(_) => {
+                health.failures = 0;
+                health.last_success_ms = Some(now);
+                health.next_attempt_ms = None;
+            }
+            Err(_) => {
+                health.failures = health.failures.saturating_add(1);
+                health.next_attempt_ms = Some(now.saturating_add(backoff_ms(health.failures)));
+            }
+        }
+        meta::set_sync_health(&tx, &health)?;
+        tx.commit()?;
+        drop(inner);
+        let mut report = result?;
+        report.pending = self.sync_status()?.pending_events;
+        Ok(report)
+    }
+
+    fn sync_rounds(&self, transport: &dyn Transport) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        for _ in 0..MAX_ROUNDS {
+            let (req, count) = self.sync_request()?;
+            report.rounds += 1;
+            report.pushed += count as u32;
+            let resp = send(transport, req)?;
+            crash_point("sync:answer-received");
+            let answer = self.apply_sync_response(&resp, &mut report)?;
+            if answer.prekeys_wanted > 0 {
+                report.prekeys_uploaded += self.upload_prekeys(transport, answer.prekeys_wanted)?;
+            }
+            // Events this round created (received, rejected, receipts) go out in the next one.
+            if journal::pending_count(&self.lock().conn)? == 0 {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    fn upload_prekeys(&self, transport: &dyn Transport, wanted: u32) -> Result<u32> {
+        let count = wanted.min(MAX_PREKEYS_PER_CALL);
+        let bundle = self.add_prekeys(count)?;
+        let token = self.lock().device_token()?.ok_or(NOT_ENROLLED)?;
+        let req = json_request("POST", "/prekeys", Some(&token), &wire::PrekeysRequest { prekeys: bundle.prekeys })?;
+        let answer: wire::PrekeysResponse = parse_answer(&send(transport, req)?)?;
+        Ok(answer.accepted)
+    }
+}
+
+impl Inner {
+    fn device_token(&self) -> Result<Option<String>> {
+        let Some(raw) = self.keyring.get(&self.conn, SecretId::DeviceToken)? else { return Ok(None) };
+        String::from_utf8(raw.to_vec()).map(Some).map_err(|_| Error::integrity("stored device token is unreadable"))
+    }
+
+    fn store_device_token(&mut self, token: &str) -> Result<()> {
+        let now = self.trusted_now()?;
+        let tx = store::write(&mut self.conn, now)?;
+        self.keyring.put(&tx, SecretId::DeviceToken, token.as_bytes())?;
+        tx.commit()
+    }
+
+    fn record_rejection(&mut self, job_id: Uuid, version: u64, reason: &str) -> Result<()> {
+        let now = self.trusted_now()?;
+        let tx = store::write(&mut self.conn, now)?;
+        journal::send(&tx, Some(job_id), now, &EventBody::Rejected { version, reason: reason.to_owned() })?;
+        tx.commit()
+    }
+}
