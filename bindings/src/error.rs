@@ -126,6 +126,13 @@ impl From<jobseal::Error> for JobsealError {
     }
 }
 
+impl From<jobseal::ProtocolError> for JobsealError {
+    /// A protocol error (a sheet, bundle or envelope refused) goes through the core's mapping.
+    fn from(e: jobseal::ProtocolError) -> Self {
+        jobseal::Error::from(e).into()
+    }
+}
+
 impl From<uniffi::UnexpectedUniFFICallbackError> for JobsealError {
     /// A platform implementation threw something other than a `JobsealException`. Only the first
     /// line of what it threw is kept (its class and message), not the stack trace.

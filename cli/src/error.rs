@@ -110,6 +110,12 @@ impl From<jobseal::Error> for CliError {
     }
 }
 
+impl From<jobseal::ProtocolError> for CliError {
+    fn from(e: jobseal::ProtocolError) -> Self {
+        CliError::Core(e.into())
+    }
+}
+
 impl From<io::Error> for CliError {
     fn from(e: io::Error) -> Self {
         CliError::Output(e)

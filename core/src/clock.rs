@@ -7,7 +7,7 @@
 //! clock (which counts through sleep and cannot be set), ignoring the wall clock altogether until
 //! the next reboot.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::sync::Mutex;
 
 /// What the platform provides to tell the time.
@@ -132,15 +132,7 @@ impl TimeState {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn to_ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-/// The instant `ms` milliseconds after the Unix epoch (clamped to chrono's range).
-pub fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
+pub use jobseal_protocol::time::{from_ms, to_ms};
 
 /// Reads a clock as (wall ms, boot ms).
 pub(crate) fn read(clock: &dyn Clock) -> (i64, Option<i64>) {

@@ -127,6 +127,20 @@ impl From<crate::envelope::EnvelopeError> for Error {
     }
 }
 
+impl From<jobseal_protocol::Error> for Error {
+    /// Each protocol error becomes the core error of the same meaning.
+    fn from(e: jobseal_protocol::Error) -> Self {
+        use jobseal_protocol::Error as P;
+        match e {
+            P::InvalidSheet(m) => Error::InvalidSheet(m),
+            P::InvalidInput(m) => Error::InvalidInput(m),
+            P::Tampered(what) => Error::Tampered(what),
+            P::Envelope(e) => Error::from(e),
+            P::Integrity(m) => Error::Integrity(m),
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn integrity(msg: impl Into<String>) -> Self {
         Error::Integrity(msg.into())

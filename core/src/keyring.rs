@@ -136,7 +136,7 @@ impl Keyring {
 
     /// A job's data key, if the job has one.
     pub(crate) fn data_key(&self, conn: &Connection, job_id: Uuid) -> Result<Option<Key32>> {
-        self.get(conn, SecretId::JobKey(job_id))?.map(|raw| Key32::from_slice(&raw)).transpose()
+        Ok(self.get(conn, SecretId::JobKey(job_id))?.map(|raw| Key32::from_slice(&raw)).transpose()?)
     }
 
     /// An X25519 private key (prekey or identity key), if it exists.

@@ -9,21 +9,14 @@
 //! Start with [`Vault::open`], giving it a [`KeyStore`] and a [`Clock`].
 
 // Layers, each using only those above it in this list (see docs/architecture.md):
-// pure data and crypto; storage (the only SQL); the keyring (every wrapped secret) and the journal
+// the protocol crate (pure data and crypto, re-exported here) and the platform seams; storage (the only SQL); the keyring (every wrapped secret) and the journal
 // (audit chain and outbox); the public vault API.
-pub mod audit;
-pub mod bundle;
+pub use jobseal_protocol::{audit, bundle, crypto, envelope, hex, pairing, policy, receipt, sheet};
+
 pub mod clock;
-pub mod crypto;
-pub mod envelope;
 mod error;
-pub mod hex;
 pub mod keys;
 mod model;
-pub mod pairing;
-pub mod policy;
-pub mod receipt;
-pub mod sheet;
 pub mod sync;
 
 pub mod store;
@@ -39,6 +32,7 @@ pub use crypto::SecretString;
 pub use bundle::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT, MAX_PREKEYS_PER_CALL};
 pub use envelope::{PublicKey, RecipientKeyId, SecretKey};
 pub use error::{Error, Result};
+pub use jobseal_protocol::Error as ProtocolError;
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
 pub use policy::{AccessWindow, Denial, JobState};
 pub use receipt::ShredReceipt;

@@ -9,6 +9,7 @@ use crate::crypto::SecretString;
 use crate::envelope::RecipientKeyId;
 use crate::policy::{AccessWindow, Denial, JobState};
 use crate::sheet::{FieldKind, ScheduledWindow, WorkDetails};
+pub use jobseal_protocol::receipt::ShredOutcome;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -100,20 +101,4 @@ pub enum FieldAccess {
     Hidden(Denial),
 }
 
-/// What a shred destroyed: the facts a shred receipt is made from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShredOutcome {
-    /// The job.
-    pub job_id: Uuid,
-    /// The sheet version whose data was destroyed.
-    pub version: u64,
-    /// The terminal state.
-    pub state: JobState,
-    /// Trusted time of the shred.
-    pub shredded_at: DateTime<Utc>,
-    /// The key epoch in force after the shred; the previous epoch's KEK is deleted.
-    pub epoch: u64,
-    /// Number of sealed customer fields deleted.
-    pub fields_destroyed: u32,
-}
 

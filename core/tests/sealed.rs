@@ -177,10 +177,10 @@ fn weak_keys_are_refused_in_bundles_and_at_enrolment() {
     ];
     for bad in low_order {
         json["identity_key"] = serde_json::json!(bad);
-        assert!(matches!(DeviceBundle::from_json(json.to_string().as_bytes()), Err(Error::InvalidInput(_))), "{bad}");
+        assert!(matches!(DeviceBundle::from_json(json.to_string().as_bytes()), Err(jobseal::ProtocolError::InvalidInput(_))), "{bad}");
         let mut j2 = serde_json::to_value(&e.bundle).unwrap();
         j2["prekeys"][0]["public_key"] = serde_json::json!(bad);
-        assert!(matches!(DeviceBundle::from_json(j2.to_string().as_bytes()), Err(Error::InvalidInput(_))), "{bad}");
+        assert!(matches!(DeviceBundle::from_json(j2.to_string().as_bytes()), Err(jobseal::ProtocolError::InvalidInput(_))), "{bad}");
         assert!(bad.parse::<PublicKey>().is_err());
     }
     assert!(matches!(e.tv.vault.enrol(e.bundle.identity_key, 1), Err(Error::Enrolment(_))), "enrolled twice");
@@ -215,7 +215,7 @@ fn a_malformed_bundle_error_quotes_nothing_of_the_input() {
         [sheet.clone(), sheet.replace("\"format\"", &format!("\"{NAME}\"")), format!("{{\"format\": \"{PHONE}\"}}")]
     {
         match DeviceBundle::from_json(bad.as_bytes()) {
-            Err(e @ Error::InvalidInput(_)) => {
+            Err(e @ jobseal::ProtocolError::InvalidInput(_)) => {
                 let shown = format!("{e} {e:?}");
                 for v in [NAME, PHONE, ADDRESS, DOOR, NOTE] {
                     assert!(!shown.contains(v), "a bundle error quotes a customer value");

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use jobseal::sheet::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_MARGIN_MINUTES, MAX_SPAN_DAYS, SHEET_FORMAT};
-use jobseal::{Error, FieldKind, JobSheet, JobState};
+use jobseal::{FieldKind, JobSheet, JobState, ProtocolError as Error};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -78,7 +78,7 @@ fn to_bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).expect("serialize")
 }
 
-fn parse(v: &Value) -> jobseal::Result<JobSheet> {
+fn parse(v: &Value) -> Result<JobSheet, Error> {
     JobSheet::from_json(&to_bytes(v))
 }
 

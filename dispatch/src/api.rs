@@ -15,7 +15,7 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jobseal::sync::wire::{DispatchKeyResponse, EnrolResponse, PrekeysResponse, SyncResponse, MAX_BODY_BYTES};
+use jobseal_protocol::wire::{DispatchKeyResponse, EnrolResponse, PrekeysResponse, SyncResponse, MAX_BODY_BYTES};
 use std::pin::Pin;
 use std::sync::Arc;
 use uuid::Uuid;

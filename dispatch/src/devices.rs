@@ -1,7 +1,7 @@
 //! Device enrolment, prekey top-ups and the operator's device summary (G4).
 //!
 //! Enrolment is where dispatch learns the keys it will seal to. Every public key arrives through
-//! `jobseal::PublicKey`'s deserializer, which refuses all-zero, low-order and non-canonical keys,
+//! `jobseal_protocol::envelope::PublicKey`'s deserializer, which refuses all-zero, low-order and non-canonical keys,
 //! so no weak key can reach the database. Dispatch keeps prekeys' public halves and uses each for
 //! at most one envelope, ever (docs/protocol.md section 7.1); a prekey id dispatch has seen is
 //! never accepted again, used or not, so a device cannot be made to reuse one.
@@ -14,8 +14,8 @@ use crate::service::{
 };
 use crate::store::{found, time};
 use axum::http::HeaderMap;
-use jobseal::sync::wire::{EnrolRequest, EnrolResponse, PrekeysRequest, PrekeysResponse};
-use jobseal::BUNDLE_FORMAT;
+use jobseal_protocol::wire::{EnrolRequest, EnrolResponse, PrekeysRequest, PrekeysResponse};
+use jobseal_protocol::bundle::BUNDLE_FORMAT;
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -67,7 +67,7 @@ impl Service {
         }
         let token = new_device_token();
         let sealed_device_token =
-            jobseal::pairing::seal_device_token(self.secret(), &bundle.identity_key, bundle.device_id, &token)
+            jobseal_protocol::pairing::seal_device_token(self.secret(), &bundle.identity_key, bundle.device_id, &token)
                 .map_err(|_| ApiError::bad_request("bundle.identity_key cannot be used"))?;
         let now = now();
         self.store.write(|tx| {

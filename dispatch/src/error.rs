@@ -10,7 +10,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use jobseal::sync::wire::{ErrorBody, ErrorDetail};
+use jobseal_protocol::wire::{ErrorBody, ErrorDetail};
 
 /// Why the dispatch server could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +22,9 @@ pub enum DispatchError {
     /// The file system or the network socket failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// The jobseal core refused an operation (sealing, key agreement).
-    #[error("jobseal: {0}")]
-    Core(#[from] jobseal::Error),
+    /// The protocol refused an operation (sealing, key agreement).
+    #[error("protocol: {0}")]
+    Protocol(#[from] jobseal_protocol::Error),
     /// The database holds something this server cannot use (an unreadable key, a newer schema).
     #[error("database integrity: {0}")]
     Integrity(String),
@@ -33,9 +33,9 @@ pub enum DispatchError {
     Config(String),
 }
 
-impl From<jobseal::envelope::EnvelopeError> for DispatchError {
-    fn from(e: jobseal::envelope::EnvelopeError) -> Self {
-        DispatchError::Core(e.into())
+impl From<jobseal_protocol::envelope::EnvelopeError> for DispatchError {
+    fn from(e: jobseal_protocol::envelope::EnvelopeError) -> Self {
+        DispatchError::Protocol(e.into())
     }
 }
 
@@ -84,12 +84,12 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
-    /// 413: the body is larger than [`jobseal::sync::wire::MAX_BODY_BYTES`].
+    /// 413: the body is larger than [`jobseal_protocol::wire::MAX_BODY_BYTES`].
     pub(crate) fn too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("request body exceeds {} bytes", jobseal::sync::wire::MAX_BODY_BYTES),
+            format!("request body exceeds {} bytes", jobseal_protocol::wire::MAX_BODY_BYTES),
         )
     }
 

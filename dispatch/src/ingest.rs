@@ -20,8 +20,8 @@ use crate::service::{
 };
 use crate::store::time;
 use axum::http::HeaderMap;
-use jobseal::receipt::{ReceiptKey, ShredReceipt};
-use jobseal::sync::wire::{
+use jobseal_protocol::receipt::{ReceiptKey, ShredReceipt};
+use jobseal_protocol::wire::{
     AuditRecord, EventBody, OutboxEvent, Revocation, SealedDelivery, SyncRequest, SyncResponse, MAX_BODY_BYTES,
     MAX_EVENTS_PER_PUSH,
 };
@@ -269,7 +269,7 @@ fn held(tx: &Transaction<'_>, job_id: Uuid, device: Uuid) -> Result<bool, ApiErr
 ///
 /// Records may arrive out of order (a lost answer, a per-job outbox), so a record is first kept
 /// as `pending`; then the chain advances from the last verified (seq, hash) through consecutive
-/// pending records, each checked by `jobseal::audit::verify_records`. The first record that does
+/// pending records, each checked by `jobseal_protocol::audit::verify_records`. The first record that does
 /// not fit marks the chain broken at its seq; later records stay pending, visible but unverified.
 fn ingest_audit(
     tx: &Transaction<'_>,
@@ -396,7 +396,7 @@ fn advance_chain(tx: &Transaction<'_>, device: Uuid) -> Result<(), ApiError> {
             (Some(h), s) if s > 0 => Some((s as u64, h.as_slice())),
             _ => None,
         };
-        match jobseal::audit::verify_records(previous, &[(job, record)]) {
+        match jobseal_protocol::audit::verify_records(previous, &[(job, record)]) {
             Ok(()) => {
                 tx.execute("UPDATE audit_records SET chain = 'verified' WHERE record_id = ?1", [record_id])?;
                 tx.execute(

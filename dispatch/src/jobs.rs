@@ -18,9 +18,10 @@ use crate::service::{
     sql_u64, DeviceRow, Service,
 };
 use crate::store::{found, time};
-use jobseal::receipt::ShredReceipt;
-use jobseal::sync::wire::RevocationReason;
-use jobseal::{JobSheet, JobState};
+use jobseal_protocol::receipt::ShredReceipt;
+use jobseal_protocol::wire::RevocationReason;
+use jobseal_protocol::policy::JobState;
+use jobseal_protocol::sheet::JobSheet;
 use rusqlite::{params, OptionalExtension, Transaction};
 use uuid::Uuid;
 

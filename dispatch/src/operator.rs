@@ -1,6 +1,6 @@
 //! The operator API's messages: what a dispatcher's console sends and sees (G7).
 //!
-//! Device messages are defined once in `jobseal::sync::wire`; these are dispatch's own. The
+//! Device messages are defined once in `jobseal_protocol::wire`; these are dispatch's own. The
 //! views exist so that an operator can answer "what happened to this job?" from facts: which key
 //! the sheet was sealed to, whether and how the device received it, every state it reported, the
 //! audit events it sent and whether its hash chain holds, and whether a verified shred receipt
@@ -9,9 +9,11 @@
 //! them. Every type is plain serde, for Rust callers (the CLI demo, the tests) and JSON alike.
 
 use chrono::{DateTime, Utc};
-use jobseal::receipt::ShredReceipt;
-use jobseal::sync::wire::RevocationReason;
-use jobseal::{AuditKind, JobState, PublicKey, RecipientKeyId};
+use jobseal_protocol::receipt::ShredReceipt;
+use jobseal_protocol::wire::RevocationReason;
+use jobseal_protocol::audit::AuditKind;
+use jobseal_protocol::envelope::{PublicKey, RecipientKeyId};
+use jobseal_protocol::policy::JobState;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

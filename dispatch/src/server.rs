@@ -9,7 +9,7 @@
 use crate::api::router;
 use crate::error::DispatchError;
 use crate::service::Service;
-use jobseal::PublicKey;
+use jobseal_protocol::envelope::PublicKey;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -11,8 +11,8 @@ use crate::operator::DeliveryStatus;
 use crate::store::{now_ms, Store};
 use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
-use jobseal::envelope::{PublicKey, RecipientKeyId, SecretKey};
-use jobseal::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT};
+use jobseal_protocol::envelope::{PublicKey, RecipientKeyId, SecretKey};
+use jobseal_protocol::bundle::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -113,7 +113,7 @@ impl Service {
         };
         let envelope = seal_job_sheet(&self.secret, &bundle, chosen, sheet).map_err(|e| match e {
             // The sheet was validated before; a refusal here is still the caller's input.
-            jobseal::Error::InvalidSheet(m) => ApiError::bad_request(m),
+            jobseal_protocol::Error::InvalidSheet(m) => ApiError::bad_request(m),
             other => ApiError::internal(&other),
         })?;
         let sealed_to = chosen.map_or(RecipientKeyId::Identity, RecipientKeyId::Prekey);
@@ -170,7 +170,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 /// A fresh device token: 32 random bytes, hex. Only its SHA-256 is stored.
 pub(crate) fn new_device_token() -> String {
-    jobseal::hex::encode(&jobseal::crypto::random_bytes::<32>())
+    jobseal_protocol::hex::encode(&jobseal_protocol::crypto::random_bytes::<32>())
 }
 
 /// SHA-256 of a token, the form in which tokens are stored and compared.

@@ -10,7 +10,7 @@
 //! the Unix epoch (`*_ms`), keys and hashes as raw bytes.
 
 use crate::error::{ApiError, DispatchError};
-use jobseal::envelope::{generate_keypair, PublicKey, SecretKey};
+use jobseal_protocol::envelope::{generate_keypair, PublicKey, SecretKey};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -310,7 +310,7 @@ pub(crate) fn now_ms() -> i64 {
 
 /// A timestamp column as a `DateTime`.
 pub(crate) fn time(ms: i64) -> chrono::DateTime<chrono::Utc> {
-    jobseal::clock::from_ms(ms)
+    jobseal_protocol::time::from_ms(ms)
 }
 
 /// Maps "no row" to a 404 with a value-free message.

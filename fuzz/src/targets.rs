@@ -191,7 +191,7 @@ fn vector_keys() -> (SecretKey, PublicKey, Uuid) {
 pub fn fuzz_sheet(data: &[u8]) -> String {
     let sheet = match JobSheet::from_json(data) {
         Ok(s) => s,
-        Err(e) => return check_error("parse", &e),
+        Err(e) => return check_error("parse", &e.into()),
     };
     // Every computation on a validated sheet must be total.
     let w = sheet.access_window();
@@ -317,7 +317,8 @@ pub fn fuzz_ffi_inputs(data: &[u8]) -> String {
         match sealed {
             Some(Ok(key)) => {
                 let env = DeviceBundle::from_json(bundle.as_bytes())
-                    .and_then(|b| jobseal::seal_job_sheet(&key, &b, prekey, get(7).as_bytes()));
+                    .and_then(|b| jobseal::seal_job_sheet(&key, &b, prekey, get(7).as_bytes()))
+                    .map_err(jobseal::Error::from);
                 out.push(label("seal", &env));
                 if let Ok(env) = env {
                     out.push(label("receive", &vault.receive(&env)));
@@ -328,7 +329,7 @@ pub fn fuzz_ffi_inputs(data: &[u8]) -> String {
         }
         // JobVault.ingest_sheet_json.
         if !get(7).is_empty() {
-            out.push(label("ingest", &JobSheet::from_json(get(7).as_bytes()).and_then(|s| vault.ingest(&s))));
+            out.push(label("ingest", &JobSheet::from_json(get(7).as_bytes()).map_err(jobseal::Error::from).and_then(|s| vault.ingest(&s))));
         }
         // JobVault.add_prekeys(count): any u32 crosses the FFI.
         if let Ok(count) = get(8).trim().parse::<u32>() {

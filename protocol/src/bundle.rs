@@ -97,7 +97,7 @@ pub fn seal_job_sheet(
 }
 
 /// Checks a number of prekeys to mint in one call.
-pub(crate) fn check_count(count: u32) -> Result<()> {
+pub fn check_count(count: u32) -> Result<()> {
     if count == 0 || count > MAX_PREKEYS_PER_CALL {
         return Err(Error::InvalidInput(format!("prekey count must be 1 to {MAX_PREKEYS_PER_CALL}")));
     }

@@ -140,7 +140,8 @@ impl SecretString {
         std::mem::take(&mut *self.0)
     }
 
-    pub(crate) fn from_utf8(bytes: Zeroizing<Vec<u8>>) -> Result<Self> {
+    /// Takes decrypted bytes as text; bytes that are not UTF-8 were not sealed by us.
+    pub fn from_utf8(bytes: Zeroizing<Vec<u8>>) -> Result<Self> {
         let s = std::str::from_utf8(&bytes).map_err(|_| Error::Tampered("decrypted value is not UTF-8"))?;
         Ok(SecretString::new(s.to_owned()))
     }

@@ -9,7 +9,7 @@
 use crate::crypto::Aad;
 use crate::envelope::{PublicKey, SecretKey};
 use crate::policy::JobState;
-use crate::{Result, ShredOutcome};
+use crate::Result;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,23 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 /// What a shred destroyed, signed by the device.
+/// What a shred destroyed: the facts a shred receipt is made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShredOutcome {
+    /// The job.
+    pub job_id: Uuid,
+    /// The sheet version whose data was destroyed.
+    pub version: u64,
+    /// The terminal state.
+    pub state: JobState,
+    /// Trusted time of the shred.
+    pub shredded_at: DateTime<Utc>,
+    /// The key epoch in force after the shred; the previous epoch's KEK is deleted.
+    pub epoch: u64,
+    /// Number of sealed customer fields deleted.
+    pub fields_destroyed: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShredReceipt {
@@ -107,7 +124,7 @@ mod tests {
             job_id: Uuid::new_v4(),
             version: 3,
             state: JobState::Completed,
-            shredded_at: crate::clock::from_ms(Utc::now().timestamp_millis()),
+            shredded_at: crate::time::from_ms(Utc::now().timestamp_millis()),
             epoch: 7,
             fields_destroyed: 5,
         };

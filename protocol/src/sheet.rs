@@ -126,7 +126,8 @@ impl FieldKind {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Result<Self> {
+    /// The kind named `s` (as stored and on the wire).
+    pub fn parse(s: &str) -> Result<Self> {
         serde_json::from_value(serde_json::Value::String(s.to_owned()))
             .map_err(|_| Error::integrity("unknown field kind in store"))
     }

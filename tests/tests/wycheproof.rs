@@ -44,7 +44,7 @@ fn xchacha20_poly1305_vectors_through_key32() {
             sealed.extend_from_slice(&t.tag);
             let opened = key.open(&sealed, &t.aad);
             let outcome = match (t.result, t.nonce.len(), &opened) {
-                (TestResult::Invalid, 24, Err(jobseal::Error::Tampered(_))) => "refused (Tampered)",
+                (TestResult::Invalid, 24, Err(jobseal::ProtocolError::Tampered(_))) => "refused (Tampered)",
                 (TestResult::Invalid, _, Err(_)) => "refused (nonce size not expressible)",
                 (TestResult::Valid | TestResult::Acceptable, 24, Ok(pt)) => {
                     assert_eq!(&pt[..], &t.pt[..], "tc {}: wrong plaintext", t.tc_id);

@@ -13,7 +13,7 @@
 
 #[cfg(feature = "http-transport")]
 pub mod http;
-pub mod wire;
+pub use jobseal_protocol::wire;
 
 use crate::model::ShredOutcome;
 use crate::{crypto, Error, Result};
