@@ -3,6 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== Rust: clippy with -D warnings (library and binaries: every workspace lint; all targets: tests may unwrap)"
+cargo clippy --workspace --lib --bins --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings \
+    -A clippy::unwrap_used -A clippy::expect_used -A clippy::cast_possible_truncation
+
 echo "== Rust: unit, integration and end-to-end suites (debug build)"
 cargo test --workspace --locked
 bash bindings/kotlin/run-tests.sh

@@ -70,7 +70,7 @@ pub fn parse_hex(s: &str, number: usize) -> Result<Vec<u8>, CliError> {
     if !digits.len().is_multiple_of(2) {
         return Err(bad());
     }
-    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let nibble = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
     digits
         .chunks_exact(2)
         .map(|p| Some((nibble(p[0])? << 4) | nibble(p[1])?))

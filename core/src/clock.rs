@@ -39,7 +39,7 @@ impl Clock for SystemClock {
             // SAFETY: clock_gettime writes only into the timespec we pass.
             let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
             if rc == 0 && ts.tv_sec >= 0 {
-                return Some(std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+                return Some(std::time::Duration::new(ts.tv_sec as u64, u32::try_from(ts.tv_nsec).unwrap_or(0)));
             }
             None
         }

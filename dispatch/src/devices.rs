@@ -125,10 +125,13 @@ impl Service {
             let mut accepted = 0u32;
             for p in &req.prekeys {
                 // OR IGNORE: an id dispatch already knows, used or not, is never taken again.
-                accepted += tx.execute(
+                let inserted = tx.execute(
                     "INSERT OR IGNORE INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![id, p.id, p.public_key.as_bytes().as_slice(), now],
-                )? as u32;
+                )?;
+                if inserted > 0 {
+                    accepted += 1;
+                }
             }
             let available = prekeys_available(tx, device.device_id)?;
             if available > MAX_PREKEYS_HELD {

@@ -8,6 +8,13 @@
 //! jobseal-fuzz` runs a bounded smoke run of every target; `cargo run -p jobseal-fuzz
 //! -- --seconds 600` runs longer (see docs/security.md).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "test tooling: a failed fixture step is a failed run, not a crash in an app; the PRNG's bits are cut on purpose"
+)]
+
 pub mod mutate;
 pub mod targets;
 

@@ -104,7 +104,8 @@ impl Aad {
 
     /// Appends one length-prefixed part.
     pub fn part(mut self, bytes: &[u8]) -> Self {
-        self.0.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        // Every part is a name, an id or a hash, far below 4 GiB; saturating keeps this total.
+        self.0.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
         self.0.extend_from_slice(bytes);
         self
     }

@@ -17,7 +17,6 @@ use sha2::Sha256;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-/// What a shred destroyed, signed by the device.
 /// What a shred destroyed: the facts a shred receipt is made from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShredOutcome {
@@ -35,6 +34,7 @@ pub struct ShredOutcome {
     pub fields_destroyed: u32,
 }
 
+/// What a shred destroyed, signed by the device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShredReceipt {
@@ -66,8 +66,8 @@ impl ReceiptKey {
         Ok(ReceiptKey(crate::pairing::shared_key(own, peer, device_id, crate::pairing::RECEIPT_KEY_SALT)?))
     }
 
+    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length, so this cannot fail")]
     fn mac(&self) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length, so this cannot fail.
         <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref()).expect("HMAC takes any key length")
     }
 

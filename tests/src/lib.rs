@@ -1,6 +1,12 @@
 //! Helpers for the end-to-end suites: raw file scanning as an attacker would do it, and running a
 //! test function in a child process that can be killed mid-write.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test tooling: a failed fixture step is a failed run, not a crash in an app"
+)]
+
 use std::path::{Path, PathBuf};
 
 /// Every regular file under `root`, recursively, not following links.

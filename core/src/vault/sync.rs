@@ -121,7 +121,8 @@ impl Vault {
             let mut inner = self.lock();
             let now = inner.trusted_now()?;
             let tx = store::write(&mut inner.conn, now)?;
-            report.acknowledged += journal::acknowledge(&tx, &answer.acked)? as u32;
+            report.acknowledged =
+                report.acknowledged.saturating_add(u32::try_from(journal::acknowledge(&tx, &answer.acked)?).unwrap_or(u32::MAX));
             tx.commit()?;
         }
         crash_point("sync:acked");
@@ -178,7 +179,7 @@ impl Vault {
         for _ in 0..MAX_ROUNDS {
             let (req, count) = self.sync_request()?;
             report.rounds += 1;
-            report.pushed += count as u32;
+            report.pushed = report.pushed.saturating_add(u32::try_from(count).unwrap_or(u32::MAX));
             let resp = send(transport, req)?;
             crash_point("sync:answer-received");
             let answer = self.apply_sync_response(&resp, &mut report)?;

@@ -5,6 +5,13 @@
 //! Targets: envelope, sheet, sync_response, ffi_inputs. Panicking inputs are saved under
 //! `fuzz/artifacts/`; replay one with `--replay FILE --target NAME`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "test tooling: a failed fixture step is a failed run, not a crash in an app; the PRNG's bits are cut on purpose"
+)]
+
 use jobseal_fuzz::{corpus_dir, run, RunOptions, Target};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
