@@ -8,7 +8,8 @@
 //! must not link it:
 //!
 //! - always: [`sheet`] (the sheet builder and the fixture's timeline), [`files`] (walking,
-//!   scanning and copying a data folder) and [`child`] (re-running one test in a child process);
+//!   scanning and copying a data folder), [`child`] (re-running one test in a child process) and
+//!   [`suite`] (the check that every test file is compiled);
 //! - `vault`: [`device`] (a vault in a temporary folder on a `ManualClock`) and
 //!   [`sheet::Sheet::build`];
 //! - `dispatch`: [`server`] (the reference server on loopback) and [`operator`] (an HTTP client
@@ -20,6 +21,7 @@
 pub mod child;
 pub mod files;
 pub mod sheet;
+pub mod suite;
 
 #[cfg(feature = "vault")]
 pub mod device;
