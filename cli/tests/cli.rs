@@ -6,9 +6,7 @@
 //! test log is just another place where a value must not land. The fixtures are in `common`,
 //! shared with `sealed.rs`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::PathBuf;
 use std::process::Command;
 

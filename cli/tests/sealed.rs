@@ -5,9 +5,7 @@
 //! from the data directory whose cleanliness the forensic check scans. The fixtures are in
 //! `common`, shared with `cli.rs`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

@@ -1,13 +1,12 @@
 //! The sans-IO sync engine against a scripted dispatch: what goes into the outbox, what leaves it,
 //! and what a failure does (G6, G7).
 
-mod common;
-
-use common::*;
 use jobseal::envelope;
 use jobseal::receipt::ReceiptKey;
 use jobseal::sync::wire::{self, EventBody, SyncRequest, SyncResponse};
 use jobseal::{Error, HttpRequest, HttpResponse, JobState, Transport, TransportError};
+use jobseal_testkit::device::{vault_at, TestVault};
+use jobseal_testkit::sheet::{at, sheet, sheet_value, VALUES};
 use std::sync::Mutex;
 use uuid::Uuid;
 
@@ -147,7 +146,7 @@ fn actions_are_in_the_outbox_before_they_return_and_leave_it_only_when_acknowled
     // Nothing pushed carries a customer value.
     for r in online.requests.lock().unwrap().iter() {
         let body = String::from_utf8_lossy(&r.body);
-        for v in [NAME, PHONE, ADDRESS, DOOR, NOTE] {
+        for v in VALUES {
             assert!(!body.contains(v), "a customer value was pushed to dispatch");
         }
     }

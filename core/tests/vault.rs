@@ -1,10 +1,9 @@
 //! The vault from outside: the lifecycle and policy matrix, trusted time, tampering, bad input and
 //! concurrency (G2, G3, G5, G8).
 
-mod common;
-
-use common::*;
 use jobseal::{Denial, Error, FieldAccess, JobState, ManualClock};
+use jobseal_testkit::device::{open_vault, vault_at, TestVault};
+use jobseal_testkit::sheet::{at, default_fields, sheet, Sheet, CLOSES, EXPIRY, OPENS, VALUES};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -39,9 +38,10 @@ fn each_field_is_revealed_exactly_in_its_states_and_window() {
             let r = tv.vault.reveal(job).unwrap();
             assert_eq!(r.state, state);
             assert_eq!(r.fields.len(), 5);
-            for (f, (name, allowed)) in r.fields.iter().zip(policies()) {
+            for (f, field) in r.fields.iter().zip(default_fields()) {
+                let name = field.name.as_str();
                 assert_eq!(f.name, name);
-                let in_state = allowed.contains(&state.as_str());
+                let in_state = field.revealed_in(state.as_str());
                 let in_window = (OPENS..CLOSES).contains(&minute);
                 match (&f.access, in_state, in_window) {
                     (FieldAccess::Visible { until, value }, true, true) => {
@@ -93,7 +93,7 @@ fn revealed_values_are_the_ingested_ones() {
             FieldAccess::Hidden(d) => panic!("{} hidden: {d}", f.name),
         })
         .collect();
-    assert!(values == [NAME, PHONE, ADDRESS, DOOR, NOTE], "revealed values differ from the sheet");
+    assert!(values == VALUES, "revealed values differ from the sheet");
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn the_report_survives_the_close_and_a_second_close_fails() {
     // Reopening keeps the report and the tombstone.
     let TestVault { vault, clock, dir } = tv;
     drop(vault);
-    let vault = open_at(dir.path(), clock).unwrap();
+    let vault = open_vault(dir.path(), clock).unwrap();
     assert_eq!(vault.job(job).unwrap().report.as_deref(), Some("Replaced the ONT; signal -18 dBm."));
 }
 
@@ -164,7 +164,7 @@ fn surviving_jobs_stay_readable_across_rotations_and_reopen() {
     tv.vault.cancel(jobs[1]).unwrap();
     let TestVault { vault, clock, dir } = tv;
     drop(vault);
-    let vault = open_at(dir.path(), clock).unwrap();
+    let vault = open_vault(dir.path(), clock).unwrap();
     assert_eq!(vault.epoch(), 3);
     for j in &jobs[2..] {
         assert_eq!(visible(&vault.reveal(*j).unwrap()).len(), 5);
@@ -190,7 +190,7 @@ fn clock_rollback_never_reopens_or_extends_a_window() {
     // And across a reopen of the vault.
     let TestVault { vault, clock, dir } = tv;
     drop(vault);
-    let vault = open_at(dir.path(), clock).unwrap();
+    let vault = open_vault(dir.path(), clock).unwrap();
     assert!(visible(&vault.reveal(job).unwrap()).is_empty());
     assert!(vault.trusted_now().unwrap() >= at(CLOSES + 10));
 }
@@ -199,7 +199,7 @@ fn clock_rollback_never_reopens_or_extends_a_window() {
 fn server_time_anchor_outranks_the_wall_clock_within_a_boot() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::with_boot(at(0), std::time::Duration::from_secs(3600)));
-    let vault = open_at(dir.path(), clock.clone()).unwrap();
+    let vault = open_vault(dir.path(), clock.clone()).unwrap();
     let job = Uuid::new_v4();
     vault.ingest(&sheet(job, 1)).unwrap();
     move_to(&vault, job, JobState::OnSite);
@@ -220,7 +220,7 @@ fn hard_expiry_shreds_at_open_with_no_other_call() {
     let TestVault { vault, clock, dir } = tv;
     drop(vault);
     clock.set_wall(at(EXPIRY));
-    let vault = open_at(dir.path(), clock).unwrap();
+    let vault = open_vault(dir.path(), clock).unwrap();
     let info = vault.job(job).unwrap();
     assert_eq!(info.state, JobState::Expired);
     assert!(info.fields.is_empty());
@@ -303,7 +303,7 @@ fn sheet_versions_only_move_forward() {
         }
     }
     let new_door = "1111B-FAKE";
-    let v3 = parse(&sheet_value_with(job, 3, [NAME, PHONE, ADDRESS, new_door, NOTE]));
+    let v3 = Sheet::new(job).version(3).value("door_code", new_door).build();
     let info = tv.vault.ingest(&v3).unwrap();
     assert_eq!((info.version, info.state), (3, JobState::OnSite), "an update keeps the state");
     let r = tv.vault.reveal(job).unwrap();
@@ -339,11 +339,8 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
     assert!(matches!(tv.vault.close(job, &"x".repeat(jobseal::MAX_REPORT_CHARS + 1)), Err(Error::InvalidInput(_))));
     assert!(matches!(tv.vault.close(job, "bell\u{7}"), Err(Error::InvalidInput(_))));
     assert!(snapshot() == before_close, "a refused call changed the vault");
-    let mut expired = sheet_value(Uuid::new_v4(), 1);
-    expired["access"]["hard_expiry"] = serde_json::json!(at(180).to_rfc3339());
-    expired["window"]["end"] = serde_json::json!(at(100).to_rfc3339());
-    expired["window"]["start"] = serde_json::json!(at(50).to_rfc3339());
-    assert!(matches!(tv.vault.ingest(&parse(&expired)), Err(Error::InvalidSheet(_))));
+    let expired = Sheet::new(Uuid::new_v4()).window(at(50), at(100)).expiry(at(180)).build();
+    assert!(matches!(tv.vault.ingest(&expired), Err(Error::InvalidSheet(_))));
     assert_eq!(tv.vault.list_jobs().unwrap().len(), before.0.len());
 }
 
@@ -351,7 +348,7 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
 fn a_second_process_cannot_open_the_same_vault() {
     let tv = vault_at(0);
     let clock = Arc::new(ManualClock::new(at(0)));
-    assert!(matches!(open_at(tv.dir.path(), clock), Err(Error::Locked)));
+    assert!(matches!(open_vault(tv.dir.path(), clock), Err(Error::Locked)));
 }
 
 #[test]
@@ -379,7 +376,7 @@ fn the_audit_log_records_every_step_and_verifies() {
     assert!(v.valid && v.events == 10, "{v:?}");
     for e in tv.vault.audit_log(None).unwrap() {
         let text = serde_json::to_string(&e).unwrap();
-        for value in [NAME, PHONE, ADDRESS, DOOR, NOTE] {
+        for value in VALUES {
             assert!(!text.contains(value), "audit event {} holds a customer value", e.seq);
         }
     }
@@ -438,7 +435,7 @@ fn a_new_vault_starts_over_a_stale_keystore() {
     for f in ["vault.db", "vault.db-wal", "vault.db-shm"] {
         let _ = std::fs::remove_file(dir.path().join(f));
     }
-    let vault = open_at(dir.path(), clock).unwrap();
+    let vault = open_vault(dir.path(), clock).unwrap();
     assert_eq!(vault.epoch(), 1);
     assert!(vault.list_jobs().unwrap().is_empty());
 }

@@ -2,26 +2,21 @@
 //! on disk, or keys made by hand where the test needs the device's secrets), a plain HTTP client,
 //! and the operator views as the only window into what the server did.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use jobseal::envelope::{generate_keypair, SecretKey};
 use jobseal::receipt::{ReceiptKey, ShredReceipt};
 use jobseal::sync::wire::{
     AuditRecord, EnrolResponse, EventBody, OutboxEvent, PrekeysResponse, RevocationReason, SyncResponse, MAX_BODY_BYTES,
 };
-use jobseal::{
-    DeviceBundle, FileKeyStore, JobState, ManualClock, Prekey, PublicKey, RecipientKeyId, ShredOutcome, Vault,
-    BUNDLE_FORMAT,
-};
-use jobseal_dispatch::{
-    ChainMark, CreateJobResponse, DeliveryStatus, DeviceView, JobStatus, JobView, RevocationStatus, RunningServer,
-    ServerConfig, WipeResponse,
-};
+use jobseal::{DeviceBundle, JobState, Prekey, PublicKey, RecipientKeyId, ShredOutcome, Vault, BUNDLE_FORMAT};
+use jobseal_dispatch::{ChainMark, DeliveryStatus, JobStatus, JobView, RevocationStatus, WipeResponse};
+use jobseal_testkit::device::{vault_at, TestVault};
+use jobseal_testkit::server::{TestDispatch, OPERATOR_TOKEN as OPERATOR};
+use jobseal_testkit::sheet::{t0, Sheet};
+use jobseal_testkit::{ok, Answer, Client, Operator};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::sync::Arc;
 use uuid::Uuid;
 
-const OPERATOR: &str = "operator-token-for-tests-0123456789";
 /// A value that must never come back in an error message.
 const CANARY: &str = "+33 6 99 CANARY 42";
 
@@ -29,128 +24,49 @@ const CANARY: &str = "+33 6 99 CANARY 42";
 // Harness
 // ---------------------------------------------------------------------------------------------
 
+/// The server under test, its operator's console, and a plain client for requests with any token
+/// or none. Devices' calls are made by hand here: the API, not the core's sync engine, is under
+/// test.
 struct Dispatch {
-    server: Option<RunningServer>,
-    db: PathBuf,
-    agent: ureq::Agent,
-    _dir: tempfile::TempDir,
+    kit: TestDispatch,
+    op: Operator,
+    http: Client,
 }
 
 impl Dispatch {
     fn start() -> Dispatch {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("dispatch.db");
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let mut d = Dispatch { server: None, db, agent, _dir: dir };
-        d.boot();
-        d
+        let kit = TestDispatch::start();
+        let (op, http) = (kit.operator(), kit.client());
+        Dispatch { kit, op, http }
     }
 
-    fn boot(&mut self) {
-        let server = RunningServer::start(ServerConfig {
-            db_path: self.db.clone(),
-            addr: "127.0.0.1:0".parse().unwrap(),
-            operator_token: OPERATOR.into(),
-        })
-        .unwrap();
-        self.server = Some(server);
-    }
-
+    /// Stops the server and starts it on the same database (and a new port).
     fn restart(&mut self) {
-        self.server.take().unwrap().shutdown();
-        self.boot();
-    }
-
-    fn server(&self) -> &RunningServer {
-        self.server.as_ref().unwrap()
+        self.kit.restart();
+        (self.op, self.http) = (self.kit.operator(), self.kit.client());
     }
 
     fn key(&self) -> PublicKey {
-        self.server().dispatch_key()
-    }
-
-    fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> (u16, Value) {
-        let url = format!("{}{path}", self.server().base_url());
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let result = match (method, body) {
-            ("GET", _) => {
-                let mut req = self.agent.get(&url);
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                req.call()
-            }
-            (_, body) => {
-                let mut req = if method == "PUT" { self.agent.put(&url) } else { self.agent.post(&url) };
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                req.header("Content-Type", "application/json").send(body.unwrap_or_default())
-            }
-        };
-        let mut resp = result.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
-    }
-
-    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        self.send("POST", path, token, Some(body.to_string().into_bytes()))
-    }
-
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        self.send("GET", path, token, None)
-    }
-
-    fn ok<T: serde::de::DeserializeOwned>(&self, (status, body): (u16, Value)) -> T {
-        assert_eq!(status, 200, "unexpected answer: {body}");
-        serde_json::from_value(body).unwrap()
-    }
-
-    // Operator calls.
-
-    fn create_job(&self, device: Uuid, job: Uuid, version: u64) -> CreateJobResponse {
-        self.ok(self.post(
-            "/v1/operator/jobs",
-            Some(OPERATOR),
-            &json!({"device_id": device, "sheet": sheet(job, version)}),
-        ))
-    }
-
-    fn job(&self, job: Uuid) -> JobView {
-        self.ok(self.get(&format!("/v1/operator/jobs/{job}"), Some(OPERATOR)))
-    }
-
-    fn device(&self, device: Uuid) -> DeviceView {
-        self.ok(self.get(&format!("/v1/operator/devices/{device}"), Some(OPERATOR)))
-    }
-
-    fn cancel(&self, job: Uuid) -> (u16, Value) {
-        self.post(&format!("/v1/operator/jobs/{job}/cancel"), Some(OPERATOR), &json!({}))
-    }
-
-    fn reassign(&self, job: Uuid, device: Uuid) -> (u16, Value) {
-        self.post(&format!("/v1/operator/jobs/{job}/reassign"), Some(OPERATOR), &json!({"device_id": device}))
+        self.kit.key()
     }
 
     // Device calls.
 
     fn enrol(&self, bundle: &DeviceBundle) -> EnrolResponse {
-        self.ok(self.post("/v1/enrol", None, &json!({"bundle": bundle})))
+        ok(self.http.post("/v1/enrol", None, &json!({"bundle": bundle})))
     }
 
-    fn sync_raw(&self, token: &str, device: Uuid, events: &[OutboxEvent]) -> (u16, Value) {
-        self.post("/v1/sync", Some(token), &json!({"device_id": device, "events": events}))
+    fn sync_raw(&self, token: &str, device: Uuid, events: &[OutboxEvent]) -> Answer {
+        self.http.post("/v1/sync", Some(token), &json!({"device_id": device, "events": events}))
     }
 
     fn sync(&self, token: &str, device: Uuid, events: &[OutboxEvent]) -> SyncResponse {
-        self.ok(self.sync_raw(token, device, events))
+        ok(self.sync_raw(token, device, events))
     }
 }
 
 /// Asserts the `wire::ErrorBody` shape and status, and that no canary leaked into it.
-fn assert_error(answer: (u16, Value), status: u16, code: &str) {
+fn assert_error(answer: Answer, status: u16, code: &str) {
     let (got, body) = answer;
     assert_eq!(got, status, "wrong status; body: {body}");
     let error = body.get("error").unwrap_or_else(|| panic!("no error object in {body}"));
@@ -161,31 +77,9 @@ fn assert_error(answer: (u16, Value), status: u16, code: &str) {
     assert!(!body.to_string().contains("CANARY"), "an error echoed request content: {body}");
 }
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 3, 4, 6, 0, 0).unwrap()
-}
-
-fn at(minutes: i64) -> String {
-    (t0() + Duration::minutes(minutes)).to_rfc3339()
-}
-
-/// A valid sheet with obviously fake customer values.
+/// A valid sheet with obviously fake customer values; the phone is the canary.
 fn sheet(job: Uuid, version: u64) -> Value {
-    json!({
-        "format": "jobseal.sheet.v1",
-        "job_id": job,
-        "version": version,
-        "work_order": "WO-TEST-0001",
-        "window": {"start": at(120), "end": at(240)},
-        "access": {"open_before_minutes": 30, "close_after_minutes": 60, "hard_expiry": at(480)},
-        "work": {"summary": "Install fibre terminal", "tasks": ["Splice drop cable"], "equipment": ["ONT"]},
-        "site_area": "Lyon 3e",
-        "customer": [
-            {"name": "customer_name", "kind": "name", "value": "Test Customer Zqxj", "reveal_in": ["en-route", "on-site"]},
-            {"name": "phone", "kind": "relay-phone", "value": CANARY, "reveal_in": ["en-route", "on-site"]},
-            {"name": "door_code", "kind": "door-code", "value": "0000A-FAKE", "reveal_in": ["on-site"]}
-        ]
-    })
+    Sheet::new(job).version(version).only(&["customer_name", "phone", "door_code"]).value("phone", CANARY).json()
 }
 
 fn event(job: Option<Uuid>, seq: u64, body: EventBody) -> OutboxEvent {
@@ -201,17 +95,13 @@ struct VaultDevice {
 }
 
 fn vault_device(d: &Dispatch, prekeys: u32) -> VaultDevice {
-    let dir = tempfile::tempdir().unwrap();
-    let ks = FileKeyStore::open(dir.path().join(jobseal::KEYSTORE_DIR)).unwrap();
-    let vault = Vault::open(dir.path(), Arc::new(ks), Arc::new(ManualClock::new(t0()))).unwrap();
+    let TestVault { vault, dir, .. } = vault_at(0);
     let bundle = vault.enrol(d.key(), prekeys).unwrap();
     let enrolled = d.enrol(&bundle);
     assert_eq!(enrolled.device_id, bundle.device_id);
     assert_eq!(enrolled.dispatch_key, d.key());
     // The device opens the sealed token the way the sync engine does.
-    let token = vault
-        .enrol_with_dispatch(&jobseal::HttpTransport::new(&d.server().base_url()), Some(d.key()), prekeys)
-        .unwrap();
+    let token = d.kit.enrol(&vault, prekeys);
     assert_eq!(token.device_id, bundle.device_id);
     let token = vault.device_token_insecure_for_testing().unwrap().expect("token stored");
     VaultDevice { vault, id: bundle.device_id, token, _dir: dir }
@@ -278,13 +168,13 @@ fn audit_records(vault: &Vault) -> Vec<(Option<Uuid>, AuditRecord)> {
 #[test]
 fn enrolment_gives_a_sealed_token_renews_it_for_the_same_device_and_refuses_bad_bundles() {
     let d = Dispatch::start();
-    let (status, key) = d.get("/v1/dispatch-key", None);
+    let (status, key) = d.http.get("/v1/dispatch-key", None);
     assert_eq!(status, 200);
     assert_eq!(key, json!({"dispatch_key": d.key().to_string()}));
 
     let dev = vault_device(&d, 10);
     assert_eq!(dev.token.len(), 64);
-    let view = d.device(dev.id);
+    let view = d.op.device(dev.id);
     assert_eq!(view.prekeys_available, 10);
     assert_eq!(view.identity_key, dev.vault.device_bundle().unwrap().identity_key);
 
@@ -294,13 +184,13 @@ fn enrolment_gives_a_sealed_token_renews_it_for_the_same_device_and_refuses_bad_
     let again = d.enrol(&bundle);
     assert_eq!(again.device_id, dev.id);
     assert_error(d.sync_raw(&dev.token, dev.id, &[]), 401, "unauthorized");
-    assert_eq!(d.device(dev.id).prekeys_available, 10);
+    assert_eq!(d.op.device(dev.id).prekeys_available, 10);
     // Another identity key under the same device id is refused, and changes nothing.
     let mut impostor = bundle.clone();
     impostor.identity_key = generate_keypair().unwrap().1;
-    let before = d.device(dev.id);
-    assert_error(d.post("/v1/enrol", None, &json!({"bundle": impostor})), 409, "conflict");
-    assert_eq!(d.device(dev.id), before);
+    let before = d.op.device(dev.id);
+    assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": impostor})), 409, "conflict");
+    assert_eq!(d.op.device(dev.id), before);
     let _ = view;
 
     // Weak keys never get in: all-zero and low-order identity keys, a low-order prekey.
@@ -313,19 +203,19 @@ fn enrolment_gives_a_sealed_token_renews_it_for_the_same_device_and_refuses_bad_
     ] {
         let mut b = raw.clone();
         b["identity_key"] = json!(weak);
-        assert_error(d.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
+        assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
         let mut b = raw.clone();
         b["prekeys"][0]["public_key"] = json!(weak);
-        assert_error(d.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
+        assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
     }
     let mut b = raw.clone();
     b["format"] = json!("jobseal.bundle.v0");
-    assert_error(d.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
+    assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
     let mut b = raw.clone();
     b["prekeys"][1]["id"] = b["prekeys"][0]["id"].clone();
-    assert_error(d.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
+    assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
     let id: Uuid = serde_json::from_value(raw["device_id"].clone()).unwrap();
-    assert_error(d.get(&format!("/v1/operator/devices/{id}"), Some(OPERATOR)), 404, "not_found");
+    assert_error(d.http.get(&format!("/v1/operator/devices/{id}"), Some(OPERATOR)), 404, "not_found");
 }
 
 #[test]
@@ -333,10 +223,10 @@ fn a_sealed_sheet_opens_on_the_device_and_stops_being_offered_once_received() {
     let d = Dispatch::start();
     let dev = vault_device(&d, 10);
     let job = Uuid::new_v4();
-    let created = d.create_job(dev.id, job, 1);
+    let created = d.op.create_job(dev.id, &sheet(job, 1));
     assert_eq!(created.sealed_to, RecipientKeyId::Prekey(1));
     assert_eq!((created.job_id, created.version, created.device_id), (job, 1, dev.id));
-    assert_eq!(d.job(job).delivery.unwrap().status, DeliveryStatus::Pending);
+    assert_eq!(d.op.job(job).delivery.unwrap().status, DeliveryStatus::Pending);
 
     let pull = d.sync(&dev.token, dev.id, &[]);
     assert_eq!(pull.envelopes.len(), 1);
@@ -356,34 +246,34 @@ fn a_sealed_sheet_opens_on_the_device_and_stops_being_offered_once_received() {
     let pull = d.sync(&dev.token, dev.id, std::slice::from_ref(&received));
     assert_eq!(pull.acked, vec![received.key]);
     assert!(pull.envelopes.is_empty());
-    let view = d.job(job);
+    let view = d.op.job(job);
     let delivery = view.delivery.unwrap();
     assert_eq!(delivery.status, DeliveryStatus::Received);
     assert_eq!(delivery.via, Some(RecipientKeyId::Prekey(1)));
     assert_eq!(view.status, JobStatus::Open);
 
     // A newer version is sealed to the next prekey and opens too; an older or equal one is refused.
-    assert_eq!(d.create_job(dev.id, job, 2).sealed_to, RecipientKeyId::Prekey(2));
+    assert_eq!(d.op.create_job(dev.id, &sheet(job, 2)).sealed_to, RecipientKeyId::Prekey(2));
     let pull = d.sync(&dev.token, dev.id, &[]);
     assert_eq!(pull.envelopes.len(), 1);
     assert_eq!(dev.vault.receive(&pull.envelopes[0].envelope).unwrap().version, 2);
     for v in [1, 2] {
         let body = json!({"device_id": dev.id, "sheet": sheet(job, v)});
-        assert_error(d.post("/v1/operator/jobs", Some(OPERATOR), &body), 409, "conflict");
+        assert_error(d.http.post("/v1/operator/jobs", Some(OPERATOR), &body), 409, "conflict");
     }
 
     // A rejected envelope stops being offered and the reason is kept; "received" is never undone.
     let job2 = Uuid::new_v4();
-    d.create_job(dev.id, job2, 1);
+    d.op.create_job(dev.id, &sheet(job2, 1));
     let rejected = event(Some(job2), 2, EventBody::Rejected { version: 1, reason: "stale version".into() });
     let late = event(Some(job), 3, EventBody::Rejected { version: 2, reason: "stale version".into() });
     let received2 = event(Some(job), 4, EventBody::Received { version: 2, via: RecipientKeyId::Prekey(2) });
     let pull = d.sync(&dev.token, dev.id, &[received2, late.clone(), rejected.clone()]);
     assert_eq!(pull.acked.len(), 3);
     assert!(pull.envelopes.is_empty());
-    let view2 = d.job(job2).delivery.unwrap();
+    let view2 = d.op.job(job2).delivery.unwrap();
     assert_eq!((view2.status, view2.reason.as_deref()), (DeliveryStatus::Rejected, Some("stale version")));
-    assert_eq!(d.job(job).delivery.unwrap().status, DeliveryStatus::Received);
+    assert_eq!(d.op.job(job).delivery.unwrap().status, DeliveryStatus::Received);
 }
 
 #[test]
@@ -391,14 +281,14 @@ fn each_event_key_is_applied_once_and_acknowledged_every_time() {
     let d = Dispatch::start();
     let dev = vault_device(&d, 10);
     let job = Uuid::new_v4();
-    d.create_job(dev.id, job, 1);
+    d.op.create_job(dev.id, &sheet(job, 1));
 
     let state = event(Some(job), 1, EventBody::State { from: JobState::Assigned, to: JobState::EnRoute });
     let report = event(Some(job), 2, EventBody::Report { text: "Fitted the outlet.".into() });
     // Twice in one request.
     let pull = d.sync(&dev.token, dev.id, &[state.clone(), report.clone(), state.clone(), report.clone()]);
     assert_eq!(pull.acked, vec![state.key, report.key]);
-    let before = d.job(job);
+    let before = d.op.job(job);
     assert_eq!(before.history.len(), 1);
     assert_eq!(before.state, Some(JobState::EnRoute));
     assert_eq!(before.report.as_ref().unwrap().text, "Fitted the outlet.");
@@ -406,19 +296,19 @@ fn each_event_key_is_applied_once_and_acknowledged_every_time() {
     // And again in a later request (the device lost the first answer).
     let pull = d.sync(&dev.token, dev.id, &[state.clone(), report.clone()]);
     assert_eq!(pull.acked, vec![state.key, report.key]);
-    assert_eq!(d.job(job), before);
-    assert_eq!(d.device(dev.id).events_applied, 2);
+    assert_eq!(d.op.job(job), before);
+    assert_eq!(d.op.device(dev.id).events_applied, 2);
 
     // A nil key is never acknowledged.
     let mut nil = event(Some(job), 3, EventBody::Report { text: "other".into() });
     nil.key = Uuid::nil();
     assert!(d.sync(&dev.token, dev.id, &[nil]).acked.is_empty());
-    assert_eq!(d.job(job).report, before.report);
+    assert_eq!(d.op.job(job).report, before.report);
 
     // Events about jobs the device never held are acknowledged and ignored.
     let stray = event(Some(Uuid::new_v4()), 4, EventBody::State { from: JobState::Assigned, to: JobState::OnSite });
     assert_eq!(d.sync(&dev.token, dev.id, std::slice::from_ref(&stray)).acked, vec![stray.key]);
-    assert_eq!(d.job(job).history, before.history);
+    assert_eq!(d.op.job(job).history, before.history);
 }
 
 #[test]
@@ -426,7 +316,7 @@ fn out_of_order_batches_are_applied_correctly() {
     let d = Dispatch::start();
     let dev = vault_device(&d, 10);
     let job = Uuid::new_v4();
-    d.create_job(dev.id, job, 1);
+    d.op.create_job(dev.id, &sheet(job, 1));
     let pull = d.sync(&dev.token, dev.id, &[]);
     dev.vault.receive(&pull.envelopes[0].envelope).unwrap();
     dev.vault.advance(job, JobState::EnRoute).unwrap();
@@ -438,7 +328,7 @@ fn out_of_order_batches_are_applied_correctly() {
     let s2 = event(Some(job), 11, EventBody::State { from: JobState::EnRoute, to: JobState::OnSite });
     d.sync(&dev.token, dev.id, std::slice::from_ref(&s2));
     d.sync(&dev.token, dev.id, std::slice::from_ref(&s1));
-    let view = d.job(job);
+    let view = d.op.job(job);
     assert_eq!(view.state, Some(JobState::OnSite));
     assert_eq!(view.history.iter().map(|h| h.to).collect::<Vec<_>>(), vec![JobState::EnRoute, JobState::OnSite]);
 
@@ -452,14 +342,14 @@ fn out_of_order_batches_are_applied_correctly() {
     reversed.reverse();
     let pull = d.sync(&dev.token, dev.id, &reversed);
     assert_eq!(pull.acked.len(), reversed.len());
-    let chain = d.device(dev.id).audit_chain;
+    let chain = d.op.device(dev.id).audit_chain;
     assert_eq!((chain.verified_up_to, chain.pending), (0, rest.len() as u64));
     d.sync(&dev.token, dev.id, &[first[1].clone(), first[0].clone()]);
-    let chain = d.device(dev.id).audit_chain;
+    let chain = d.op.device(dev.id).audit_chain;
     assert!(chain.intact, "{chain:?}");
     assert_eq!(chain.verified_up_to, records.len() as u64);
     assert_eq!((chain.events_received, chain.pending), (records.len() as u64, 0));
-    let view = d.job(job);
+    let view = d.op.job(job);
     assert!(view.audit_events.iter().any(|a| a.field.as_deref() == Some("door_code")));
     assert!(view.audit_events.iter().all(|a| a.chain == ChainMark::Verified));
     // The operator view never carries a customer value, only field names.
@@ -468,7 +358,7 @@ fn out_of_order_batches_are_applied_correctly() {
     // The same record re-sent under a new key is a duplicate, not a fork.
     let again = event(records[0].0, 500, EventBody::Audit(records[0].1.clone()));
     d.sync(&dev.token, dev.id, &[again]);
-    assert_eq!(d.device(dev.id).audit_chain, chain);
+    assert_eq!(d.op.device(dev.id).audit_chain, chain);
 }
 
 #[test]
@@ -476,7 +366,7 @@ fn a_broken_audit_chain_is_kept_and_flagged_never_refused() {
     let d = Dispatch::start();
     let dev = vault_device(&d, 10);
     let job = Uuid::new_v4();
-    d.create_job(dev.id, job, 1);
+    d.op.create_job(dev.id, &sheet(job, 1));
     let pull = d.sync(&dev.token, dev.id, &[]);
     dev.vault.receive(&pull.envelopes[0].envelope).unwrap();
     dev.vault.advance(job, JobState::OnSite).unwrap();
@@ -489,12 +379,12 @@ fn a_broken_audit_chain_is_kept_and_flagged_never_refused() {
         records.iter().map(|(job, r)| event(*job, r.seq, EventBody::Audit(r.clone()))).collect();
     let pull = d.sync(&dev.token, dev.id, &events);
     assert_eq!(pull.acked.len(), events.len(), "a broken chain must still be acknowledged");
-    let chain = d.device(dev.id).audit_chain;
+    let chain = d.op.device(dev.id).audit_chain;
     assert!(!chain.intact);
     assert_eq!(chain.broken_at, Some(records[2].1.seq));
     assert_eq!(chain.verified_up_to, records[1].1.seq);
     assert_eq!(chain.events_received, records.len() as u64);
-    let view = d.job(job);
+    let view = d.op.job(job);
     assert_eq!(view.audit_chain, chain);
     assert!(view.audit_events.iter().any(|a| a.chain == ChainMark::Broken));
 }
@@ -504,8 +394,8 @@ fn cancel_revokes_until_a_verified_receipt_arrives_and_forged_ones_do_not_count(
     let d = Dispatch::start();
     let dev = hand_device(&d, 5);
     let job = Uuid::new_v4();
-    d.create_job(dev.id, job, 1);
-    let view: JobView = d.ok(d.cancel(job));
+    d.op.create_job(dev.id, &sheet(job, 1));
+    let view: JobView = ok(d.op.cancel(job));
     assert_eq!(view.status, JobStatus::Cancelled);
     assert_eq!(view.delivery.unwrap().status, DeliveryStatus::Withdrawn);
     assert_eq!(view.revocations.len(), 1);
@@ -528,7 +418,7 @@ fn cancel_revokes_until_a_verified_receipt_arrives_and_forged_ones_do_not_count(
         assert_eq!(pull.acked, vec![e.key]);
         assert_eq!(pull.revocations.len(), 1, "an unverified receipt must not end the revocation");
     }
-    let view = d.job(job);
+    let view = d.op.job(job);
     assert_eq!(view.receipts.len(), 2);
     assert!(view.receipts.iter().all(|r| !r.verified));
     assert!(!view.receipt.as_ref().unwrap().verified);
@@ -544,7 +434,7 @@ fn cancel_revokes_until_a_verified_receipt_arrives_and_forged_ones_do_not_count(
     let real = event(Some(job), 3, EventBody::Receipt(dev.receipt(d.key(), job, 1)));
     let pull = d.sync(&dev.token, dev.id, &[real]);
     assert!(pull.revocations.is_empty());
-    let view = d.job(job);
+    let view = d.op.job(job);
     assert_eq!(view.revocations[0].status, RevocationStatus::Confirmed);
     assert_eq!(view.receipts.iter().map(|r| r.verified).collect::<Vec<_>>(), vec![false, false, true, true]);
     assert_eq!(view.receipts[2].device_id, other_dev.id);
@@ -554,11 +444,11 @@ fn cancel_revokes_until_a_verified_receipt_arrives_and_forged_ones_do_not_count(
     assert_eq!(view.revocation.as_ref().unwrap().status, RevocationStatus::Confirmed);
 
     // A cancelled job cannot be cancelled again, reassigned or sent again.
-    assert_error(d.cancel(job), 409, "conflict");
-    assert_error(d.reassign(job, other_dev.id), 409, "conflict");
+    assert_error(d.op.cancel(job), 409, "conflict");
+    assert_error(d.op.reassign(job, other_dev.id), 409, "conflict");
     let body = json!({"device_id": dev.id, "sheet": sheet(job, 2)});
-    assert_error(d.post("/v1/operator/jobs", Some(OPERATOR), &body), 409, "conflict");
-    assert_eq!(d.job(job), view);
+    assert_error(d.http.post("/v1/operator/jobs", Some(OPERATOR), &body), 409, "conflict");
+    assert_eq!(d.op.job(job), view);
 }
 
 #[test]
@@ -567,15 +457,15 @@ fn reassign_revokes_the_old_device_and_seals_for_the_new_one() {
     let a = vault_device(&d, 10);
     let b = vault_device(&d, 10);
     let job = Uuid::new_v4();
-    d.create_job(a.id, job, 1);
+    d.op.create_job(a.id, &sheet(job, 1));
     let pull = d.sync(&a.token, a.id, &[]);
     a.vault.receive(&pull.envelopes[0].envelope).unwrap();
     let received = event(Some(job), 1, EventBody::Received { version: 1, via: RecipientKeyId::Prekey(1) });
     let enroute = event(Some(job), 2, EventBody::State { from: JobState::Assigned, to: JobState::EnRoute });
     d.sync(&a.token, a.id, &[received, enroute]);
-    assert_eq!(d.job(job).state, Some(JobState::EnRoute));
+    assert_eq!(d.op.job(job).state, Some(JobState::EnRoute));
 
-    let view: JobView = d.ok(d.reassign(job, b.id));
+    let view: JobView = ok(d.op.reassign(job, b.id));
     assert_eq!(view.device_id, b.id);
     assert_eq!(view.state, None, "the new device has not reported yet");
     assert_eq!(view.revocations.len(), 1);
@@ -594,21 +484,21 @@ fn reassign_revokes_the_old_device_and_seals_for_the_new_one() {
     // A's old state reports no longer move the job; B's do.
     let late_a = event(Some(job), 3, EventBody::State { from: JobState::EnRoute, to: JobState::OnSite });
     d.sync(&a.token, a.id, &[late_a]);
-    assert_eq!(d.job(job).state, None);
+    assert_eq!(d.op.job(job).state, None);
     let b_state = event(Some(job), 1, EventBody::State { from: JobState::Assigned, to: JobState::EnRoute });
     d.sync(&b.token, b.id, &[b_state]);
-    assert_eq!(d.job(job).state, Some(JobState::EnRoute));
+    assert_eq!(d.op.job(job).state, Some(JobState::EnRoute));
 
     // Never back to a device that gave the job up, never to the same device, never to a stranger.
-    let before = d.job(job);
-    assert_error(d.reassign(job, a.id), 409, "conflict");
-    assert_error(d.reassign(job, b.id), 409, "conflict");
-    assert_error(d.reassign(job, Uuid::new_v4()), 404, "not_found");
+    let before = d.op.job(job);
+    assert_error(d.op.reassign(job, a.id), 409, "conflict");
+    assert_error(d.op.reassign(job, b.id), 409, "conflict");
+    assert_error(d.op.reassign(job, Uuid::new_v4()), 404, "not_found");
     // The old device cannot be sent the job as a "new version" either.
     let body = json!({"device_id": a.id, "sheet": sheet(job, 2)});
-    assert_error(d.post("/v1/operator/jobs", Some(OPERATOR), &body), 409, "conflict");
-    assert_eq!(d.job(job), before);
-    let a_view = d.device(a.id);
+    assert_error(d.http.post("/v1/operator/jobs", Some(OPERATOR), &body), 409, "conflict");
+    assert_eq!(d.op.job(job), before);
+    let a_view = d.op.device(a.id);
     assert!(!a_view.jobs[0].assigned);
     assert_eq!(a_view.jobs[0].revocation, Some(RevocationStatus::Pending));
 }
@@ -619,16 +509,15 @@ fn wiping_a_device_revokes_every_job_without_a_receipt() {
     let dev = hand_device(&d, 5);
     let (j1, j2, done) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     for j in [j1, j2, done] {
-        d.create_job(dev.id, j, 1);
+        d.op.create_job(dev.id, &sheet(j, 1));
     }
     // `done` was completed on the device and its receipt verified.
     let completed = event(Some(done), 1, EventBody::State { from: JobState::OnSite, to: JobState::Completed });
     let receipt = event(Some(done), 2, EventBody::Receipt(dev.receipt(d.key(), done, 1)));
     d.sync(&dev.token, dev.id, &[completed, receipt]);
-    assert_eq!(d.job(done).status, JobStatus::Closed);
+    assert_eq!(d.op.job(done).status, JobStatus::Closed);
 
-    let wiped: WipeResponse =
-        d.ok(d.post(&format!("/v1/operator/devices/{}/wipe", dev.id), Some(OPERATOR), &json!({})));
+    let wiped: WipeResponse = ok(d.op.wipe(dev.id));
     assert_eq!(wiped.device_id, dev.id);
     assert_eq!(wiped.revoked_jobs, vec![j1, j2]);
     let pull = d.sync(&dev.token, dev.id, &[]);
@@ -638,18 +527,17 @@ fn wiping_a_device_revokes_every_job_without_a_receipt() {
     let mut expected = vec![(j1, RevocationReason::DeviceWiped), (j2, RevocationReason::DeviceWiped)];
     expected.sort_by_key(|r| r.0);
     assert_eq!(revoked, expected);
-    let view = d.device(dev.id);
+    let view = d.op.device(dev.id);
     assert!(view.wiped_at.is_some());
     // Wiping again revokes nothing new; a wiped device gets no new job.
-    let again: WipeResponse =
-        d.ok(d.post(&format!("/v1/operator/devices/{}/wipe", dev.id), Some(OPERATOR), &json!({})));
+    let again: WipeResponse = ok(d.op.wipe(dev.id));
     assert!(again.revoked_jobs.is_empty());
     let body = json!({"device_id": dev.id, "sheet": sheet(Uuid::new_v4(), 1)});
-    assert_error(d.post("/v1/operator/jobs", Some(OPERATOR), &body), 409, "conflict");
-    assert_eq!(d.device(dev.id).jobs, view.jobs);
+    assert_error(d.http.post("/v1/operator/jobs", Some(OPERATOR), &body), 409, "conflict");
+    assert_eq!(d.op.device(dev.id).jobs, view.jobs);
     // A job of the wiped device can go to another device.
     let other = hand_device(&d, 1);
-    let moved: JobView = d.ok(d.reassign(j1, other.id));
+    let moved: JobView = ok(d.op.reassign(j1, other.id));
     assert_eq!(moved.device_id, other.id);
     assert_eq!(moved.revocations.len(), 1, "the wipe's revocation stands; no second one");
 }
@@ -662,8 +550,8 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
     assert_eq!((pull.prekeys_available, pull.prekeys_wanted), (1, 19));
 
     let (j1, j2) = (Uuid::new_v4(), Uuid::new_v4());
-    assert_eq!(d.create_job(dev.id, j1, 1).sealed_to, RecipientKeyId::Prekey(1));
-    assert_eq!(d.create_job(dev.id, j2, 1).sealed_to, RecipientKeyId::Identity);
+    assert_eq!(d.op.create_job(dev.id, &sheet(j1, 1)).sealed_to, RecipientKeyId::Prekey(1));
+    assert_eq!(d.op.create_job(dev.id, &sheet(j2, 1)).sealed_to, RecipientKeyId::Identity);
     let pull = d.sync(&dev.token, dev.id, &[]);
     assert_eq!((pull.prekeys_available, pull.prekeys_wanted), (0, 20));
     // Both open on the device, the second with its identity key.
@@ -676,16 +564,16 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
     let bundle = dev.vault.add_prekeys(20).unwrap();
     let mut prekeys = bundle.prekeys.clone();
     prekeys.push(Prekey { id: 1, public_key: generate_keypair().unwrap().1 });
-    let topped: PrekeysResponse = d.ok(d.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": prekeys})));
+    let topped: PrekeysResponse = ok(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": prekeys})));
     assert_eq!((topped.accepted, topped.available), (20, 20));
-    let again: PrekeysResponse = d.ok(d.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": bundle.prekeys})));
+    let again: PrekeysResponse = ok(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": bundle.prekeys})));
     assert_eq!((again.accepted, again.available), (0, 20));
     let pull = d.sync(&dev.token, dev.id, &[]);
     assert_eq!((pull.prekeys_available, pull.prekeys_wanted), (20, 0));
 
     let j3 = Uuid::new_v4();
     let lowest = bundle.prekeys.iter().map(|p| p.id).min().unwrap();
-    assert_eq!(d.create_job(dev.id, j3, 1).sealed_to, RecipientKeyId::Prekey(lowest));
+    assert_eq!(d.op.create_job(dev.id, &sheet(j3, 1)).sealed_to, RecipientKeyId::Prekey(lowest));
     let pull = d.sync(&dev.token, dev.id, &[]);
     let e = pull.envelopes.iter().find(|e| e.job_id == j3).unwrap();
     assert_eq!(dev.vault.receive(&e.envelope).unwrap().delivered_via, Some(RecipientKeyId::Prekey(lowest)));
@@ -693,12 +581,12 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
     // Limits: more than 500 per call, a weak key, no token.
     let many: Vec<Prekey> =
         (10_000..10_501).map(|id| Prekey { id, public_key: generate_keypair().unwrap().1 }).collect();
-    let before = d.device(dev.id);
-    assert_error(d.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": many})), 400, "bad_request");
+    let before = d.op.device(dev.id);
+    assert_error(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": many})), 400, "bad_request");
     let weak = json!({"prekeys": [{"id": 9999, "public_key": "0".repeat(64)}]});
-    assert_error(d.post("/v1/prekeys", Some(&dev.token), &weak), 400, "bad_request");
-    assert_error(d.post("/v1/prekeys", None, &json!({"prekeys": []})), 401, "unauthorized");
-    assert_eq!(d.device(dev.id), before);
+    assert_error(d.http.post("/v1/prekeys", Some(&dev.token), &weak), 400, "bad_request");
+    assert_error(d.http.post("/v1/prekeys", None, &json!({"prekeys": []})), 401, "unauthorized");
+    assert_eq!(d.op.device(dev.id), before);
 
     // Past 2000 unused prekeys the whole call is refused, including the keys it had already
     // stored: one request, one transaction.
@@ -706,13 +594,13 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
         (from..from + 500).map(|id| Prekey { id, public_key: generate_keypair().unwrap().1 }).collect()
     };
     for from in [20_000, 20_500, 21_000] {
-        let r: PrekeysResponse = d.ok(d.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": batch(from)})));
+        let r: PrekeysResponse = ok(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": batch(from)})));
         assert_eq!(r.accepted, 500);
     }
-    let before = d.device(dev.id);
+    let before = d.op.device(dev.id);
     assert_eq!(before.prekeys_available, 1519);
-    assert_error(d.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": batch(21_500)})), 400, "bad_request");
-    assert_eq!(d.device(dev.id), before);
+    assert_error(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": batch(21_500)})), 400, "bad_request");
+    assert_eq!(d.op.device(dev.id), before);
 }
 
 #[test]
@@ -722,18 +610,18 @@ fn a_restarted_server_continues_from_the_same_database() {
     let dev = vault_device(&d, 10);
     let hand = hand_device(&d, 2);
     let (job, cancelled) = (Uuid::new_v4(), Uuid::new_v4());
-    d.create_job(dev.id, job, 1);
-    d.create_job(hand.id, cancelled, 1);
-    d.cancel(cancelled);
+    d.op.create_job(dev.id, &sheet(job, 1));
+    d.op.create_job(hand.id, &sheet(cancelled, 1));
+    d.op.cancel(cancelled);
     let report = event(Some(job), 1, EventBody::Report { text: "Done before restart.".into() });
     d.sync(&dev.token, dev.id, std::slice::from_ref(&report));
-    let (job_view, device_view, cancelled_view) = (d.job(job), d.device(dev.id), d.job(cancelled));
+    let (job_view, device_view, cancelled_view) = (d.op.job(job), d.op.device(dev.id), d.op.job(cancelled));
 
     d.restart();
     assert_eq!(d.key(), key, "the dispatch key persists");
-    assert_eq!(d.job(job), job_view);
-    assert_eq!(d.job(cancelled), cancelled_view);
-    let mut after = d.device(dev.id);
+    assert_eq!(d.op.job(job), job_view);
+    assert_eq!(d.op.job(cancelled), cancelled_view);
+    let mut after = d.op.device(dev.id);
     assert_eq!(after.last_sync_at, device_view.last_sync_at);
     after.last_sync_at = device_view.last_sync_at;
     assert_eq!(after, device_view);
@@ -743,12 +631,12 @@ fn a_restarted_server_continues_from_the_same_database() {
     assert_eq!(pull.acked, vec![report.key]);
     assert_eq!(pull.envelopes.len(), 1);
     dev.vault.receive(&pull.envelopes[0].envelope).unwrap();
-    assert_eq!(d.job(job).report, job_view.report);
-    assert_eq!(d.device(dev.id).events_applied, 1);
+    assert_eq!(d.op.job(job).report, job_view.report);
+    assert_eq!(d.op.device(dev.id).events_applied, 1);
     let pull = d.sync(&hand.token, hand.id, &[]);
     assert_eq!(pull.revocations.len(), 1);
     // And prekeys continue where they were: the next job takes prekey 2.
-    assert_eq!(d.create_job(dev.id, Uuid::new_v4(), 1).sealed_to, RecipientKeyId::Prekey(2));
+    assert_eq!(d.op.create_job(dev.id, &sheet(Uuid::new_v4(), 1)).sealed_to, RecipientKeyId::Prekey(2));
 }
 
 #[test]
@@ -757,39 +645,39 @@ fn bad_requests_get_a_typed_error_and_change_nothing() {
     let a = vault_device(&d, 10);
     let b = vault_device(&d, 10);
     let job = Uuid::new_v4();
-    d.create_job(a.id, job, 1);
+    d.op.create_job(a.id, &sheet(job, 1));
     d.sync(&a.token, a.id, &[event(Some(job), 1, EventBody::Report { text: "first".into() })]);
-    let snapshot = || (d.job(job), d.device(a.id), d.device(b.id));
+    let snapshot = || (d.op.job(job), d.op.device(a.id), d.op.device(b.id));
     let before = snapshot();
     let report = |text: &str| vec![event(Some(job), 2, EventBody::Report { text: text.into() })];
     let sync_body = |device: Uuid| json!({"device_id": device, "events": report("changed")});
 
     // Device authentication.
-    assert_error(d.post("/v1/sync", None, &sync_body(a.id)), 401, "unauthorized");
-    assert_error(d.post("/v1/sync", Some(&"0".repeat(64)), &sync_body(a.id)), 401, "unauthorized");
-    assert_error(d.post("/v1/sync", Some("not-a-token"), &sync_body(a.id)), 401, "unauthorized");
-    assert_error(d.post("/v1/sync", Some(OPERATOR), &sync_body(a.id)), 401, "unauthorized");
-    assert_error(d.post("/v1/sync", Some(&a.token), &sync_body(b.id)), 403, "forbidden");
-    assert_error(d.post("/v1/sync", Some(&a.token), &sync_body(Uuid::new_v4())), 403, "forbidden");
+    assert_error(d.http.post("/v1/sync", None, &sync_body(a.id)), 401, "unauthorized");
+    assert_error(d.http.post("/v1/sync", Some(&"0".repeat(64)), &sync_body(a.id)), 401, "unauthorized");
+    assert_error(d.http.post("/v1/sync", Some("not-a-token"), &sync_body(a.id)), 401, "unauthorized");
+    assert_error(d.http.post("/v1/sync", Some(OPERATOR), &sync_body(a.id)), 401, "unauthorized");
+    assert_error(d.http.post("/v1/sync", Some(&a.token), &sync_body(b.id)), 403, "forbidden");
+    assert_error(d.http.post("/v1/sync", Some(&a.token), &sync_body(Uuid::new_v4())), 403, "forbidden");
 
     // Malformed bodies; none of them may echo what was sent.
-    let raw = |body: &str| d.send("POST", "/v1/sync", Some(&a.token), Some(body.as_bytes().to_vec()));
+    let raw = |body: &str| d.http.send("POST", "/v1/sync", Some(&a.token), Some(body.as_bytes().to_vec()));
     assert_error(raw(&format!("{{\"device_id\": \"{}\", \"events\": [{CANARY}", a.id)), 400, "bad_request");
     assert_error(raw(""), 400, "bad_request");
     let mut unknown = sync_body(a.id);
     unknown[CANARY] = json!(CANARY);
-    assert_error(d.post("/v1/sync", Some(&a.token), &unknown), 400, "bad_request");
+    assert_error(d.http.post("/v1/sync", Some(&a.token), &unknown), 400, "bad_request");
     let mut nested = sync_body(a.id);
     nested["events"][0]["body"]["extra"] = json!(CANARY);
-    assert_error(d.post("/v1/sync", Some(&a.token), &nested), 400, "bad_request");
+    assert_error(d.http.post("/v1/sync", Some(&a.token), &nested), 400, "bad_request");
     let mut wrong_type = sync_body(a.id);
     wrong_type["events"][0]["seq"] = json!(CANARY);
-    assert_error(d.post("/v1/sync", Some(&a.token), &wrong_type), 400, "bad_request");
+    assert_error(d.http.post("/v1/sync", Some(&a.token), &wrong_type), 400, "bad_request");
 
     // Limits.
     let big_text = "x".repeat(MAX_BODY_BYTES);
     assert_error(
-        d.post("/v1/sync", Some(&a.token), &json!({"device_id": a.id, "events": report(&big_text)})),
+        d.http.post("/v1/sync", Some(&a.token), &json!({"device_id": a.id, "events": report(&big_text)})),
         413,
         "too_large",
     );
@@ -801,51 +689,59 @@ fn bad_requests_get_a_typed_error_and_change_nothing() {
     // Operator endpoints: no token, a device token, a wrong token.
     let create = json!({"device_id": a.id, "sheet": sheet(Uuid::new_v4(), 1)});
     for token in [None, Some(a.token.as_str()), Some("wrong")] {
-        assert_error(d.post("/v1/operator/jobs", token, &create), 401, "unauthorized");
-        assert_error(d.get(&format!("/v1/operator/jobs/{job}"), token), 401, "unauthorized");
-        assert_error(d.get(&format!("/v1/operator/devices/{}", a.id), token), 401, "unauthorized");
-        assert_error(d.post(&format!("/v1/operator/jobs/{job}/cancel"), token, &json!({})), 401, "unauthorized");
-        assert_error(d.post(&format!("/v1/operator/devices/{}/wipe", a.id), token, &json!({})), 401, "unauthorized");
+        assert_error(d.http.post("/v1/operator/jobs", token, &create), 401, "unauthorized");
+        assert_error(d.http.get(&format!("/v1/operator/jobs/{job}"), token), 401, "unauthorized");
+        assert_error(d.http.get(&format!("/v1/operator/devices/{}", a.id), token), 401, "unauthorized");
+        assert_error(d.http.post(&format!("/v1/operator/jobs/{job}/cancel"), token, &json!({})), 401, "unauthorized");
+        assert_error(
+            d.http.post(&format!("/v1/operator/devices/{}/wipe", a.id), token, &json!({})),
+            401,
+            "unauthorized",
+        );
     }
 
     // Unknown jobs and devices.
     let nobody = Uuid::new_v4();
-    assert_error(d.get(&format!("/v1/operator/jobs/{nobody}"), Some(OPERATOR)), 404, "not_found");
-    assert_error(d.cancel(nobody), 404, "not_found");
-    assert_error(d.reassign(nobody, b.id), 404, "not_found");
-    assert_error(d.get(&format!("/v1/operator/devices/{nobody}"), Some(OPERATOR)), 404, "not_found");
-    assert_error(d.post(&format!("/v1/operator/devices/{nobody}/wipe"), Some(OPERATOR), &json!({})), 404, "not_found");
+    assert_error(d.http.get(&format!("/v1/operator/jobs/{nobody}"), Some(OPERATOR)), 404, "not_found");
+    assert_error(d.op.cancel(nobody), 404, "not_found");
+    assert_error(d.op.reassign(nobody, b.id), 404, "not_found");
+    assert_error(d.http.get(&format!("/v1/operator/devices/{nobody}"), Some(OPERATOR)), 404, "not_found");
+    assert_error(
+        d.http.post(&format!("/v1/operator/devices/{nobody}/wipe"), Some(OPERATOR), &json!({})),
+        404,
+        "not_found",
+    );
     let to_nobody = json!({"device_id": nobody, "sheet": sheet(Uuid::new_v4(), 1)});
-    assert_error(d.post("/v1/operator/jobs", Some(OPERATOR), &to_nobody), 404, "not_found");
-    assert_error(d.get("/v1/operator/jobs/not-a-uuid", Some(OPERATOR)), 400, "bad_request");
-    assert_error(d.get("/v1/nothing-here", None), 404, "not_found");
-    assert_error(d.get("/v1/sync", Some(&a.token)), 405, "method_not_allowed");
+    assert_error(d.http.post("/v1/operator/jobs", Some(OPERATOR), &to_nobody), 404, "not_found");
+    assert_error(d.http.get("/v1/operator/jobs/not-a-uuid", Some(OPERATOR)), 400, "bad_request");
+    assert_error(d.http.get("/v1/nothing-here", None), 404, "not_found");
+    assert_error(d.http.get("/v1/sync", Some(&a.token)), 405, "method_not_allowed");
 
     // Invalid sheets: the core's message names the field, never the value.
     let mut bad_sheet = sheet(Uuid::new_v4(), 1);
     bad_sheet["customer"][1]["value"] = json!(CANARY.repeat(300));
     assert_error(
-        d.post("/v1/operator/jobs", Some(OPERATOR), &json!({"device_id": a.id, "sheet": bad_sheet})),
+        d.http.post("/v1/operator/jobs", Some(OPERATOR), &json!({"device_id": a.id, "sheet": bad_sheet})),
         400,
         "bad_request",
     );
     let mut bad_sheet = sheet(Uuid::new_v4(), 1);
     bad_sheet["customer"][1]["note"] = json!(CANARY);
     assert_error(
-        d.post("/v1/operator/jobs", Some(OPERATOR), &json!({"device_id": a.id, "sheet": bad_sheet})),
+        d.http.post("/v1/operator/jobs", Some(OPERATOR), &json!({"device_id": a.id, "sheet": bad_sheet})),
         400,
         "bad_request",
     );
     assert_error(
-        d.post("/v1/operator/jobs", Some(OPERATOR), &json!({"device_id": a.id, "sheet": CANARY})),
+        d.http.post("/v1/operator/jobs", Some(OPERATOR), &json!({"device_id": a.id, "sheet": CANARY})),
         400,
         "bad_request",
     );
     let mut extra = create.clone();
     extra["note"] = json!(CANARY);
-    assert_error(d.post("/v1/operator/jobs", Some(OPERATOR), &extra), 400, "bad_request");
+    assert_error(d.http.post("/v1/operator/jobs", Some(OPERATOR), &extra), 400, "bad_request");
     assert_error(
-        d.post(&format!("/v1/operator/jobs/{job}/reassign"), Some(OPERATOR), &json!({"device": b.id})),
+        d.http.post(&format!("/v1/operator/jobs/{job}/reassign"), Some(OPERATOR), &json!({"device": b.id})),
         400,
         "bad_request",
     );

@@ -2,93 +2,56 @@
 //! server: the two halves of the protocol written separately, checked together.
 
 use chrono::{DateTime, Duration, Utc};
-use jobseal::sync::http::HttpTransport;
-use jobseal::{FileKeyStore, JobState, ManualClock, Vault};
-use jobseal_dispatch::{
-    DeliveryStatus, DeviceView, JobStatus, JobView, RevocationStatus, RunningServer, ServerConfig, WipeResponse,
-};
+use jobseal::{JobState, ManualClock, Vault};
+use jobseal_dispatch::{DeliveryStatus, JobStatus, RevocationStatus, WipeResponse};
+use jobseal_testkit::device::open_vault;
+use jobseal_testkit::server::TestDispatch;
+use jobseal_testkit::sheet::Sheet;
+use jobseal_testkit::{ok, Operator};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
 
-const OPERATOR: &str = "engine-test-operator-token";
-
-struct Operator {
-    base: String,
-    agent: ureq::Agent,
+/// Assigns `job` to `device`: a phone and a door code, the slot 10 to 70 minutes after `start`.
+fn create(op: &Operator, device: Uuid, job: Uuid, start: DateTime<Utc>) {
+    let at = |m: i64| start + Duration::minutes(m);
+    let sheet = Sheet::new(job)
+        .work_order("WO-ENGINE-1")
+        .window(at(10), at(70))
+        .access(30, 60)
+        .expiry(at(300))
+        .work("Install fibre terminal", &[], &[])
+        .only(&["phone", "door_code"]);
+    op.create_job(device, &sheet.json());
 }
 
-impl Operator {
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Bearer {OPERATOR}");
-        let mut resp = match method {
-            "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
-            _ => self.agent.post(&url).header("Authorization", &auth).send(body.unwrap_or(json!({})).to_string()),
-        }
-        .unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap();
-        assert_eq!(status, 200, "{method} {path}: {text}");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    fn create(&self, device: Uuid, job: Uuid, start: DateTime<Utc>) {
-        let at = |m: i64| (start + Duration::minutes(m)).to_rfc3339();
-        let sheet = json!({
-            "format": "jobseal.sheet.v1", "job_id": job, "version": 1, "work_order": "WO-ENGINE-1",
-            "window": {"start": at(10), "end": at(70)},
-            "access": {"open_before_minutes": 30, "close_after_minutes": 60, "hard_expiry": at(300)},
-            "work": {"summary": "Install fibre terminal", "tasks": [], "equipment": []},
-            "site_area": "Lyon 3e",
-            "customer": [
-                {"name": "phone", "kind": "relay-phone", "value": "+33 1 00 00 00 09", "reveal_in": ["en-route", "on-site"]},
-                {"name": "door_code", "kind": "door-code", "value": "0000B-FAKE", "reveal_in": ["on-site"]}
-            ]
-        });
-        self.call("POST", "/v1/operator/jobs", Some(json!({"device_id": device, "sheet": sheet})));
-    }
-
-    fn job(&self, job: Uuid) -> JobView {
-        serde_json::from_value(self.call("GET", &format!("/v1/operator/jobs/{job}"), None)).unwrap()
-    }
-
-    fn device(&self, device: Uuid) -> DeviceView {
-        serde_json::from_value(self.call("GET", &format!("/v1/operator/devices/{device}"), None)).unwrap()
-    }
+/// An operator call that must succeed; its JSON answer.
+fn call(op: &Operator, method: &str, path: &str, body: Option<Value>) -> Value {
+    ok(op.call(method, path, body))
 }
 
-fn open_vault(dir: &std::path::Path, now: DateTime<Utc>) -> Vault {
-    let ks = FileKeyStore::open(dir.join(jobseal::KEYSTORE_DIR)).unwrap();
-    Vault::open(dir, Arc::new(ks), Arc::new(ManualClock::new(now))).unwrap()
+fn open_vault_at(dir: &std::path::Path, now: DateTime<Utc>) -> Vault {
+    open_vault(dir, Arc::new(ManualClock::new(now))).unwrap()
 }
 
 #[test]
 fn a_technicians_day_through_the_real_sync_engine() {
     let dir = tempfile::tempdir().unwrap();
-    let server = RunningServer::start(ServerConfig {
-        db_path: dir.path().join("dispatch.db"),
-        addr: "127.0.0.1:0".parse().unwrap(),
-        operator_token: OPERATOR.into(),
-    })
-    .unwrap();
-    let op = Operator {
-        base: server.base_url(),
-        agent: ureq::Agent::config_builder().http_status_as_error(false).build().into(),
-    };
-    let net = HttpTransport::new(&server.base_url());
+    let server = TestDispatch::start();
+    let op = server.operator();
+    let net = server.transport();
     let now = Utc::now();
 
     // Enrolment with trust on first use: the device pins what GET /v1/dispatch-key announces.
-    let vault = open_vault(&dir.path().join("a"), now);
+    let vault = open_vault_at(&dir.path().join("a"), now);
     let a = vault.enrol_with_dispatch(&net, None, 3).unwrap();
-    assert_eq!(vault.dispatch_key().unwrap(), server.dispatch_key());
-    let other = open_vault(&dir.path().join("b"), now);
-    let b = other.enrol_with_dispatch(&net, Some(server.dispatch_key()), 3).unwrap();
+    assert_eq!(vault.dispatch_key().unwrap(), server.key());
+    let other = open_vault_at(&dir.path().join("b"), now);
+    let b = server.enrol(&other, 3);
 
     let jobs: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
     for job in &jobs {
-        op.create(a.device_id, *job, now);
+        create(&op, a.device_id, *job, now);
     }
     let report = vault.sync(&net).unwrap();
     assert_eq!(report.received.len(), 4);
@@ -105,8 +68,8 @@ fn a_technicians_day_through_the_real_sync_engine() {
     vault.reveal(jobs[0]).unwrap();
     vault.close(jobs[0], "Terminal installed.").unwrap();
     // Job 1: cancelled by the operator. Job 2: reassigned to the other device.
-    op.call("POST", &format!("/v1/operator/jobs/{}/cancel", jobs[1]), None);
-    op.call("POST", &format!("/v1/operator/jobs/{}/reassign", jobs[2]), Some(json!({"device_id": b.device_id})));
+    call(&op, "POST", &format!("/v1/operator/jobs/{}/cancel", jobs[1]), None);
+    call(&op, "POST", &format!("/v1/operator/jobs/{}/reassign", jobs[2]), Some(json!({"device_id": b.device_id})));
     let report = vault.sync(&net).unwrap();
     let mut revoked: Vec<Uuid> = report.revoked.iter().map(|o| o.job_id).collect();
     revoked.sort();
@@ -130,7 +93,7 @@ fn a_technicians_day_through_the_real_sync_engine() {
 
     // Wiping the other device shreds its job there.
     let wiped: WipeResponse =
-        serde_json::from_value(op.call("POST", &format!("/v1/operator/devices/{}/wipe", b.device_id), None)).unwrap();
+        serde_json::from_value(call(&op, "POST", &format!("/v1/operator/devices/{}/wipe", b.device_id), None)).unwrap();
     assert_eq!(wiped.revoked_jobs, vec![jobs[2]]);
     assert_eq!(other.sync(&net).unwrap().revoked.len(), 1);
     assert!(op.device(b.device_id).jobs[0].shred_confirmed);
@@ -145,5 +108,5 @@ fn a_technicians_day_through_the_real_sync_engine() {
     } else {
         assert_eq!(chain.events_received, held - 1, "only the pre-enrolment vault-created event is missing");
     }
-    server.shutdown();
+    drop(server);
 }

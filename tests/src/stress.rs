@@ -4,12 +4,12 @@
 //! the same question: did every event the device made durable reach dispatch exactly once? The
 //! answer is a comparison of two independent records: the device's own hash-chained audit log
 //! (each reveal, transition and shred, with its chain position) and what dispatch's operator view
-//! says it received. This module holds that comparison, a small operator client, a seeded PRNG
-//! (the fuzzer's) and the append-only journal a killed child leaves for its parent.
+//! says it received. This module holds that comparison, a seeded PRNG (the fuzzer's), the
+//! append-only journal a killed child leaves for its parent, and the value-free name of an error
+//! both suites report. The operator client is `jobseal_testkit::Operator`.
 
-use jobseal::{AuditKind, HttpRequest, HttpTransport, JobState, Transport, Vault};
-use jobseal_dispatch::JobView;
-use serde_json::Value;
+use jobseal::{AuditKind, Error, JobState, Vault};
+use jobseal_testkit::Operator;
 use std::io::Write;
 use std::path::Path;
 use uuid::Uuid;
@@ -17,52 +17,10 @@ use uuid::Uuid;
 /// The seeded PRNG of the fuzzer, shared so both reproduce a run from its seed the same way.
 pub use jobseal_fuzz::mutate::Rng;
 
-/// A dispatcher's console on the operator API.
-#[derive(Clone, Debug)]
-pub struct Operator {
-    /// Dispatch's base URL.
-    pub base: String,
-    /// The operator bearer token.
-    pub token: String,
-}
-
-impl Operator {
-    /// Calls the operator API; returns the status and the JSON body (`Null` if none).
-    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut headers = vec![("authorization".to_owned(), format!("Bearer {}", self.token))];
-        if body.is_some() {
-            headers.push(("content-type".into(), "application/json".into()));
-        }
-        let r = HttpTransport::new(&self.base)
-            .send(HttpRequest {
-                method: method.into(),
-                path: path.into(),
-                headers,
-                body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
-            })
-            .expect("operator call reaches dispatch");
-        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-    }
-
-    /// Assigns a job with `sheet` to `device`.
-    pub fn create_job(&self, device: Uuid, sheet: Value) {
-        let (status, _) =
-            self.call("POST", "/v1/operator/jobs", Some(serde_json::json!({"device_id": device, "sheet": sheet})));
-        assert_eq!(status, 200, "dispatch refused to create a job");
-    }
-
-    /// Cancels a job at dispatch.
-    pub fn cancel(&self, job: Uuid) {
-        let (status, _) = self.call("POST", &format!("/v1/operator/jobs/{job}/cancel"), Some(serde_json::json!({})));
-        assert_eq!(status, 200, "dispatch refused to cancel a job");
-    }
-
-    /// Everything dispatch knows about a job.
-    pub fn view(&self, job: Uuid) -> JobView {
-        let (status, body) = self.call("GET", &format!("/v1/operator/jobs/{job}"), None);
-        assert_eq!(status, 200, "job view");
-        serde_json::from_value(body).expect("job view parses")
-    }
+/// The error's variant name only (`Network`, `AccessDenied`, ...): messages are value-free, but
+/// a variant name is all a failure report needs, and it can never carry a customer value.
+pub fn error_class(e: &Error) -> String {
+    format!("{e:?}").chars().take_while(|c| c.is_alphanumeric()).collect()
 }
 
 /// The append-only record a child keeps of what it started and what returned, one line per fact:
@@ -135,7 +93,7 @@ pub fn check_exactly_once(vault: &Vault, op: &Operator, device: Uuid, jobs: &[Uu
     let mut d = Delivery::default();
     for &job in jobs {
         let local = vault.audit_log(Some(job)).map_err(|e| format!("audit log: {e}"))?;
-        let view = op.view(job);
+        let view = op.job(job);
         let mut ours: Vec<u64> = local.iter().map(|e| e.seq).collect();
         ours.sort_unstable();
         let mut theirs: Vec<u64> = view.audit_events.iter().filter(|e| e.device_id == device).map(|e| e.seq).collect();

@@ -5,28 +5,21 @@
 //! feet), the audit chain must hold, closed jobs must be unreadable, and after a final sync
 //! dispatch must hold every event exactly once.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
-use common::*;
-use jobseal::{Error, HttpTransport, JobState, ManualClock, Vault};
-use jobseal_dispatch::{RunningServer, ServerConfig};
-use jobseal_e2e::stress::{check_exactly_once, Operator, Rng};
+use jobseal::{Error, HttpTransport, JobState, Vault};
+use jobseal_e2e::stress::{check_exactly_once, error_class, Rng};
+use jobseal_testkit::device::open_vault_at;
+use jobseal_testkit::server::TestDispatch;
+use jobseal_testkit::sheet::sheet_value;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const TOKEN: &str = "operator-token-for-stress-tests-only";
 const REPORT: &str = "Stress report: all done.";
 /// Operations per worker thread.
 const OPS_PER_THREAD: usize = 150;
 /// No thread may take longer than this (a deadlock would).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn class(e: &Error) -> String {
-    format!("{e:?}").chars().take_while(|c| c.is_alphanumeric()).collect()
-}
 
 fn live_jobs(vault: &Vault) -> Vec<(Uuid, JobState)> {
     vault
@@ -42,23 +35,17 @@ fn live_jobs(vault: &Vault) -> Vec<(Uuid, JobState)> {
 fn threads_revealing_transitioning_closing_and_syncing_on_one_vault() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
-    let server = RunningServer::start(ServerConfig {
-        db_path: tmp.path().join("dispatch.db"),
-        addr: "127.0.0.1:0".parse().unwrap(),
-        operator_token: TOKEN.into(),
-    })
-    .expect("dispatch starts");
-    let op = Operator { base: server.base_url(), token: TOKEN.into() };
-    let vault = Arc::new(open_at(&tmp.path().join("device"), Arc::new(ManualClock::new(at(200)))).unwrap());
-    let device_id =
-        vault.enrol_with_dispatch(&HttpTransport::new(&op.base), Some(server.dispatch_key()), 30).unwrap().device_id;
+    let dispatch = TestDispatch::start();
+    let op = dispatch.operator();
+    let vault = Arc::new(open_vault_at(&tmp.path().join("device"), 200).unwrap());
+    let device_id = dispatch.enrol(&vault, 30).device_id;
     let mut created = Vec::new();
     for _ in 0..8 {
         let job = Uuid::new_v4();
-        op.create_job(device_id, sheet_value(job, 1));
+        op.create_job(device_id, &sheet_value(job, 1));
         created.push(job);
     }
-    vault.sync(&HttpTransport::new(&op.base)).unwrap();
+    vault.sync(&dispatch.transport()).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let counts: Arc<[AtomicU64; 6]> = Arc::new(Default::default()); // reveal, advance, close, cancel, sync, assign
@@ -71,7 +58,7 @@ fn threads_revealing_transitioning_closing_and_syncing_on_one_vault() {
             (vault.clone(), op.clone(), stop.clone(), counts.clone(), done_tx.clone());
         handles.push(std::thread::spawn(move || {
             let mut rng = Rng::new(seed);
-            let net = HttpTransport::new(&op.base);
+            let net = HttpTransport::new(op.base_url());
             let mut created_here = Vec::new();
             let result = (|| -> Result<(), String> {
                 for _ in 0..OPS_PER_THREAD {
@@ -85,7 +72,7 @@ fn threads_revealing_transitioning_closing_and_syncing_on_one_vault() {
                             Ok(_) | Err(Error::AccessDenied(_)) => {
                                 counts[0].fetch_add(1, Ordering::Relaxed);
                             }
-                            Err(e) => return Err(format!("reveal: {}", class(&e))),
+                            Err(e) => return Err(format!("reveal: {}", error_class(&e))),
                         },
                         ("transitioner", Some((job, state))) => {
                             let to = if state == JobState::Assigned { JobState::EnRoute } else { JobState::OnSite };
@@ -93,7 +80,7 @@ fn threads_revealing_transitioning_closing_and_syncing_on_one_vault() {
                                 Ok(_) | Err(Error::IllegalTransition { .. } | Error::JobClosed { .. }) => {
                                     counts[1].fetch_add(1, Ordering::Relaxed);
                                 }
-                                Err(e) => return Err(format!("advance: {}", class(&e))),
+                                Err(e) => return Err(format!("advance: {}", error_class(&e))),
                             }
                         }
                         ("closer", Some((job, _))) => {
@@ -107,18 +94,18 @@ fn threads_revealing_transitioning_closing_and_syncing_on_one_vault() {
                                     counts[i].fetch_add(1, Ordering::Relaxed);
                                 }
                                 Err(Error::IllegalTransition { .. } | Error::JobClosed { .. }) => {}
-                                Err(e) => return Err(format!("close: {}", class(&e))),
+                                Err(e) => return Err(format!("close: {}", error_class(&e))),
                             }
                             std::thread::sleep(Duration::from_millis(15));
                         }
                         ("syncer", _) => {
-                            vault.sync(&net).map_err(|e| format!("sync: {}", class(&e)))?;
+                            vault.sync(&net).map_err(|e| format!("sync: {}", error_class(&e)))?;
                             counts[4].fetch_add(1, Ordering::Relaxed);
                         }
                         ("dispatcher", _) => {
                             if live.len() < 6 {
                                 let job = Uuid::new_v4();
-                                op.create_job(device_id, sheet_value(job, 1));
+                                op.create_job(device_id, &sheet_value(job, 1));
                                 created_here.push(job);
                                 counts[5].fetch_add(1, Ordering::Relaxed);
                             }
@@ -158,7 +145,7 @@ fn threads_revealing_transitioning_closing_and_syncing_on_one_vault() {
             assert!(info.fields.is_empty());
         }
     }
-    let net = HttpTransport::new(&op.base);
+    let net = dispatch.transport();
     let mut pending = u64::MAX;
     for _ in 0..8 {
         pending = vault.sync(&net).unwrap().pending;

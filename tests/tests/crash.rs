@@ -3,15 +3,12 @@
 //! every point the job must be either fully live or fully shredded, the completion report must
 //! survive once the close began, no other job may be lost, and no stale key may remain.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
-use common::*;
-use jobseal::{FieldAccess, JobState, ManualClock, Vault};
-use jobseal_e2e::{files_containing, files_under};
+use jobseal::{FieldAccess, JobState, Vault};
+use jobseal_testkit::child::rerun_test;
+use jobseal_testkit::device::open_vault_at;
+use jobseal_testkit::files::{canary, files_containing, files_under};
+use jobseal_testkit::sheet::{sheet, Sheet};
 use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
 use uuid::Uuid;
 
 const REPORT: &str = "Crash test report: ONT replaced.";
@@ -24,7 +21,7 @@ fn crash_child() {
     let dir = std::env::var("JOBSEAL_CRASH_DIR").expect("child needs a vault dir");
     let op = std::env::var("JOBSEAL_CRASH_OP").expect("child needs an operation");
     let job: Uuid = std::env::var("JOBSEAL_CRASH_JOB").unwrap().parse().unwrap();
-    let vault = open_at(Path::new(&dir), Arc::new(ManualClock::new(at(200)))).unwrap();
+    let vault = open_vault_at(Path::new(&dir), 200).unwrap();
     match op.as_str() {
         "ingest" => {
             vault.ingest(&sheet(job, 1)).unwrap();
@@ -37,8 +34,7 @@ fn crash_child() {
 }
 
 fn run_child(dir: &Path, op: &str, job: Uuid, point: &str) {
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+    let status = rerun_test(module_path!(), "crash_child")
         .env("JOBSEAL_CRASH_DIR", dir)
         .env("JOBSEAL_CRASH_OP", op)
         .env("JOBSEAL_CRASH_JOB", job.to_string())
@@ -68,12 +64,12 @@ fn a_crash_during_ingest_leaves_all_or_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let other = Uuid::new_v4();
         {
-            let v = open_at(dir.path(), Arc::new(ManualClock::new(at(200)))).unwrap();
+            let v = open_vault_at(dir.path(), 200).unwrap();
             v.ingest(&sheet(other, 1)).unwrap();
         }
         let job = Uuid::new_v4();
         run_child(dir.path(), "ingest", job, point);
-        let vault = open_at(dir.path(), Arc::new(ManualClock::new(at(200)))).unwrap();
+        let vault = open_vault_at(dir.path(), 200).unwrap();
         match vault.job(job) {
             Ok(info) => {
                 assert!(stored, "{point}: the job was stored though the crash came before commit");
@@ -104,10 +100,10 @@ fn a_crash_anywhere_in_a_close_ends_fully_shredded_with_the_report() {
     for point in points {
         let dir = tempfile::tempdir().unwrap();
         let (job, other) = (Uuid::new_v4(), Uuid::new_v4());
-        let canary = jobseal_e2e::canary("door");
+        let canary = canary("door");
         {
-            let v = open_at(dir.path(), Arc::new(ManualClock::new(at(200)))).unwrap();
-            v.ingest(&parse(&sheet_value_with(job, 1, [NAME, PHONE, ADDRESS, &canary, NOTE]))).unwrap();
+            let v = open_vault_at(dir.path(), 200).unwrap();
+            v.ingest(&Sheet::new(job).value("door_code", &canary).build()).unwrap();
             v.ingest(&sheet(other, 1)).unwrap();
             for j in [job, other] {
                 v.advance(j, JobState::OnSite).unwrap();
@@ -115,7 +111,7 @@ fn a_crash_anywhere_in_a_close_ends_fully_shredded_with_the_report() {
         }
         run_child(dir.path(), "close", job, point);
 
-        let vault = open_at(dir.path(), Arc::new(ManualClock::new(at(200)))).unwrap();
+        let vault = open_vault_at(dir.path(), 200).unwrap();
         let info = vault.job(job).unwrap();
         assert_eq!(info.state, JobState::Completed, "{point}: not shredded after reopen");
         assert_eq!(info.report.as_deref(), Some(REPORT), "{point}: the report was lost");

@@ -11,26 +11,24 @@
 //! `JOBSEAL_CRASH_KILLS=500 cargo test -p jobseal-e2e --test crash_scale -- --nocapture`;
 //! `JOBSEAL_CRASH_SEED=N` replays a run's random choices (the kill timing still varies).
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
-use common::*;
-use jobseal::{Denial, Error, FieldAccess, HttpTransport, JobState, ManualClock, Vault};
-use jobseal_dispatch::{RunningServer, ServerConfig};
-use jobseal_e2e::stress::{check_exactly_once, read_journal, Fact, Journal, Operator, Rng};
+use jobseal::{Denial, Error, FieldAccess, HttpTransport, JobState, Vault};
+use jobseal_e2e::stress::{check_exactly_once, error_class, read_journal, Fact, Journal, Rng};
+use jobseal_testkit::child::rerun_test;
+use jobseal_testkit::device::open_vault_at;
+use jobseal_testkit::files::files_under;
+use jobseal_testkit::server::TestDispatch;
+use jobseal_testkit::sheet::sheet_value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const TOKEN: &str = "operator-token-for-crash-tests-only";
 const REPORT: &str = "Crash-scale report: fibre terminal installed.";
 const DEFAULT_KILLS: usize = 20;
 
 fn device(dir: &Path) -> jobseal::Result<Vault> {
-    open_at(dir, Arc::new(ManualClock::new(at(200))))
+    open_vault_at(dir, 200)
 }
 
 /// The child: a random workload that never ends by itself. Any error that a correct vault cannot
@@ -59,7 +57,7 @@ fn crash_scale_child() {
                     journal.record("sync", None, "done");
                 }
                 Err(Error::Network(_)) => {}
-                Err(e) => panic!("sync failed: {}", class(&e)),
+                Err(e) => panic!("sync failed: {}", error_class(&e)),
             }
             continue;
         };
@@ -71,32 +69,26 @@ fn crash_scale_child() {
                 match vault.advance(id, to) {
                     Ok(_) => journal.record("advance", Some(id), "done"),
                     Err(Error::IllegalTransition { .. }) => {}
-                    Err(e) => panic!("advance failed: {}", class(&e)),
+                    Err(e) => panic!("advance failed: {}", error_class(&e)),
                 }
             }
             6..=8 => {
                 journal.record("reveal", Some(id), "start");
-                vault.reveal(id).unwrap_or_else(|e| panic!("reveal of a live job failed: {}", class(&e)));
+                vault.reveal(id).unwrap_or_else(|e| panic!("reveal of a live job failed: {}", error_class(&e)));
                 journal.record("reveal", Some(id), "done");
             }
             9 | 10 if job.state.can_close() => {
                 journal.record("close", Some(id), "start");
-                vault.close(id, REPORT).unwrap_or_else(|e| panic!("close failed: {}", class(&e)));
+                vault.close(id, REPORT).unwrap_or_else(|e| panic!("close failed: {}", error_class(&e)));
                 journal.record("close", Some(id), "done");
             }
             _ => {
                 journal.record("cancel", Some(id), "start");
-                vault.cancel(id).unwrap_or_else(|e| panic!("cancel failed: {}", class(&e)));
+                vault.cancel(id).unwrap_or_else(|e| panic!("cancel failed: {}", error_class(&e)));
                 journal.record("cancel", Some(id), "done");
             }
         }
     }
-}
-
-/// The error's variant name only: messages are value-free, but a variant name is all a crash
-/// report needs.
-fn class(e: &Error) -> String {
-    format!("{e:?}").chars().take_while(|c| c.is_alphanumeric()).collect()
 }
 
 /// What the parent has learned from the journals so far.
@@ -141,7 +133,8 @@ impl Ledger {
 /// The checks after one kill. Returns the live jobs.
 fn check_after_kill(dir: &Path, ledger: &mut Ledger, kill: usize) -> BTreeSet<Uuid> {
     let ctx = |what: &str| format!("after kill {kill}: {what}");
-    let vault = device(dir).unwrap_or_else(|e| panic!("{}", ctx(&format!("the vault does not open ({})", class(&e)))));
+    let vault =
+        device(dir).unwrap_or_else(|e| panic!("{}", ctx(&format!("the vault does not open ({})", error_class(&e)))));
     let jobs: BTreeMap<Uuid, jobseal::JobInfo> =
         vault.list_jobs().expect("list").into_iter().map(|j| (j.job_id, j)).collect();
     for (job, op) in &ledger.finished {
@@ -174,12 +167,12 @@ fn check_after_kill(dir: &Path, ledger: &mut Ledger, kill: usize) -> BTreeSet<Uu
     for job in &live {
         let r = vault
             .reveal(*job)
-            .unwrap_or_else(|e| panic!("{}", ctx(&format!("a live job is unreadable ({})", class(&e)))));
+            .unwrap_or_else(|e| panic!("{}", ctx(&format!("a live job is unreadable ({})", error_class(&e)))));
         let shown = r.fields.iter().filter(|f| matches!(f.access, FieldAccess::Visible { .. })).count();
         assert!(shown > 0, "{}", ctx("a live job shows no field"));
     }
     assert!(vault.verify_audit().expect("audit").valid, "{}", ctx("the audit chain is broken"));
-    let keys = jobseal_e2e::files_under(&dir.join(jobseal::KEYSTORE_DIR)).len();
+    let keys = files_under(&dir.join(jobseal::KEYSTORE_DIR)).len();
     assert_eq!(keys, 1, "{}", ctx("a stale or orphan key file remains"));
     ledger.held.extend(live.iter().copied());
     live
@@ -194,17 +187,12 @@ fn random_kills_during_ingest_transitions_close_rotation_and_sync_lose_nothing()
     eprintln!("crash-scale: {kills} kills, seed {seed}");
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
-    let server = RunningServer::start(ServerConfig {
-        db_path: tmp.path().join("dispatch.db"),
-        addr: "127.0.0.1:0".parse().unwrap(),
-        operator_token: TOKEN.into(),
-    })
-    .expect("dispatch starts");
-    let op = Operator { base: server.base_url(), token: TOKEN.into() };
+    let dispatch = TestDispatch::start();
+    let op = dispatch.operator();
     let dir = tmp.path().join("device");
     let device_id = {
         let v = device(&dir).unwrap();
-        v.enrol_with_dispatch(&HttpTransport::new(&op.base), Some(server.dispatch_key()), 20).unwrap().device_id
+        dispatch.enrol(&v, 20).device_id
     };
     let mut rng = Rng::new(seed);
     let mut ledger = Ledger::default();
@@ -217,7 +205,7 @@ fn random_kills_during_ingest_transitions_close_rotation_and_sync_lose_nothing()
         if live.len() < 3 {
             for _ in 0..2 {
                 let job = Uuid::new_v4();
-                op.create_job(device_id, sheet_value(job, 1));
+                op.create_job(device_id, &sheet_value(job, 1));
                 created.push(job);
             }
         }
@@ -229,15 +217,14 @@ fn random_kills_during_ingest_transitions_close_rotation_and_sync_lose_nothing()
                 .collect();
             if !candidates.is_empty() {
                 let j = candidates[rng.below(candidates.len())];
-                op.cancel(j);
+                assert_eq!(op.cancel(j).0, 200, "dispatch refused to cancel a job");
                 ledger.withdrawn.insert(j);
             }
         }
         let log = tmp.path().join("child.log");
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_scale_child", "--ignored", "--nocapture", "--test-threads=1"])
+        let mut child = rerun_test(module_path!(), "crash_scale_child")
             .env("JOBSEAL_SCALE_DIR", &dir)
-            .env("JOBSEAL_SCALE_BASE", &op.base)
+            .env("JOBSEAL_SCALE_BASE", op.base_url())
             .env("JOBSEAL_SCALE_SEED", rng.next_u64().to_string())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -271,7 +258,7 @@ fn random_kills_during_ingest_transitions_close_rotation_and_sync_lose_nothing()
 
     // The last word: sync until the outbox is empty, then compare with dispatch.
     let vault = device(&dir).unwrap();
-    let net = HttpTransport::new(&op.base);
+    let net = dispatch.transport();
     let mut pending = u64::MAX;
     for _ in 0..8 {
         pending = vault.sync(&net).expect("final sync").pending;
@@ -291,7 +278,7 @@ fn random_kills_during_ingest_transitions_close_rotation_and_sync_lose_nothing()
     let delivered = check_exactly_once(&vault, &op, device_id, &held).unwrap_or_else(|e| panic!("exactly-once: {e}"));
     for (job, opname) in &ledger.finished {
         if opname == "close" {
-            let v = op.view(*job);
+            let v = op.job(*job);
             assert_eq!(
                 v.report.as_ref().map(|r| r.text.as_str()),
                 Some(REPORT),

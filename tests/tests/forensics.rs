@@ -2,14 +2,11 @@
 //! customer values, data keys, wrapped data keys and ciphertext after the close, and try to use a
 //! copy of the database taken before the close with the keystore as it is after it.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
-use common::*;
-use jobseal::{FieldAccess, FileKeyStore, JobState, KeyStore, ManualClock, Vault};
-use jobseal_e2e::{copy_tree, files_containing, files_under};
+use jobseal::{FieldAccess, FileKeyStore, JobState, KeyStore, Vault};
+use jobseal_testkit::device::{clock_at, open_vault, open_vault_at};
+use jobseal_testkit::files::{canary, copy_tree, files_containing, files_under};
+use jobseal_testkit::sheet::Sheet;
 use std::path::Path;
-use std::sync::Arc;
 use uuid::Uuid;
 
 struct Planted {
@@ -19,10 +16,8 @@ struct Planted {
 
 fn plant(vault: &Vault) -> Planted {
     let job = Uuid::new_v4();
-    let canaries: Vec<String> =
-        ["name", "phone", "addr", "door", "note"].iter().map(|l| jobseal_e2e::canary(l)).collect();
-    let values: [&str; 5] = std::array::from_fn(|i| canaries[i].as_str());
-    vault.ingest(&parse(&sheet_value_with(job, 1, values))).unwrap();
+    let canaries: Vec<String> = ["name", "phone", "addr", "door", "note"].iter().map(|l| canary(l)).collect();
+    vault.ingest(&Sheet::new(job).values(canaries.iter().map(String::as_str)).build()).unwrap();
     vault.advance(job, JobState::EnRoute).unwrap();
     vault.advance(job, JobState::OnSite).unwrap();
     Planted { job, canaries }
@@ -46,8 +41,8 @@ fn assert_absent(dir: &Path, what: &str, needle: &[u8]) {
 #[test]
 fn after_the_close_no_file_holds_a_value_a_key_or_a_ciphertext() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(at(200)));
-    let vault = open_at(dir.path(), clock.clone()).unwrap();
+    let clock = clock_at(200);
+    let vault = open_vault(dir.path(), clock.clone()).unwrap();
     let closed: Vec<Planted> = (0..3).map(|_| plant(&vault)).collect();
     let survivor = plant(&vault);
     let mut secrets = Vec::new();
@@ -69,7 +64,7 @@ fn after_the_close_no_file_holds_a_value_a_key_or_a_ciphertext() {
     drop(vault);
 
     // The survivor went through three rotations and still opens, after a reopen too.
-    let vault = open_at(dir.path(), clock).unwrap();
+    let vault = open_vault(dir.path(), clock).unwrap();
     let r = vault.reveal(survivor.job).unwrap();
     assert!(r.fields.iter().all(|f| matches!(f.access, FieldAccess::Visible { .. })), "the survivor was lost");
     drop(vault);
@@ -98,8 +93,8 @@ fn after_the_close_no_file_holds_a_value_a_key_or_a_ciphertext() {
 #[test]
 fn a_copy_taken_before_the_close_cannot_be_opened_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(at(200)));
-    let vault = open_at(dir.path(), clock.clone()).unwrap();
+    let clock = clock_at(200);
+    let vault = open_vault(dir.path(), clock.clone()).unwrap();
     let p = plant(&vault);
     let other = plant(&vault);
 
@@ -117,7 +112,7 @@ fn a_copy_taken_before_the_close_cannot_be_opened_after_it() {
     {
         let control = tempfile::tempdir().unwrap();
         copy_tree(image.path(), control.path());
-        let v = open_at(control.path(), Arc::new(ManualClock::new(at(200)))).unwrap();
+        let v = open_vault_at(control.path(), 200).unwrap();
         let r = v.reveal(p.job).unwrap();
         assert!(r.fields.iter().all(|f| matches!(f.access, FieldAccess::Visible { .. })), "control image must open");
     }
@@ -127,7 +122,7 @@ fn a_copy_taken_before_the_close_cannot_be_opened_after_it() {
     copy_tree(image.path(), attack.path());
     std::fs::remove_dir_all(attack.path().join("keystore")).unwrap();
     copy_tree(&dir.path().join("keystore"), &attack.path().join("keystore"));
-    let opened = open_at(attack.path(), Arc::new(ManualClock::new(at(200))));
+    let opened = open_vault_at(attack.path(), 200);
     assert!(matches!(opened, Err(jobseal::Error::KeyStore(_))), "the old image opened with today's keystore");
 
     // And by hand: no key in today's keystore unwraps the image's epoch master key.
@@ -150,13 +145,13 @@ fn a_copy_taken_before_the_close_cannot_be_opened_after_it() {
 fn an_envelope_captured_before_opening_cannot_be_opened_after_the_close() {
     use jobseal::envelope;
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(at(200)));
-    let vault = open_at(dir.path(), clock.clone()).unwrap();
+    let clock = clock_at(200);
+    let vault = open_vault(dir.path(), clock.clone()).unwrap();
     let (dispatch, dispatch_pub) = envelope::generate_keypair().unwrap();
     let bundle = vault.enrol(dispatch_pub, 2).unwrap();
     let job = Uuid::new_v4();
-    let door = jobseal_e2e::canary("door");
-    let sheet = sheet_value_with(job, 1, [NAME, PHONE, ADDRESS, &door, NOTE]).to_string();
+    let door = canary("door");
+    let sheet = Sheet::new(job).value("door_code", &door).json_string();
     let captured = jobseal::seal_job_sheet(&dispatch, &bundle, Some(1), sheet.as_bytes()).unwrap();
 
     // At capture time the attacker also copies the database files (not the hardware keystore).
@@ -180,7 +175,7 @@ fn an_envelope_captured_before_opening_cannot_be_opened_after_the_close() {
 
     // The copied database with the keystore as it is now: the epoch it was written under is gone.
     copy_tree(&dir.path().join("keystore"), &image.path().join("keystore"));
-    let reopened = open_at(image.path(), Arc::new(ManualClock::new(at(200))));
+    let reopened = open_vault_at(image.path(), 200);
     assert!(matches!(reopened, Err(jobseal::Error::KeyStore(_))), "the capture-time image opened");
     assert!(files_containing(dir.path(), door.as_bytes()).is_empty());
 }

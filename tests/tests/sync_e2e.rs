@@ -3,30 +3,20 @@
 //! reassign while the device is offline, a device wipe, and the proof that nothing the device
 //! sends carries a customer value.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
-use common::*;
-use jobseal::{HttpRequest, HttpResponse, HttpTransport, JobState, ManualClock, Transport, TransportError, Vault};
-use jobseal_dispatch::{JobView, RunningServer, ServerConfig};
-use serde_json::{json, Value};
+use jobseal::{HttpRequest, HttpResponse, HttpTransport, JobState, Transport, TransportError, Vault};
+use jobseal_dispatch::JobView;
+use jobseal_testkit::child::rerun_test;
+use jobseal_testkit::device::open_vault_at;
+use jobseal_testkit::files::files_containing;
+use jobseal_testkit::server::TestDispatch;
+use jobseal_testkit::sheet::{sheet_value, VALUES};
+use jobseal_testkit::Operator;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
-const TOKEN: &str = "operator-token-for-tests-only";
 const REPORT: &str = "End-to-end report: line tested.";
-
-fn start(db: &Path) -> RunningServer {
-    RunningServer::start(ServerConfig {
-        db_path: db.to_path_buf(),
-        addr: "127.0.0.1:0".parse().unwrap(),
-        operator_token: TOKEN.into(),
-    })
-    .expect("dispatch starts")
-}
 
 /// The device's network: can be cut, can lose answers, can be pointed at a restarted server, and
 /// records every byte the device sends.
@@ -63,41 +53,17 @@ impl Transport for Net {
     }
 }
 
-fn operator(server_base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut headers = vec![("authorization".to_owned(), format!("Bearer {TOKEN}"))];
-    if body.is_some() {
-        headers.push(("content-type".into(), "application/json".into()));
-    }
-    let r = HttpTransport::new(server_base)
-        .send(HttpRequest {
-            method: method.into(),
-            path: path.into(),
-            headers,
-            body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
-        })
-        .expect("operator call");
-    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-}
-
-fn create_job(base: &str, device: Uuid, job: Uuid) {
-    let (status, body) =
-        operator(base, "POST", "/v1/operator/jobs", Some(json!({"device_id": device, "sheet": sheet_value(job, 1)})));
-    assert_eq!(status, 200, "create job: {body}");
-}
-
-fn view(base: &str, job: Uuid) -> JobView {
-    let (status, body) = operator(base, "GET", &format!("/v1/operator/jobs/{job}"), None);
-    assert_eq!(status, 200, "job view: {body}");
-    serde_json::from_value(body).expect("job view parses")
+fn create_job(op: &Operator, device: Uuid, job: Uuid) {
+    op.create_job(device, &sheet_value(job, 1));
 }
 
 fn device(dir: &Path) -> Vault {
-    open_at(dir, Arc::new(ManualClock::new(at(200)))).unwrap()
+    open_vault_at(dir, 200).unwrap()
 }
 
 fn no_customer_value_sent(net: &Net) {
     let sent = net.sent.lock().unwrap();
-    for v in [NAME, PHONE, ADDRESS, DOOR, NOTE] {
+    for v in VALUES {
         assert!(!sent.windows(v.len()).any(|w| w == v.as_bytes()), "a customer value was sent to dispatch");
     }
 }
@@ -116,14 +82,13 @@ fn assert_once(v: &JobView, expected_states: &[JobState]) {
 #[test]
 fn offline_work_reaches_dispatch_exactly_once_across_lost_answers_and_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("dispatch.db");
-    let server = start(&db);
-    let net = Net::new(server.base_url());
+    let mut dispatch = TestDispatch::start();
+    let net = Net::new(dispatch.base_url());
     let dir = tmp.path().join("device");
     let vault = device(&dir);
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
     let job = Uuid::new_v4();
-    create_job(&server.base_url(), bundle.device_id, job);
+    create_job(&dispatch.operator(), bundle.device_id, job);
     assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
 
     // In the basement: everything works offline and waits in the outbox.
@@ -139,30 +104,29 @@ fn offline_work_reaches_dispatch_exactly_once_across_lost_answers_and_a_restart(
     net.online.store(true, Ordering::SeqCst);
     net.lose_next_answer.store(true, Ordering::SeqCst);
     assert!(vault.sync(net.as_ref()).is_err());
-    server.shutdown();
-    let server = start(&db);
-    *net.base.lock().unwrap() = server.base_url();
+    dispatch.restart();
+    *net.base.lock().unwrap() = dispatch.base_url();
     // The device pushes the same events again; dispatch acknowledges without applying twice.
     let report = vault.sync(net.as_ref()).unwrap();
     assert_eq!(report.pending, 0);
-    assert_once(&view(&server.base_url(), job), &[JobState::EnRoute, JobState::OnSite, JobState::Completed]);
+    assert_once(&dispatch.operator().job(job), &[JobState::EnRoute, JobState::OnSite, JobState::Completed]);
     no_customer_value_sent(&net);
 }
 
 #[test]
 fn cancel_and_reassign_while_offline_shred_at_the_next_sync_and_keep_the_report() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start(&tmp.path().join("dispatch.db"));
-    let base = server.base_url();
-    let net = Net::new(base.clone());
+    let dispatch = TestDispatch::start();
+    let op = dispatch.operator();
+    let net = Net::new(dispatch.base_url());
     let vault = device(&tmp.path().join("device"));
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
     let other = device(&tmp.path().join("other"));
-    let other_net = Net::new(base.clone());
-    let other_bundle = other.enrol_with_dispatch(other_net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let other_net = Net::new(dispatch.base_url());
+    let other_bundle = other.enrol_with_dispatch(other_net.as_ref(), Some(dispatch.key()), 5).unwrap();
     let (worked, cancelled, reassigned) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     for j in [worked, cancelled, reassigned] {
-        create_job(&base, bundle.device_id, j);
+        create_job(&op, bundle.device_id, j);
     }
     vault.sync(net.as_ref()).unwrap();
 
@@ -173,14 +137,9 @@ fn cancel_and_reassign_while_offline_shred_at_the_next_sync_and_keep_the_report(
     vault.reveal(worked).unwrap();
     vault.close(worked, REPORT).unwrap();
     for j in [worked, cancelled] {
-        assert_eq!(operator(&base, "POST", &format!("/v1/operator/jobs/{j}/cancel"), Some(json!({}))).0, 200);
+        assert_eq!(op.cancel(j).0, 200);
     }
-    let (status, body) = operator(
-        &base,
-        "POST",
-        &format!("/v1/operator/jobs/{reassigned}/reassign"),
-        Some(json!({"device_id": other_bundle.device_id})),
-    );
+    let (status, body) = op.reassign(reassigned, other_bundle.device_id);
     assert_eq!(status, 200, "reassign: {body}");
     assert!(vault.reveal(cancelled).is_ok(), "offline, the device cannot know yet");
 
@@ -190,10 +149,10 @@ fn cancel_and_reassign_while_offline_shred_at_the_next_sync_and_keep_the_report(
     for j in [cancelled, reassigned] {
         assert_eq!(vault.job(j).unwrap().state, JobState::Revoked);
         assert!(matches!(vault.reveal(j), Err(jobseal::Error::AccessDenied(_))));
-        assert!(view(&base, j).receipts.iter().any(|r| r.verified && r.receipt.device_id == bundle.device_id));
+        assert!(op.job(j).receipts.iter().any(|r| r.verified && r.receipt.device_id == bundle.device_id));
     }
     // The technician's work was delivered although dispatch had cancelled the job meanwhile.
-    let w = view(&base, worked);
+    let w = op.job(worked);
     assert_eq!(w.report.as_ref().map(|r| r.text.as_str()), Some(REPORT));
     assert!(w.receipt.as_ref().is_some_and(|r| r.verified));
     assert_eq!(vault.job(worked).unwrap().state, JobState::Completed);
@@ -205,31 +164,28 @@ fn cancel_and_reassign_while_offline_shred_at_the_next_sync_and_keep_the_report(
 #[test]
 fn a_device_wipe_shreds_every_job_with_receipts() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start(&tmp.path().join("dispatch.db"));
-    let base = server.base_url();
-    let net = Net::new(base.clone());
+    let dispatch = TestDispatch::start();
+    let op = dispatch.operator();
+    let net = Net::new(dispatch.base_url());
     let dir = tmp.path().join("device");
     let vault = device(&dir);
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
     let jobs: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for j in &jobs {
-        create_job(&base, bundle.device_id, *j);
+        create_job(&op, bundle.device_id, *j);
     }
     vault.sync(net.as_ref()).unwrap();
     vault.advance(jobs[0], JobState::OnSite).unwrap();
-    assert_eq!(
-        operator(&base, "POST", &format!("/v1/operator/devices/{}/wipe", bundle.device_id), Some(json!({}))).0,
-        200
-    );
+    assert_eq!(op.wipe(bundle.device_id).0, 200);
     let report = vault.sync(net.as_ref()).unwrap();
     assert_eq!(report.revoked.len(), 3);
     for j in &jobs {
         assert_eq!(vault.job(*j).unwrap().state, JobState::Revoked);
-        assert!(view(&base, *j).receipt.is_some_and(|r| r.verified));
+        assert!(op.job(*j).receipt.is_some_and(|r| r.verified));
     }
     drop(vault);
-    for v in [NAME, PHONE, ADDRESS, DOOR, NOTE] {
-        assert!(jobseal_e2e::files_containing(&dir, v.as_bytes()).is_empty(), "a value survived the wipe");
+    for v in VALUES {
+        assert!(files_containing(&dir, v.as_bytes()).is_empty(), "a value survived the wipe");
     }
 }
 
@@ -245,8 +201,7 @@ fn sync_crash_child() {
 }
 
 fn sync_in_child_until(dir: &Path, base: &str, point: &str) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "sync_crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+    let out = rerun_test(module_path!(), "sync_crash_child")
         .env("JOBSEAL_E2E_DIR", dir)
         .env("JOBSEAL_E2E_BASE", base)
         .env("JOBSEAL_CRASH_POINT", point)
@@ -263,15 +218,16 @@ fn sync_in_child_until(dir: &Path, base: &str, point: &str) {
 fn a_device_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
     for point in ["sync:answer-received", "sync:acked"] {
         let tmp = tempfile::tempdir().unwrap();
-        let server = start(&tmp.path().join("dispatch.db"));
-        let base = server.base_url();
+        let dispatch = TestDispatch::start();
+        let op = dispatch.operator();
+        let base = dispatch.base_url();
         let dir = tmp.path().join("device");
         let (job, later) = (Uuid::new_v4(), Uuid::new_v4());
         let bundle_device = {
             let vault = device(&dir);
             let net = Net::new(base.clone());
-            let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
-            create_job(&base, bundle.device_id, job);
+            let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
+            create_job(&op, bundle.device_id, job);
             vault.sync(net.as_ref()).unwrap();
             vault.advance(job, JobState::EnRoute).unwrap();
             vault.advance(job, JobState::OnSite).unwrap();
@@ -280,7 +236,7 @@ fn a_device_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
             bundle.device_id
         };
         // A new sheet waits at dispatch: the killed sync must not lose it either.
-        create_job(&base, bundle_device, later);
+        create_job(&op, bundle_device, later);
         sync_in_child_until(&dir, &base, point);
 
         let vault = device(&dir);
@@ -288,7 +244,7 @@ fn a_device_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
         let report = vault.sync(net.as_ref()).unwrap();
         assert_eq!(report.pending, 0, "{point}");
         assert_eq!(vault.job(later).unwrap().state, JobState::Assigned, "{point}: the new sheet was lost");
-        assert_once(&view(&base, job), &[JobState::EnRoute, JobState::OnSite, JobState::Completed]);
+        assert_once(&op.job(job), &[JobState::EnRoute, JobState::OnSite, JobState::Completed]);
         assert!(vault.verify_audit().unwrap().valid);
     }
 }
@@ -296,19 +252,19 @@ fn a_device_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
 #[test]
 fn a_lost_enrolment_answer_is_recovered_by_enrolling_again() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start(&tmp.path().join("dispatch.db"));
-    let net = Net::new(server.base_url());
+    let dispatch = TestDispatch::start();
+    let net = Net::new(dispatch.base_url());
     let vault = device(&tmp.path().join("device"));
     net.lose_next_answer.store(true, Ordering::SeqCst);
-    assert!(vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).is_err());
+    assert!(vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).is_err());
     // Dispatch enrolled the device but the device never saw the token: it enrols again.
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5).unwrap();
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
     let job = Uuid::new_v4();
-    create_job(&server.base_url(), bundle.device_id, job);
+    create_job(&dispatch.operator(), bundle.device_id, job);
     assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
     // A device already holding its token does not enrol twice.
     assert!(matches!(
-        vault.enrol_with_dispatch(net.as_ref(), Some(server.dispatch_key()), 5),
+        vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5),
         Err(jobseal::Error::Enrolment(_))
     ));
 }

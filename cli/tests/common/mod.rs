@@ -1,9 +1,12 @@
-//! Fixtures shared by the end-to-end tests: the fake customer data, a sheet holding it, and a
-//! way to run the `jobseal` binary in a temporary data directory and look at what it printed.
+//! Fixtures shared by the CLI's suites: the fake customer data, a sheet holding it, and a way to
+//! run the `jobseal` binary in a temporary data directory and look at what it printed.
 //!
-//! Each test binary uses its own part of this module.
-#![allow(dead_code)]
+//! The sheet is the testkit's builder with this file's customer and timeline, which the
+//! assertions of the suites (byte counts of a scan, times in the output) are written against.
+//! Running the binary is the CLI's own business and stays here.
 
+use chrono::{DateTime, Utc};
+use jobseal_testkit::Sheet;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,29 +34,20 @@ pub const LATER_INSIDE: &str = "2030-01-10T10:00:00Z";
 pub const AFTER_WINDOW: &str = "2030-01-10T13:00:00Z";
 pub const PAST_EXPIRY: &str = "2030-01-10T19:00:00Z";
 
-/// A valid sheet (version 1) for `job_id`, holding every customer value.
+/// A valid sheet (version 1) for `job_id`, holding every customer value: the testkit's default
+/// sheet on this file's timeline, without the note, the phone of kind `phone`.
 pub fn sheet(job_id: &str) -> String {
-    serde_json::json!({
-        "format": "jobseal.sheet.v1",
-        "job_id": job_id,
-        "version": 1,
-        "work_order": "WO-TEST-0001",
-        "window": { "start": "2030-01-10T09:00:00Z", "end": "2030-01-10T11:00:00Z" },
-        "access": { "open_before_minutes": 60, "close_after_minutes": 60, "hard_expiry": "2030-01-10T18:00:00Z" },
-        "work": {
-            "summary": "Test fibre installation",
-            "tasks": ["Fit the test outlet"],
-            "equipment": ["Test cable, 10 m"]
-        },
-        "site_area": "Testville",
-        "customer": [
-            { "name": "customer_name", "kind": "name", "value": NAME, "reveal_in": ["en-route", "on-site"] },
-            { "name": "phone", "kind": "phone", "value": PHONE, "reveal_in": ["en-route", "on-site"] },
-            { "name": "address", "kind": "address", "value": ADDRESS, "reveal_in": ["en-route", "on-site"] },
-            { "name": "door_code", "kind": "door-code", "value": DOOR, "reveal_in": ["on-site"] }
-        ]
-    })
-    .to_string()
+    let utc = |t: &str| t.parse::<DateTime<Utc>>().expect("a test timestamp");
+    Sheet::new(job_id.parse().expect("a test job id"))
+        .window(utc("2030-01-10T09:00:00Z"), utc("2030-01-10T11:00:00Z"))
+        .access(60, 60)
+        .expiry(utc("2030-01-10T18:00:00Z"))
+        .work("Test fibre installation", &["Fit the test outlet"], &["Test cable, 10 m"])
+        .site_area("Testville")
+        .only(&["customer_name", "phone", "address", "door_code"])
+        .kind("phone", "phone")
+        .values([NAME, PHONE, ADDRESS, DOOR])
+        .json_string()
 }
 
 /// Replaces every customer value, so that output can be shown when a test fails.
