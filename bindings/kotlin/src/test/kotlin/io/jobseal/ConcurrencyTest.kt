@@ -1,5 +1,12 @@
+// JUnit tests of one vault shared by many threads through the Kotlin bindings: what an app does
+// when its screens and background workers use the same vault.
 package io.jobseal
 
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.Sheets
+import io.jobseal.testing.Slot
+import io.jobseal.testing.TempDir
+import io.jobseal.testing.TestClock
 import java.util.Collections
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.Executors

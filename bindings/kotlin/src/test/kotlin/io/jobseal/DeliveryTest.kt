@@ -1,5 +1,12 @@
+// JUnit tests of enrolment and sealed job-sheet delivery through the Kotlin bindings, the dispatch
+// side played by the bindings' own sealing functions.
 package io.jobseal
 
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.Sheets
+import io.jobseal.testing.Slot
+import io.jobseal.testing.TempDir
+import io.jobseal.testing.TestClock
 import java.util.UUID
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals

@@ -1,5 +1,12 @@
+// JUnit tests of the errors the Kotlin bindings raise: one exception class per kind, messages
+// without customer values, and a vault left unchanged and usable.
 package io.jobseal
 
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.Sheets
+import io.jobseal.testing.Slot
+import io.jobseal.testing.TempDir
+import io.jobseal.testing.TestClock
 import java.util.UUID
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals

@@ -1,5 +1,12 @@
+// JUnit tests of a job's life in the vault through the Kotlin bindings, on a clock the test
+// controls: access windows, states, reveal, close and shredding.
 package io.jobseal
 
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.Sheets
+import io.jobseal.testing.Slot
+import io.jobseal.testing.TempDir
+import io.jobseal.testing.TestClock
 import java.time.Duration
 import java.time.Instant
 import org.junit.jupiter.api.AfterEach

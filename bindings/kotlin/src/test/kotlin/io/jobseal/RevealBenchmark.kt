@@ -8,6 +8,8 @@
 // and reads the JSON it writes to $JOBSEAL_BENCH_OUT. Fake data only.
 package io.jobseal
 
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.TestClock
 import java.io.File
 import java.time.Instant
 import java.util.UUID

@@ -1,14 +1,16 @@
+// JUnit tests of sync through the Kotlin bindings over real loopback HTTP, against the reference
+// dispatch server (shared helper io.jobseal.testing.DispatchServer).
 package io.jobseal
 
-import java.io.File
+import io.jobseal.testing.DispatchServer
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.Sheets
+import io.jobseal.testing.SystemTestClock
+import io.jobseal.testing.TempDir
 import java.net.ServerSocket
-import java.net.URI
-import java.net.http.HttpClient
 import java.time.Duration
 import java.time.Instant
 import java.util.UUID
-import java.util.concurrent.LinkedBlockingQueue
-import java.util.concurrent.TimeUnit
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -21,69 +23,9 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.assertThrows
 
-/**
- * The reference dispatch server (`jobseal-dispatch serve`), run as a subprocess on a free loopback
- * port, with its operator API standing in for a dispatcher's console.
- */
-class DispatchServer(binary: String, db: String) : AutoCloseable {
-    val operatorToken = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "")
-    private val process: Process
-    val baseUrl: String
-    val dispatchKeyHex: String
-    private val http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build()
-
-    init {
-        check(File(binary).canExecute()) { "dispatch server binary not found at $binary (cargo build -p jobseal-dispatch)" }
-        process = ProcessBuilder(binary, "serve", "--db", db, "--addr", "127.0.0.1:0", "--operator-token", operatorToken)
-            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-            .start()
-        val lines = LinkedBlockingQueue<String>()
-        Thread {
-            process.errorStream.bufferedReader().forEachLine { lines.add(it) }
-        }.apply { isDaemon = true }.start()
-        var url: String? = null
-        var key: String? = null
-        val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
-        while ((url == null || key == null) && System.nanoTime() < deadline) {
-            val line = lines.poll(200, TimeUnit.MILLISECONDS) ?: continue
-            line.substringAfter("listening on ", "").takeIf { it.isNotEmpty() }?.let { url = it.trim() }
-            line.substringAfter("dispatch key ", "").takeIf { it.isNotEmpty() }?.let { key = it.trim() }
-        }
-        if (url == null || key == null) {
-            process.destroyForcibly()
-            error("the dispatch server did not announce its address and key")
-        }
-        baseUrl = url!!
-        dispatchKeyHex = key!!
-    }
-
-    /** An operator call; returns (status, body). */
-    fun operator(method: String, path: String, body: String? = null): Pair<Int, String> {
-        val b = java.net.http.HttpRequest.newBuilder(URI.create(baseUrl.trimEnd('/') + path))
-            .header("authorization", "Bearer $operatorToken")
-            .header("content-type", "application/json")
-            .timeout(Duration.ofSeconds(20))
-        if (method == "POST") b.POST(java.net.http.HttpRequest.BodyPublishers.ofString(body ?: "")) else b.GET()
-        val r = http.send(b.build(), java.net.http.HttpResponse.BodyHandlers.ofString())
-        return r.statusCode() to r.body()
-    }
-
-    /** Assigns a job to a device; dispatch seals it to one of the device's prekeys. */
-    fun createJob(deviceId: String, sheetJson: String) {
-        val (status, body) = operator("POST", "/v1/operator/jobs", """{"device_id":"$deviceId","sheet":$sheetJson}""")
-        check(status == 200) { "create job: HTTP $status ${body.take(300)}" }
-    }
-
-    override fun close() {
-        process.destroy()
-        if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly()
-    }
-}
-
 /** Sync over real loopback HTTP, through a Kotlin transport on java.net.http (G5, G6, G7). */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class SyncTest {
-    private val serverDir = TempDir("jobseal-dispatch")
     private lateinit var server: DispatchServer
     private lateinit var dir: TempDir
     private lateinit var vault: JobVault
@@ -91,14 +33,12 @@ class SyncTest {
 
     @BeforeAll
     fun startServer() {
-        val bin = System.getProperty("jobseal.dispatch.bin") ?: error("jobseal.dispatch.bin is not set")
-        server = DispatchServer(bin, serverDir.resolve("dispatch.db"))
+        server = DispatchServer.start()
     }
 
     @AfterAll
     fun stopServer() {
         server.close()
-        serverDir.close()
     }
 
     @BeforeEach

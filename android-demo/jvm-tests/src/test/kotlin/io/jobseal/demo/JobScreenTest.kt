@@ -1,8 +1,15 @@
+// JUnit tests of the demo's job-screen presenter (core-ui JobPresenter) over a real vault on the
+// JVM, with a test clock: what the job screen shows and refuses, without an Android device.
 package io.jobseal.demo
 
 import io.jobseal.JobState
 import io.jobseal.JobVault
 import io.jobseal.JobsealException
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.Sheets
+import io.jobseal.testing.Slot
+import io.jobseal.testing.TempDir
+import io.jobseal.testing.TestClock
 import java.time.Duration
 import java.util.UUID
 import org.junit.jupiter.api.AfterEach
@@ -29,9 +36,9 @@ class JobScreenTest {
     @BeforeEach
     fun open() {
         dir = TempDir()
-        clock = TestClock(Slot.before)
+        clock = TestClock(Slot.before, boot = 1_000_000)
         vault = JobVault.open(dir.resolve("vault"), MemoryKeyStore(), clock)
-        vault.ingestSheetJson(Sheets.json(jobId = jobId, start = Slot.start))
+        vault.ingestSheetJson(demoSheet(jobId = jobId, start = Slot.start))
     }
 
     @AfterEach

@@ -1,3 +1,5 @@
+// JUnit tests of the demo's whole technician flow through its presenters against the reference
+// dispatch server on loopback: the emulator test's flow, run on the JVM without screens.
 package io.jobseal.demo
 
 import io.jobseal.HttpRequest
@@ -5,6 +7,11 @@ import io.jobseal.HttpResponse
 import io.jobseal.JobVault
 import io.jobseal.JobsealException
 import io.jobseal.PlatformTransport
+import io.jobseal.testing.DispatchServer
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.Sheets
+import io.jobseal.testing.SystemTestClock
+import io.jobseal.testing.TempDir
 import java.net.ServerSocket
 import java.time.Duration
 import java.time.Instant
@@ -30,28 +37,22 @@ import org.junit.jupiter.api.TestInstance
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class TechnicianFlowTest {
-    private val serverDir = TempDir("jobseal-demo-dispatch")
     private lateinit var server: DispatchServer
     private lateinit var dir: TempDir
     private lateinit var vault: JobVault
     private lateinit var transport: HttpUrlConnectionTransport
     // The host's clocks, as the app gives them (nanoTime stands in for elapsedRealtime).
-    private val monotonic = { System.nanoTime() / 1_000_000 }
-    private val systemClock = object : io.jobseal.PlatformClock {
-        override fun wallNowMs(): Long = System.currentTimeMillis()
-        override fun bootElapsedMs(): Long = monotonic()
-    }
+    private val systemClock = SystemTestClock()
+    private val monotonic = systemClock::monotonicMs
 
     @BeforeAll
     fun startServer() {
-        val bin = System.getProperty("jobseal.dispatch.bin") ?: error("jobseal.dispatch.bin is not set")
-        server = DispatchServer(bin, serverDir.resolve("dispatch.db"))
+        server = DispatchServer.start()
     }
 
     @AfterAll
     fun stopServer() {
         server.close()
-        serverDir.close()
     }
 
     @BeforeEach
@@ -71,7 +72,7 @@ class TechnicianFlowTest {
     private fun liveSheet(workOrder: String): Pair<String, String> {
         val jobId = UUID.randomUUID().toString()
         val start = Instant.now().minus(Duration.ofMinutes(30)).truncatedTo(ChronoUnit.SECONDS)
-        return jobId to Sheets.json(jobId, start, workOrder)
+        return jobId to demoSheet(jobId, start, workOrder)
     }
 
     @Test
@@ -184,7 +185,7 @@ class TechnicianFlowTest {
         val script = java.io.File(System.getProperty("user.dir"), "../post-demo-job.sh").canonicalFile
         val process = ProcessBuilder("bash", script.path, deviceId, server.baseUrl, "WO-SCRIPT-0001")
             .redirectErrorStream(true)
-            .also { it.environment()["JOBSEAL_OPERATOR_TOKEN"] = server.operatorTokenForScripts }
+            .also { it.environment()["JOBSEAL_OPERATOR_TOKEN"] = server.operatorToken }
             .start()
         val output = process.inputStream.bufferedReader().readText()
         assertEquals(0, process.waitFor(), output)

@@ -1,9 +1,16 @@
+// JUnit tests of the demo's today list (core-ui TodayPresenter) and of every text the screens
+// show (core-ui Texts): countdowns, durations, denials and error messages.
 package io.jobseal.demo
 
 import io.jobseal.DenialReason
 import io.jobseal.JobState
 import io.jobseal.JobVault
 import io.jobseal.JobsealException
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.Sheets
+import io.jobseal.testing.Slot
+import io.jobseal.testing.TempDir
+import io.jobseal.testing.TestClock
 import java.time.Duration
 import java.time.Instant
 import java.time.LocalDate
@@ -16,16 +23,16 @@ class TodayAndTextsTest {
     @Test
     fun `today lists live jobs due today in slot order, then the ones done today`() {
         TempDir().use { dir ->
-            val clock = TestClock(Slot.inside)
+            val clock = TestClock(Slot.inside, boot = 1_000_000)
             JobVault.open(dir.resolve("vault"), MemoryKeyStore(), clock).use { vault ->
                 val afternoon = UUID.randomUUID().toString()
                 val morning = UUID.randomUUID().toString()
                 val early = UUID.randomUUID().toString()
                 val tomorrow = UUID.randomUUID().toString()
-                vault.ingestSheetJson(Sheets.json(afternoon, Instant.parse("2030-06-12T14:00:00Z"), "WO-DEMO-PM"))
-                vault.ingestSheetJson(Sheets.json(morning, Slot.start, "WO-DEMO-AM"))
-                vault.ingestSheetJson(Sheets.json(early, Instant.parse("2030-06-12T07:00:00Z"), "WO-DEMO-EARLY"))
-                vault.ingestSheetJson(Sheets.json(tomorrow, Instant.parse("2030-06-13T08:00:00Z"), "WO-DEMO-TOMORROW"))
+                vault.ingestSheetJson(demoSheet(afternoon, Instant.parse("2030-06-12T14:00:00Z"), "WO-DEMO-PM"))
+                vault.ingestSheetJson(demoSheet(morning, Slot.start, "WO-DEMO-AM"))
+                vault.ingestSheetJson(demoSheet(early, Instant.parse("2030-06-12T07:00:00Z"), "WO-DEMO-EARLY"))
+                vault.ingestSheetJson(demoSheet(tomorrow, Instant.parse("2030-06-13T08:00:00Z"), "WO-DEMO-TOMORROW"))
                 vault.advance(early, JobState.ON_SITE)
                 vault.closeJob(early, "Done (demo report).")
 

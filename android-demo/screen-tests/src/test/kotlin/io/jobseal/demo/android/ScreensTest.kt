@@ -1,3 +1,5 @@
+// Robolectric tests of the demo app's activities on the JVM, without an Android SDK: the screens
+// a technician uses, over the real vault.
 package io.jobseal.demo.android
 
 import android.content.Intent
@@ -13,12 +15,13 @@ import io.jobseal.JobState
 import io.jobseal.JobVault
 import io.jobseal.JobsealException
 import io.jobseal.PlatformTransport
-import io.jobseal.demo.MemoryKeyStore
-import io.jobseal.demo.Sheets
-import io.jobseal.demo.Slot
-import io.jobseal.demo.TempDir
-import io.jobseal.demo.TestClock
+import io.jobseal.demo.demoSheet
 import io.jobseal.demo.utc
+import io.jobseal.testing.MemoryKeyStore
+import io.jobseal.testing.Sheets
+import io.jobseal.testing.Slot
+import io.jobseal.testing.TempDir
+import io.jobseal.testing.TestClock
 import java.time.Duration
 import java.util.UUID
 import java.util.concurrent.Executor
@@ -60,9 +63,9 @@ class ScreensTest {
     @Before
     fun setUp() {
         dir = TempDir()
-        clock = TestClock(Slot.inside)
+        clock = TestClock(Slot.inside, boot = 1_000_000)
         vault = JobVault.open(dir.resolve("vault"), MemoryKeyStore(), clock)
-        vault.ingestSheetJson(Sheets.json(jobId = jobId, start = Slot.start))
+        vault.ingestSheetJson(demoSheet(jobId = jobId, start = Slot.start))
         // Vault calls run inline in tests; results are posted to the main looper, run by idle().
         Services.install(Services({ vault }, offline, null, clock::monotonicMs, utc, Executor { it.run() }))
     }

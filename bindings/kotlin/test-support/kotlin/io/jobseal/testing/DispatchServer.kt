@@ -1,5 +1,7 @@
-// The reference dispatch server as a subprocess, for the flow tests.
-package io.jobseal.demo
+// The reference dispatch server (`jobseal-dispatch serve`) as a subprocess, for the sync tests of
+// the bindings (bindings/kotlin SyncTest) and the demo's flow tests (android-demo/jvm-tests
+// TechnicianFlowTest). Shared, like Support.kt, so that both start and drive it the same way.
+package io.jobseal.testing
 
 import java.io.File
 import java.net.URI
@@ -9,24 +11,27 @@ import java.util.UUID
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.TimeUnit
 
-/** `jobseal-dispatch serve` on a free loopback port, with its operator API as the dispatcher. */
-class DispatchServer(binary: String, db: String) : AutoCloseable {
-    private val operatorToken = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "")
+/**
+ * `jobseal-dispatch serve` on a free loopback port, with its operator API standing in for a
+ * dispatcher's console; made by [start]. [operatorToken] is also what scripts the tests run need
+ * (android-demo/post-demo-job.sh reads it from JOBSEAL_OPERATOR_TOKEN).
+ */
+class DispatchServer private constructor(binary: String, private val dbDir: TempDir) : AutoCloseable {
+    val operatorToken = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "")
     private val process: Process
     val baseUrl: String
-
-    /** The operator token, for the scripts the tests run (post-demo-job.sh). */
-    val operatorTokenForScripts: String get() = operatorToken
     val dispatchKeyHex: String
     private val http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build()
 
     init {
         check(File(binary).canExecute()) { "dispatch server binary not found at $binary (cargo build -p jobseal-dispatch)" }
-        process = ProcessBuilder(binary, "serve", "--db", db, "--addr", "127.0.0.1:0", "--operator-token", operatorToken)
+        process = ProcessBuilder(binary, "serve", "--db", dbDir.resolve("dispatch.db"), "--addr", "127.0.0.1:0", "--operator-token", operatorToken)
             .redirectOutput(ProcessBuilder.Redirect.DISCARD)
             .start()
         val lines = LinkedBlockingQueue<String>()
-        Thread { process.errorStream.bufferedReader().forEachLine { lines.add(it) } }.apply { isDaemon = true }.start()
+        Thread {
+            process.errorStream.bufferedReader().forEachLine { lines.add(it) }
+        }.apply { isDaemon = true }.start()
         var url: String? = null
         var key: String? = null
         val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
@@ -43,6 +48,7 @@ class DispatchServer(binary: String, db: String) : AutoCloseable {
         dispatchKeyHex = key!!
     }
 
+    /** An operator call; returns (status, body). */
     fun operator(method: String, path: String, body: String? = null): Pair<Int, String> {
         val b = java.net.http.HttpRequest.newBuilder(URI.create(baseUrl.trimEnd('/') + path))
             .header("authorization", "Bearer $operatorToken")
@@ -53,14 +59,34 @@ class DispatchServer(binary: String, db: String) : AutoCloseable {
         return r.statusCode() to r.body()
     }
 
+    /** Assigns a job to a device; dispatch seals it to one of the device's prekeys. */
     fun createJob(deviceId: String, sheetJson: String) {
         val (status, body) = operator("POST", "/v1/operator/jobs", """{"device_id":"$deviceId","sheet":$sheetJson}""")
         check(status == 200) { "create job: HTTP $status ${body.take(300)}" }
     }
 
+    /** Stops the server, then deletes its database. */
     override fun close() {
         process.destroy()
         if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly()
+        dbDir.close()
+    }
+
+    companion object {
+        /**
+         * The server the Maven build names (system property jobseal.dispatch.bin, which
+         * bindings/kotlin/run-tests.sh and android-demo/run-jvm-tests.sh set), on a fresh database
+         * in a temporary directory of its own, deleted by [close].
+         */
+        fun start(): DispatchServer {
+            val binary = System.getProperty("jobseal.dispatch.bin") ?: error("jobseal.dispatch.bin is not set")
+            val dbDir = TempDir("jobseal-dispatch")
+            return try {
+                DispatchServer(binary, dbDir)
+            } catch (e: Throwable) {
+                dbDir.close()
+                throw e
+            }
+        }
     }
 }
-
