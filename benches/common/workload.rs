@@ -1,9 +1,11 @@
 //! The workload both benchmark crates share, so that jobseal, plain SQLite and SQLCipher see the
 //! same sheets, the same rows and the same durability settings. Included by path (`#[path]`) from
 //! each crate: the SQLCipher crate must not depend on jobseal, whose graph links the product's
-//! SQLite. Fake data only.
+//! SQLite. The sheets are the tests' fixture, from `jobseal-testkit`'s builder (which needs no
+//! jobseal without its `vault` feature). Fake data only.
 #![allow(dead_code)]
 
+use jobseal_testkit::Sheet;
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use std::path::Path;
 use uuid::Uuid;
@@ -17,27 +19,15 @@ pub const LIVE_JOBS: usize = 20;
 pub const NOW_RFC3339: &str = "2030-03-04T08:30:00Z";
 pub const NOW_MS: i64 = 1_899_448_200_000;
 
-/// A fake job sheet (jobseal.sheet.v1), the shape of the core's test fixture: five customer
-/// fields, slot 08:00-10:00, access 07:30-11:00, hard expiry 14:00 on 2030-03-04.
+/// A fake job sheet (jobseal.sheet.v1): the tests' default sheet (five customer fields, slot
+/// 08:00-10:00, access 07:30-11:00, hard expiry 14:00 on 2030-03-04), numbered `n` in its work
+/// order and customer name, with a second task.
 pub fn sheet_json(job_id: Uuid, n: usize) -> String {
-    serde_json::json!({
-        "format": "jobseal.sheet.v1",
-        "job_id": job_id.to_string(),
-        "version": 1,
-        "work_order": format!("WO-BENCH-{n:06}"),
-        "window": {"start": "2030-03-04T08:00:00Z", "end": "2030-03-04T10:00:00Z"},
-        "access": {"open_before_minutes": 30, "close_after_minutes": 60, "hard_expiry": "2030-03-04T14:00:00Z"},
-        "work": {"summary": "Install fibre terminal", "tasks": ["Splice drop cable", "Activate line"], "equipment": ["ONT"]},
-        "site_area": "Lyon 3e",
-        "customer": [
-            {"name": "customer_name", "kind": "name", "value": format!("Test Customer {n:06}"), "reveal_in": ["en-route", "on-site"]},
-            {"name": "phone", "kind": "relay-phone", "value": "+33 1 00 00 00 01", "reveal_in": ["en-route", "on-site"]},
-            {"name": "address", "kind": "address", "value": "1 rue de l'Exemple, 69003 Lyon", "reveal_in": ["en-route", "on-site"]},
-            {"name": "door_code", "kind": "door-code", "value": "0000A-FAKE", "reveal_in": ["on-site"]},
-            {"name": "note", "kind": "note", "value": "Fake note: dog in the garden", "reveal_in": ["assigned", "en-route", "on-site"]}
-        ]
-    })
-    .to_string()
+    Sheet::new(job_id)
+        .work_order(format!("WO-BENCH-{n:06}"))
+        .work("Install fibre terminal", &["Splice drop cable", "Activate line"], &["ONT"])
+        .value("customer_name", format!("Test Customer {n:06}"))
+        .json_string()
 }
 
 /// `n` fresh job ids and their sheets.

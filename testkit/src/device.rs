@@ -5,7 +5,8 @@
 //! set to the sheet fixture's timeline (minutes from [`crate::sheet::t0`]). Reopening a vault on
 //! the same folder is how the crash and forensic suites see what survived, so opening is a
 //! function of the folder ([`open_vault`]) as well as a one-call fresh device ([`vault_at`]).
-//! Enrolment with a dispatch server on loopback is [`crate::server::TestDispatch::enrol`].
+//! Enrolment with a dispatch server on loopback is `server::TestDispatch::enrol` (feature
+//! `dispatch`).
 
 use crate::sheet::at;
 use jobseal::{FileKeyStore, ManualClock, Vault};

@@ -7,13 +7,12 @@
 //! pulls in only what it needs, and so that the layers that need the core stay out of builds that
 //! must not link it:
 //!
-//! - always: [`sheet`] (the sheet builder and the fixture's timeline), [`files`] (walking,
-//!   scanning and copying a data folder), [`child`] (re-running one test in a child process) and
-//!   [`suite`] (the check that every test file is compiled);
-//! - `vault`: [`device`] (a vault in a temporary folder on a `ManualClock`) and
-//!   [`sheet::Sheet::build`];
-//! - `dispatch`: [`server`] (the reference server on loopback) and [`operator`] (an HTTP client
-//!   and the operator's console).
+//! - always: [`sheet`](mod@sheet) (the sheet builder and the fixture's timeline), [`files`]
+//!   (walking, scanning and copying a data folder), [`child`] (re-running one test in a child
+//!   process) and [`suite`] (the check that every test file is compiled);
+//! - `vault`: `device` (a vault in a temporary folder on a `ManualClock`) and `Sheet::build`;
+//! - `dispatch`: `server` (the reference server on loopback) and `operator` (an HTTP client and
+//!   the operator's console).
 //!
 //! The core's own integration tests use this crate although it depends on the core: cargo allows
 //! that cycle for dev-dependencies, and integration tests link the one `jobseal` library both see.

@@ -10,7 +10,7 @@
 //! distinctive enough that a byte scan finding it cannot be a coincidence.
 //!
 //! Nothing here depends on the core, so that the SQLCipher benchmark (which must not link the
-//! product's SQLite) can share the workload; [`Sheet::build`] needs the `vault` feature.
+//! product's SQLite) can share the workload; `Sheet::build` needs the `vault` feature.
 
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -106,7 +106,7 @@ pub fn default_fields() -> Vec<Field> {
 
 /// A job sheet under construction: the defaults described in the module documentation, changed
 /// by chained setters, then turned into JSON ([`Sheet::json`], [`Sheet::json_string`]) or, with
-/// the `vault` feature, into the core's `JobSheet` ([`Sheet::build`]).
+/// the `vault` feature, into the core's `JobSheet` (`Sheet::build`).
 ///
 /// The builder does not validate: a test may build a sheet the core must refuse.
 #[derive(Clone, Debug)]

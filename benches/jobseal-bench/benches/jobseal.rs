@@ -8,7 +8,7 @@ mod workload;
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use jobseal::crypto::{Aad, Key32};
-use jobseal::{FileKeyStore, JobSheet, JobState, KeyStore, KeyStoreError, ManualClock, Vault};
+use jobseal::{JobSheet, JobState, KeyStore, KeyStoreError, ManualClock, Vault};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,8 +66,7 @@ fn mem_vault(dir: &Path) -> Vault {
 }
 
 fn file_vault(dir: &Path, t: DateTime<Utc>) -> Vault {
-    let ks = FileKeyStore::open(dir.join(jobseal::KEYSTORE_DIR)).unwrap();
-    Vault::open(dir, Arc::new(ks), clock_at(t)).unwrap()
+    jobseal_testkit::open_vault(dir, clock_at(t)).unwrap()
 }
 
 fn ingest_json(vault: &Vault, json: &str) {
@@ -254,9 +253,8 @@ fn day(d: usize) -> String {
 }
 
 fn build_history(dir: &Path) -> DateTime<Utc> {
-    let ks: Arc<dyn KeyStore> = Arc::new(FileKeyStore::open(dir.join(jobseal::KEYSTORE_DIR)).unwrap());
     let clock = clock_at(now());
-    let vault = Vault::open(dir, ks, clock.clone()).unwrap();
+    let vault = jobseal_testkit::open_vault(dir, clock.clone()).unwrap();
     let per_day = TOMBSTONES / DAYS;
     // Per job: ingested, en-route, shredded = 3 events; the rest are reveals, 5 events each.
     let reveals = (AUDIT_TARGET - 3 * TOMBSTONES) / 5 / DAYS;
@@ -284,18 +282,6 @@ fn build_history(dir: &Path) -> DateTime<Utc> {
     format!("{}T15:00:00Z", day(DAYS - 1)).parse().unwrap()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 struct History {
     _dir: tempfile::TempDir,
     vault_dir: std::path::PathBuf,
@@ -307,7 +293,7 @@ fn history() -> History {
     let at = build_history(shm.path());
     let dir = scratch_dir();
     let vault_dir = dir.path().join("vault");
-    copy_dir(shm.path(), &vault_dir);
+    jobseal_testkit::files::copy_tree(shm.path(), &vault_dir);
     History { _dir: dir, vault_dir, at }
 }
 
