@@ -53,6 +53,20 @@ fn wrap_aad(name: &str, epoch: u64) -> Aad {
     Aad::new("jobseal/v1/wrap").part(name.as_bytes()).u64(epoch)
 }
 
+/// Deletes the KEK of every epoch marked pending (a rotation, or the first epoch, that never
+/// committed) and forgets the mark. `current` is the committed epoch, if any: finding it marked
+/// pending means the key tables were tampered with.
+fn delete_orphans(keystore: &dyn KeyStore, conn: &Connection, current: Option<u64>) -> Result<()> {
+    for p in secrets::pending_epochs(conn)? {
+        if Some(p) == current {
+            return Err(Error::integrity("the current epoch is still marked pending"));
+        }
+        keystore.delete(&kek_alias(p))?;
+        secrets::remove_pending(conn, p)?;
+    }
+    Ok(())
+}
+
 /// The next epoch's keys, made before the shred transaction that switches to them.
 pub(crate) struct Rotation {
     next: u64,
@@ -92,10 +106,7 @@ impl Keyring {
         let epoch = 1u64;
         let alias = kek_alias(epoch);
         let tx = store::write_untimed(conn)?;
-        for p in secrets::pending_epochs(&tx)? {
-            keystore.delete(&kek_alias(p))?;
-            secrets::remove_pending(&tx, p)?;
-        }
+        delete_orphans(keystore.as_ref(), &tx, None)?;
         secrets::add_pending(&tx, epoch)?;
         tx.commit()?;
         // No epoch exists yet, so nothing can depend on a key under this alias: one left by an
@@ -172,14 +183,7 @@ impl Keyring {
     /// Deletes KEKs generated for rotations that never committed (a crash, or a keystore error
     /// earlier in this process) and forgets them.
     fn delete_orphan_keys(&self, conn: &Connection) -> Result<()> {
-        for p in secrets::pending_epochs(conn)? {
-            if p == self.epoch {
-                return Err(Error::integrity("the current epoch is still marked pending"));
-            }
-            self.keystore.delete(&kek_alias(p))?;
-            secrets::remove_pending(conn, p)?;
-        }
-        Ok(())
+        delete_orphans(self.keystore.as_ref(), conn, Some(self.epoch))
     }
 
     /// Makes the next epoch's KEK and master key. The pending epoch is recorded (committed) before

@@ -61,6 +61,14 @@ impl Inner {
         self.keyring.secret_key(&self.conn, SecretId::Identity)?.ok_or(NOT_ENROLLED)
     }
 
+    /// The identity secret key of a device known to be enrolled: its absence is an integrity
+    /// failure, not "not enrolled".
+    fn enrolled_identity(&self) -> Result<SecretKey> {
+        self.keyring
+            .secret_key(&self.conn, SecretId::Identity)?
+            .ok_or_else(|| Error::integrity("identity key is missing"))
+    }
+
     /// The enrolled device's id, if any.
     pub(super) fn device_id(&self) -> Result<Option<Uuid>> {
         Ok(device::get(&self.conn)?.map(|d| d.device_id))
@@ -70,10 +78,7 @@ impl Inner {
     /// under the current epoch, so a shred calls it before its rotation.
     pub(super) fn receipt_signer(&self) -> Result<Option<(Uuid, ReceiptKey)>> {
         let Some(dev) = device::get(&self.conn)? else { return Ok(None) };
-        let identity = self
-            .keyring
-            .secret_key(&self.conn, SecretId::Identity)?
-            .ok_or_else(|| Error::integrity("identity key is missing"))?;
+        let identity = self.enrolled_identity()?;
         Ok(Some((dev.device_id, ReceiptKey::derive(&identity, &dev.dispatch_key, dev.device_id)?)))
     }
 }
@@ -159,10 +164,7 @@ impl Vault {
             RecipientKeyId::Prekey(id) => {
                 inner.keyring.secret_key(&inner.conn, SecretId::Prekey(id))?.ok_or(Error::PrekeyUnavailable(id))?
             }
-            RecipientKeyId::Identity => inner
-                .keyring
-                .secret_key(&inner.conn, SecretId::Identity)?
-                .ok_or_else(|| Error::integrity("identity key is missing"))?,
+            RecipientKeyId::Identity => inner.enrolled_identity()?,
         };
         let plaintext = envelope::open_sheet(&parsed, &key, &dev.dispatch_key, dev.device_id)?;
         let sheet = JobSheet::from_json(&plaintext)?;
