@@ -3,35 +3,46 @@
 //! An action's audit event and its outbox entries are written here, inside the action's own
 //! transaction, so that the change, its record in the hash chain and the event for dispatch commit
 //! together or not at all. Audit events go out to dispatch too (dispatch verifies the chain), so
-//! [`record`] queues each one; [`send`] queues what dispatch needs that is not an audit event
-//! (state changes, reports, receipts). A vault not enrolled with dispatch keeps no outbox.
+//! [`record`] queues each one, as a reference to its chain row; [`send`] queues what dispatch
+//! needs that is not an audit event (state changes, reports, receipts). A vault not enrolled with
+//! dispatch keeps no outbox.
 
 use crate::audit::{self, AuditEvent, AuditVerification, NewEvent, GENESIS};
-use crate::store::{audit as rows, device, meta, outbox};
+use crate::store::outbox::{self, Payload};
+use crate::store::{audit as rows, device, meta};
 use crate::sync::wire::{EventBody, OutboxEvent};
 use crate::{clock, Error, Result};
 use rusqlite::Connection;
 use uuid::Uuid;
 
 /// Appends `event` to the audit chain and queues it for dispatch. Call inside the transaction that
-/// makes the change it records. Returns the event's sequence number.
+/// makes the change it records. Returns the event's sequence number. The outbox row refers to the
+/// audit row rather than copying it: the record is written once.
 pub(crate) fn record(tx: &Connection, event: &NewEvent) -> Result<u64> {
     let (seq, prev) = meta::audit_head(tx)?.unwrap_or((0, GENESIS.to_vec()));
     let seq = seq + 1;
     let hash = audit::event_hash(seq, event, &prev);
     rows::insert(tx, seq, event, &prev, &hash)?;
-    send(tx, event.job_id, event.at_ms, &EventBody::Audit(audit::record_of(seq, event, &prev, &hash)))?;
+    queue(tx, event.job_id, event.at_ms, &Payload::Audit(seq))?;
     meta::set_audit_head(tx, seq, &hash)?;
     Ok(seq)
 }
 
 /// Queues an event for dispatch. Call inside the transaction of the action it records.
 pub(crate) fn send(tx: &Connection, job_id: Option<Uuid>, at_ms: i64, body: &EventBody) -> Result<()> {
+    if matches!(body, EventBody::Audit(_)) {
+        // Audit events are queued by reference, by `record`; a copy here would be sent twice.
+        return Err(Error::integrity("audit events are queued by the journal's record"));
+    }
+    let json = serde_json::to_string(body).map_err(|_| Error::integrity("outbox event does not serialize"))?;
+    queue(tx, job_id, at_ms, &Payload::Body(json))
+}
+
+fn queue(tx: &Connection, job_id: Option<Uuid>, at_ms: i64, payload: &Payload) -> Result<()> {
     if !device::enrolled(tx)? {
         return Ok(());
     }
-    let json = serde_json::to_string(body).map_err(|_| Error::integrity("outbox event does not serialize"))?;
-    outbox::insert(tx, job_id, at_ms, &json)
+    outbox::insert(tx, job_id, at_ms, payload)
 }
 
 /// Queues every event already in the chain for dispatch. Called once, in the enrolment
@@ -40,12 +51,11 @@ pub(crate) fn send(tx: &Connection, job_id: Option<Uuid>, at_ms: i64, body: &Eve
 pub(crate) fn enqueue_existing(tx: &Connection) -> Result<()> {
     let mut stored = Vec::new();
     rows::for_each(tx, None, |row| {
-        stored.push(row);
+        stored.push((row.seq, row.event.job_id, row.event.at_ms));
         Ok(true)
     })?;
-    for row in stored {
-        let record = audit::record_of(row.seq, &row.event, &row.prev, &row.hash);
-        send(tx, row.event.job_id, row.event.at_ms, &EventBody::Audit(record))?;
+    for (seq, job_id, at_ms) in stored {
+        queue(tx, job_id, at_ms, &Payload::Audit(seq))?;
     }
     Ok(())
 }
@@ -101,18 +111,24 @@ pub(crate) fn verify(conn: &Connection) -> Result<AuditVerification> {
     })
 }
 
-/// The oldest `limit` events waiting for dispatch, in order.
+/// The oldest `limit` events waiting for dispatch, in order. An audit event is read from its
+/// chain row as it is now: one edited since it was queued goes out edited, and dispatch's check
+/// of the chain finds it.
 pub(crate) fn pending(conn: &Connection, limit: usize) -> Result<Vec<OutboxEvent>> {
     outbox::pending(conn, limit)?
         .into_iter()
         .map(|row| {
-            Ok(OutboxEvent {
-                key: row.key,
-                seq: row.seq,
-                job_id: row.job_id,
-                at: clock::from_ms(row.at_ms),
-                body: serde_json::from_str(&row.body).map_err(|_| Error::integrity("an outbox event is unreadable"))?,
-            })
+            let body = match row.payload {
+                Payload::Body(json) => {
+                    serde_json::from_str(&json).map_err(|_| Error::integrity("an outbox event is unreadable"))?
+                }
+                Payload::Audit(seq) => {
+                    let stored = rows::get(conn, seq)?
+                        .ok_or_else(|| Error::integrity(format!("audit event {seq} queued for dispatch is missing")))?;
+                    EventBody::Audit(audit::record_of(stored.seq, &stored.event, &stored.prev, &stored.hash))
+                }
+            };
+            Ok(OutboxEvent { key: row.key, seq: row.seq, job_id: row.job_id, at: clock::from_ms(row.at_ms), body })
         })
         .collect()
 }
@@ -151,6 +167,39 @@ mod tests {
         for i in 0..n {
             record(c, &NewEvent::job(1000 + i, job, AuditKind::Reveal, JobState::OnSite).field("phone")).unwrap();
         }
+    }
+
+    fn enrol(c: &Connection) {
+        let (_, dispatch) = crate::envelope::generate_keypair().unwrap();
+        let (_, identity) = crate::envelope::generate_keypair().unwrap();
+        device::insert(c, Uuid::new_v4(), &dispatch, &identity, 1000).unwrap();
+    }
+
+    #[test]
+    fn the_outbox_refers_to_audit_events_instead_of_copying_them() {
+        let c = db();
+        enrol(&c);
+        fill(&c, 3);
+        let copies: i64 = c.query_row("SELECT count(*) FROM outbox WHERE body IS NOT NULL", [], |r| r.get(0)).unwrap();
+        let refs: Vec<i64> = c
+            .prepare("SELECT audit_seq FROM outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!((copies, refs), (0, vec![1, 2, 3]));
+        let out = pending(&c, 10).unwrap();
+        let seqs: Vec<u64> =
+            out.iter().map(|e| if let EventBody::Audit(r) = &e.body { r.seq } else { 0 }).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        // An audit event queued as a copy as well would reach dispatch twice: refused.
+        let record = if let EventBody::Audit(r) = &out[0].body { r.clone() } else { unreachable!() };
+        assert!(matches!(send(&c, None, 1, &EventBody::Audit(record)), Err(Error::Integrity(_))));
+        // A queued reference whose row was removed (with foreign keys off, as the sqlite3 shell
+        // has them) is reported, not skipped.
+        c.execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM audit WHERE seq = 2;").unwrap();
+        assert!(matches!(pending(&c, 10), Err(Error::Integrity(_))));
     }
 
     #[test]

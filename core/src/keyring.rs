@@ -6,12 +6,17 @@
 //! addressed by a typed [`SecretId`] and wrapped with an AAD that binds its id and epoch, so a
 //! wrapped secret moved to another row or carried over from another epoch fails to open.
 //!
-//! Rotation lives here and nowhere else: [`Keyring::prepare_rotation`] records and creates the next
-//! KEK and EMK, [`Keyring::rewrap_all`] re-wraps every surviving secret inside the caller's shred
+//! Rotation lives here and nowhere else: [`Keyring::prepare_rotation`] creates the next KEK and
+//! EMK, [`Keyring::rewrap_all`] re-wraps every surviving secret inside the caller's shred
 //! transaction, and [`Keyring::complete_rotation`] switches to the new key and deletes the old KEK
 //! once that transaction has committed. A crash at any point is finished by
 //! [`Keyring::finish_interrupted`] at the next open, which deletes orphan and retired KEKs
 //! idempotently. Once the old KEK is gone, no copy of the old database can unwrap anything.
+//!
+//! A rotation writes nothing durable of its own outside the shred transaction (G3 at the fewest
+//! fsyncs): epochs only ever grow by one, so the only KEK an uncommitted rotation can leave behind
+//! is the one of `current + 1`, which the next attempt and the next open delete by name, and the
+//! retired KEK's row is forgotten by the next rotation's transaction, after deleting it again.
 
 use crate::crypto::{Aad, Key32};
 use crate::envelope::SecretKey;
@@ -166,33 +171,37 @@ impl Keyring {
     /// Deletes KEKs that a committed rotation retired and KEKs generated for rotations that never
     /// committed, and forgets every epoch row but the current one. Safe to run any number of times.
     pub(crate) fn finish_interrupted(&self, conn: &Connection) -> Result<()> {
-        self.delete_retired_keys(conn)?;
+        self.forget_retired_keys(conn)?;
         self.delete_orphan_keys(conn)?;
         secrets::delete_epochs_except(conn, self.epoch)
     }
 
-    fn delete_retired_keys(&self, conn: &Connection) -> Result<()> {
+    /// Deletes every retired KEK from the keystore (again: deleting is idempotent, and a delete
+    /// that failed after an earlier commit is retried here) and forgets it.
+    fn forget_retired_keys(&self, conn: &Connection) -> Result<()> {
         for alias in secrets::retired_aliases(conn)? {
             self.keystore.delete(&alias)?;
-            crash_point("shred:kek-deleted");
             secrets::forget_retired(conn, &alias)?;
         }
         Ok(())
     }
 
     /// Deletes KEKs generated for rotations that never committed (a crash, or a keystore error
-    /// earlier in this process) and forgets them.
+    /// earlier in this process): the next epoch's, which is the only one a rotation makes, and
+    /// any that an older release recorded as pending.
     fn delete_orphan_keys(&self, conn: &Connection) -> Result<()> {
-        delete_orphans(self.keystore.as_ref(), conn, Some(self.epoch))
+        delete_orphans(self.keystore.as_ref(), conn, Some(self.epoch))?;
+        Ok(self.keystore.delete(&kek_alias(self.epoch + 1))?)
     }
 
-    /// Makes the next epoch's KEK and master key. The pending epoch is recorded (committed) before
-    /// the KEK exists, so a crash after this leaves a trace the next open uses to delete it.
-    pub(crate) fn prepare_rotation(&self, conn: &Connection) -> Result<Rotation> {
+    /// Makes the next epoch's KEK and master key. Nothing is written to the database: a crash
+    /// after the KEK exists leaves the KEK of `current + 1`, which [`Keyring::finish_interrupted`]
+    /// deletes by name at the next open, and a failed attempt's KEK is deleted here before the
+    /// next one is generated.
+    pub(crate) fn prepare_rotation(&self) -> Result<Rotation> {
         let next = self.epoch + 1;
         let alias = kek_alias(next);
-        self.delete_orphan_keys(conn)?;
-        secrets::add_pending(conn, next)?;
+        self.keystore.delete(&alias)?;
         crash_point("shred:pending-recorded");
         self.keystore.generate(&alias)?;
         let emk = Key32::random();
@@ -202,8 +211,9 @@ impl Keyring {
     }
 
     /// Inside the shred transaction: re-wraps every surviving secret under the rotation's master
-    /// key, stores the new epoch, drops the old one and marks the old KEK for deletion. Every
-    /// secret must be under the current epoch; one that is not means the tables were tampered with.
+    /// key, stores the new epoch, drops the old one and marks the old KEK for deletion (forgetting
+    /// the KEKs earlier rotations retired, deleted again first). Every secret must be under the
+    /// current epoch; one that is not means the tables were tampered with.
     pub(crate) fn rewrap_all(&self, tx: &WriteTx<'_>, rotation: &Rotation, now_ms: i64) -> Result<()> {
         for (name, epoch, wrapped) in secrets::all(tx)? {
             if epoch != self.epoch {
@@ -215,15 +225,22 @@ impl Keyring {
         }
         secrets::insert_epoch(tx, rotation.next, &rotation.wrapped_emk, now_ms)?;
         secrets::delete_epochs_except(tx, rotation.next)?;
+        self.forget_retired_keys(tx)?;
         secrets::retire(tx, &kek_alias(self.epoch))?;
         secrets::remove_pending(tx, rotation.next)
     }
 
     /// After the shred transaction committed: switches to the new master key (the old one is
-    /// zeroized as it drops) and deletes the retired KEK from the keystore.
+    /// zeroized as it drops) and deletes the retired KEK from the keystore. Its row stays until
+    /// the next rotation's transaction or the next open forgets it, which saves the commit (and
+    /// its fsync) that forgetting it here would cost.
     pub(crate) fn complete_rotation(&mut self, conn: &Connection, rotation: Rotation) -> Result<()> {
         self.emk = rotation.emk;
         self.epoch = rotation.next;
-        self.delete_retired_keys(conn)
+        for alias in secrets::retired_aliases(conn)? {
+            self.keystore.delete(&alias)?;
+            crash_point("shred:kek-deleted");
+        }
+        Ok(())
     }
 }

@@ -26,21 +26,21 @@ mod keyring;
 
 mod vault;
 
-pub use audit::{AuditEvent, AuditKind, AuditVerification};
+pub use audit::{AuditEvent, AuditKind, AuditVerification, RevealSummary};
+pub use bundle::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT, MAX_PREKEYS_PER_CALL};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::SecretString;
-pub use bundle::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT, MAX_PREKEYS_PER_CALL};
 pub use envelope::{PublicKey, RecipientKeyId, SecretKey};
 pub use error::{Error, Result};
 pub use jobseal_protocol::Error as ProtocolError;
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
+pub use model::{FieldAccess, FieldInfo, JobInfo, Reveal, RevealedField, ShredOutcome, MAX_REPORT_CHARS};
 pub use policy::{AccessWindow, Denial, JobState};
 pub use receipt::ShredReceipt;
 pub use sheet::{AccessRules, CustomerField, FieldKind, JobSheet, ScheduledWindow, WorkDetails};
 #[cfg(feature = "http-transport")]
 pub use sync::http::HttpTransport;
 pub use sync::{HttpRequest, HttpResponse, SyncReport, SyncStatus, Transport, TransportError};
-pub use model::{FieldAccess, FieldInfo, JobInfo, Reveal, RevealedField, ShredOutcome, MAX_REPORT_CHARS};
 pub use vault::Vault;
 
 /// The folder of a vault directory that [`FileKeyStore`] uses by convention.

@@ -251,3 +251,57 @@ fn event_sequence_numbers_keep_growing_after_the_outbox_drains() {
     let events = pushed(&online);
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "a sequence number went backwards or repeated");
 }
+
+fn audit_records(events: &[wire::OutboxEvent]) -> Vec<(Option<Uuid>, jobseal::audit::AuditRecord)> {
+    events
+        .iter()
+        .filter_map(|e| if let EventBody::Audit(r) = &e.body { Some((e.job_id, r.clone())) } else { None })
+        .collect()
+}
+
+#[test]
+fn a_reveal_goes_to_dispatch_as_one_record_of_the_chain_it_was_written_in() {
+    let d = enrolled_device();
+    let job = Uuid::new_v4();
+    d.tv.vault.ingest(&sheet(job, 1)).unwrap();
+    d.tv.vault.advance(job, JobState::OnSite).unwrap();
+    let reveal = d.tv.vault.reveal(job).unwrap();
+    let online = Scripted::new(ack_all);
+    d.tv.vault.sync(&online).unwrap();
+
+    let records = audit_records(&pushed(&online));
+    // Every event of the device's chain went out, once, in order, and the run verifies as
+    // dispatch checks it.
+    assert_eq!(records.len() as u64, d.tv.vault.verify_audit().unwrap().events);
+    assert_eq!(jobseal::audit::verify_records(None, &records), Ok(()));
+    let reveals: Vec<_> = records
+        .iter()
+        .filter(|(_, r)| matches!(r.kind, jobseal::AuditKind::Reveal | jobseal::AuditKind::RevealDenied))
+        .collect();
+    assert_eq!(reveals.len(), 1, "one record per reveal");
+    let summary = reveals[0].1.reveal_summary().expect("the record names the fields");
+    assert_eq!(summary.shown.len() + summary.refused.len(), reveal.fields.len());
+}
+
+#[test]
+fn an_audit_event_edited_after_it_was_queued_reaches_dispatch_edited_and_fails_its_check() {
+    // The outbox refers to the chain row instead of copying it, so whoever edits the row with
+    // sqlite3 before the sync edits what dispatch gets; the chain check there catches it.
+    let d = enrolled_device();
+    let job = Uuid::new_v4();
+    d.tv.vault.ingest(&sheet(job, 1)).unwrap();
+    d.tv.vault.advance(job, JobState::OnSite).unwrap();
+    d.tv.vault.reveal(job).unwrap();
+    let db = rusqlite::Connection::open(d.tv.dir.path().join("vault.db")).unwrap();
+    let edited = db
+        .execute("UPDATE audit SET detail = 'shown: -; refused: -' WHERE kind IN ('reveal', 'reveal-denied')", [])
+        .unwrap();
+    assert_eq!(edited, 1);
+    drop(db);
+    let online = Scripted::new(ack_all);
+    d.tv.vault.sync(&online).unwrap();
+    let records = audit_records(&pushed(&online));
+    let at = records.iter().position(|(_, r)| r.kind == jobseal::AuditKind::Reveal).unwrap();
+    assert_eq!(records[at].1.detail.as_deref(), Some("shown: -; refused: -"));
+    assert_eq!(jobseal::audit::verify_records(None, &records), Err(records[at].1.seq));
+}

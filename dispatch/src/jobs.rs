@@ -18,10 +18,11 @@ use crate::service::{
     sql_u64, DeviceRow, Service,
 };
 use crate::store::{found, time};
-use jobseal_protocol::receipt::ShredReceipt;
-use jobseal_protocol::wire::RevocationReason;
+use jobseal_protocol::audit::{AuditKind, RevealSummary};
 use jobseal_protocol::policy::JobState;
+use jobseal_protocol::receipt::ShredReceipt;
 use jobseal_protocol::sheet::JobSheet;
+use jobseal_protocol::wire::RevocationReason;
 use rusqlite::{params, OptionalExtension, Transaction};
 use uuid::Uuid;
 
@@ -351,13 +352,20 @@ pub(crate) fn job_view(tx: &Transaction<'_>, job_id: Uuid) -> Result<JobView, Ap
         )?;
         let mut rows = stmt.query([&key])?;
         while let Some(r) = rows.next()? {
+            let kind: AuditKind = enum_parse(&r.get::<_, String>(2)?)?;
+            let detail: Option<String> = r.get(5)?;
+            let reveal = match kind {
+                AuditKind::Reveal | AuditKind::RevealDenied => detail.as_deref().and_then(RevealSummary::parse),
+                _ => None,
+            };
             audit_events.push(AuditEntryView {
                 device_id: parse_uuid_column(&r.get::<_, String>(0)?)?,
                 seq: col_u64(r.get(1)?),
-                kind: enum_parse(&r.get::<_, String>(2)?)?,
+                kind,
                 field: r.get(3)?,
                 state: r.get::<_, Option<String>>(4)?.map(|s| enum_parse(&s)).transpose()?,
-                detail: r.get(5)?,
+                detail,
+                reveal,
                 at: time(r.get(6)?),
                 chain: enum_parse::<ChainMark>(&r.get::<_, String>(7)?)?,
             });

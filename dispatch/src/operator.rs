@@ -9,11 +9,11 @@
 //! them. Every type is plain serde, for Rust callers (the CLI demo, the tests) and JSON alike.
 
 use chrono::{DateTime, Utc};
-use jobseal_protocol::receipt::ShredReceipt;
-use jobseal_protocol::wire::RevocationReason;
-use jobseal_protocol::audit::AuditKind;
+use jobseal_protocol::audit::{AuditKind, RevealSummary};
 use jobseal_protocol::envelope::{PublicKey, RecipientKeyId};
 use jobseal_protocol::policy::JobState;
+use jobseal_protocol::receipt::ShredReceipt;
+use jobseal_protocol::wire::RevocationReason;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -167,6 +167,10 @@ pub struct AuditEntryView {
     pub state: Option<JobState>,
     /// A value-free detail.
     pub detail: Option<String>,
+    /// For a reveal: the fields it showed and refused, read from the detail (absent for other
+    /// events and for the per-field reveal events of devices before version 0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reveal: Option<RevealSummary>,
     /// Trusted device time.
     pub at: DateTime<Utc>,
     /// How it fits the chain.

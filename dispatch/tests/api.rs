@@ -350,7 +350,11 @@ fn out_of_order_batches_are_applied_correctly() {
     assert_eq!(chain.verified_up_to, records.len() as u64);
     assert_eq!((chain.events_received, chain.pending), (records.len() as u64, 0));
     let view = d.op.job(job);
-    assert!(view.audit_events.iter().any(|a| a.field.as_deref() == Some("door_code")));
+    assert!(view.audit_events.iter().any(|a| a.reveal.as_ref().is_some_and(|r| r
+        .shown
+        .iter()
+        .chain(r.refused.iter().map(|(f, _)| f))
+        .any(|f| f == "door_code"))));
     assert!(view.audit_events.iter().all(|a| a.chain == ChainMark::Verified));
     // The operator view never carries a customer value, only field names.
     assert!(!serde_json::to_string(&view).unwrap().contains("CANARY"));

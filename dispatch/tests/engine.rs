@@ -84,7 +84,7 @@ fn a_technicians_day_through_the_real_sync_engine() {
     assert_eq!(done.report.unwrap().text, "Terminal installed.");
     assert!(done.receipt.unwrap().verified);
     assert_eq!(done.history.len(), 2);
-    assert!(done.audit_events.iter().any(|e| e.field.as_deref() == Some("phone")));
+    assert!(done.audit_events.iter().any(|e| e.reveal.as_ref().is_some_and(|r| r.shown.iter().any(|f| f == "phone"))));
     for (job, status) in [(jobs[1], JobStatus::Cancelled), (jobs[2], JobStatus::Open)] {
         let view = op.job(job);
         assert_eq!(view.status, status);

@@ -1,6 +1,8 @@
 //! The append-only, hash-chained audit log (G2, G7).
 //!
-//! Every reveal, refused reveal, state change and shred appends one event. Each event's hash
+//! Every reveal, state change and shred appends one event. A reveal is one event whatever the
+//! number of fields: its detail is a [`RevealSummary`] naming the fields shown and the fields
+//! refused, with the refusal's code. Each event's hash
 //! covers its content and the previous event's hash, and the head of the chain is kept apart in
 //! `meta`, so editing, removing or reordering any event, or cutting the tail, is found by
 //! [`verify`]. Events name fields and states, never values: the log is meant to leave the phone
@@ -32,9 +34,11 @@ pub enum AuditKind {
     Updated,
     /// The job changed state.
     Transition,
-    /// A customer field was shown.
+    /// A reveal showed at least one customer field (its detail is a [`RevealSummary`]). Chains
+    /// written before version 0.2 hold one such event per field shown, naming it in `field`.
     Reveal,
-    /// A customer field was asked for and refused.
+    /// A reveal showed no customer field (its detail is a [`RevealSummary`] of the refusals).
+    /// Chains written before version 0.2 hold one such event per field refused.
     RevealDenied,
     /// The job's customer data was destroyed.
     Shredded,
@@ -93,6 +97,13 @@ impl NewEvent {
         NewEvent { at_ms, job_id: Some(job), kind, field: None, state: Some(state), detail: None }
     }
 
+    /// The one event of a reveal of `job` in `state`: [`AuditKind::Reveal`] when a field was
+    /// shown, [`AuditKind::RevealDenied`] when none was.
+    pub fn reveal(at_ms: i64, job: Uuid, state: JobState, summary: &RevealSummary) -> Self {
+        let kind = if summary.shown.is_empty() { AuditKind::RevealDenied } else { AuditKind::Reveal };
+        NewEvent::job(at_ms, job, kind, state).detail(summary.to_detail())
+    }
+
     /// Adds a field name.
     pub fn field(mut self, name: &str) -> Self {
         self.field = Some(name.to_owned());
@@ -103,6 +114,65 @@ impl NewEvent {
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
+    }
+}
+
+/// What one reveal decided, field by field: the names shown and the names refused with the
+/// refusal's code (`not-yet-open`, `window-closed`, `wrong-state`, `shredded`). Names and codes,
+/// never values. Stored as a reveal event's detail in one line that people and programs both read:
+/// `shown: name, phone; refused: door_code (not-yet-open)`, with `-` for an empty list. Field
+/// names are `[a-z][a-z0-9_]*` (the sheet format enforces it), so the line is unambiguous.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevealSummary {
+    /// Fields shown, in sheet order.
+    pub shown: Vec<String>,
+    /// Fields refused and why, in sheet order.
+    pub refused: Vec<(String, String)>,
+}
+
+impl RevealSummary {
+    /// The event detail line.
+    pub fn to_detail(&self) -> String {
+        let list = |items: Vec<String>| if items.is_empty() { "-".to_owned() } else { items.join(", ") };
+        format!(
+            "shown: {}; refused: {}",
+            list(self.shown.clone()),
+            list(self.refused.iter().map(|(n, why)| format!("{n} ({why})")).collect())
+        )
+    }
+
+    /// Reads a detail line written by [`RevealSummary::to_detail`]; `None` for anything else
+    /// (including the per-field reveal events of older chains).
+    pub fn parse(detail: &str) -> Option<Self> {
+        let rest = detail.strip_prefix("shown: ")?;
+        let (shown, refused) = rest.split_once("; refused: ")?;
+        let items = |s: &str| -> Vec<String> {
+            if s == "-" {
+                Vec::new()
+            } else {
+                s.split(", ").map(str::to_owned).collect()
+            }
+        };
+        let name_ok = |n: &str| {
+            let b = n.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_lowercase()
+                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        };
+        let shown = items(shown);
+        let mut out = Vec::new();
+        for item in items(refused) {
+            let (name, why) = item.split_once(" (")?;
+            let why = why.strip_suffix(')')?;
+            if !name_ok(name) || why.is_empty() || !why.bytes().all(|c| c.is_ascii_lowercase() || c == b'-') {
+                return None;
+            }
+            out.push((name.to_owned(), why.to_owned()));
+        }
+        if !shown.iter().all(|n| name_ok(n)) {
+            return None;
+        }
+        Some(RevealSummary { shown, refused: out })
     }
 }
 
@@ -125,6 +195,28 @@ pub struct AuditEvent {
     pub detail: Option<String>,
     /// This event's chain hash, hex.
     pub hash: String,
+}
+
+impl AuditEvent {
+    /// The fields a reveal event showed and refused; `None` for other events and for the
+    /// per-field reveal events of chains written before version 0.2.
+    pub fn reveal_summary(&self) -> Option<RevealSummary> {
+        reveal_summary(self.kind, self.detail.as_deref())
+    }
+}
+
+impl AuditRecord {
+    /// The fields a reveal record showed and refused, as [`AuditEvent::reveal_summary`].
+    pub fn reveal_summary(&self) -> Option<RevealSummary> {
+        reveal_summary(self.kind, self.detail.as_deref())
+    }
+}
+
+fn reveal_summary(kind: AuditKind, detail: Option<&str>) -> Option<RevealSummary> {
+    match kind {
+        AuditKind::Reveal | AuditKind::RevealDenied => RevealSummary::parse(detail?),
+        _ => None,
+    }
 }
 
 /// The outcome of checking the chain.
@@ -226,3 +318,54 @@ pub struct AuditRecord {
     pub hash: Vec<u8>,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reveal_summary_reads_back_what_it_wrote() {
+        let cases = [
+            RevealSummary { shown: vec!["name".into(), "phone".into()], refused: vec![] },
+            RevealSummary { shown: vec![], refused: vec![("door_code".into(), "not-yet-open".into())] },
+            RevealSummary {
+                shown: vec!["address".into()],
+                refused: vec![("door_code".into(), "window-closed".into()), ("note2".into(), "wrong-state".into())],
+            },
+            RevealSummary::default(),
+        ];
+        for summary in cases {
+            let line = summary.to_detail();
+            assert_eq!(RevealSummary::parse(&line).as_ref(), Some(&summary), "{line}");
+        }
+        assert_eq!(
+            RevealSummary { shown: vec!["name".into()], refused: vec![("door_code".into(), "not-yet-open".into())] }
+                .to_detail(),
+            "shown: name; refused: door_code (not-yet-open)"
+        );
+    }
+
+    #[test]
+    fn anything_else_is_not_a_reveal_summary() {
+        for line in [
+            "",
+            "assigned -> en-route",
+            "shown: name",
+            "shown: Name; refused: -",
+            "shown: name; refused: door_code",
+            "shown: name; refused: door_code (Not Open)",
+            "shown: ; refused: -",
+            "shown: a,b; refused: -",
+        ] {
+            assert_eq!(RevealSummary::parse(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_reveal_is_denied_only_when_nothing_was_shown() {
+        let job = Uuid::nil();
+        let none = RevealSummary { shown: vec![], refused: vec![("phone".into(), "wrong-state".into())] };
+        let some = RevealSummary { shown: vec!["name".into()], ..none.clone() };
+        assert_eq!(NewEvent::reveal(1, job, JobState::Assigned, &none).kind, AuditKind::RevealDenied);
+        assert_eq!(NewEvent::reveal(1, job, JobState::Assigned, &some).kind, AuditKind::Reveal);
+    }
+}

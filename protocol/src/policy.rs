@@ -122,6 +122,19 @@ pub enum Denial {
     },
 }
 
+impl Denial {
+    /// The refusal's stable code, as the JSON `reason` tag spells it and as the audit log records
+    /// it: `not-yet-open`, `window-closed`, `wrong-state` or `shredded`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::NotYetOpen { .. } => "not-yet-open",
+            Denial::WindowClosed { .. } => "window-closed",
+            Denial::WrongState { .. } => "wrong-state",
+            Denial::Shredded { .. } => "shredded",
+        }
+    }
+}
+
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -175,6 +188,20 @@ impl AccessWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_denial_code_is_its_json_reason_tag() {
+        let t = chrono::DateTime::<chrono::Utc>::from_timestamp(1_900_000_000, 0).unwrap_or_default();
+        for d in [
+            Denial::NotYetOpen { opens_at: t },
+            Denial::WindowClosed { closed_at: t },
+            Denial::WrongState { state: JobState::Assigned, allowed: vec![JobState::OnSite] },
+            Denial::Shredded { state: JobState::Completed },
+        ] {
+            let json = serde_json::to_value(&d).unwrap();
+            assert_eq!(json["reason"], d.code());
+        }
+    }
     use chrono::TimeZone;
 
     fn t(h: u32) -> DateTime<Utc> {

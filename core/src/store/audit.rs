@@ -59,7 +59,11 @@ fn row_of(r: &rusqlite::Row<'_>) -> Result<StoredEvent> {
 }
 
 /// Calls `f` on each row in order (all, or one job's) until it returns false.
-pub(crate) fn for_each(conn: &Connection, job: Option<Uuid>, mut f: impl FnMut(StoredEvent) -> Result<bool>) -> Result<()> {
+pub(crate) fn for_each(
+    conn: &Connection,
+    job: Option<Uuid>,
+    mut f: impl FnMut(StoredEvent) -> Result<bool>,
+) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at_ms, job_id, kind, field, state, detail, prev_hash, hash FROM audit
          WHERE ?1 IS NULL OR job_id = ?1 ORDER BY seq",
@@ -71,4 +75,14 @@ pub(crate) fn for_each(conn: &Connection, job: Option<Uuid>, mut f: impl FnMut(S
         }
     }
     Ok(())
+}
+
+/// The row at `seq`, if any.
+pub(crate) fn get(conn: &Connection, seq: u64) -> Result<Option<StoredEvent>> {
+    let seq = i64::try_from(seq).map_err(|_| Error::integrity("audit seq out of range"))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at_ms, job_id, kind, field, state, detail, prev_hash, hash FROM audit WHERE seq = ?1",
+    )?;
+    let mut rows = stmt.query([seq])?;
+    rows.next()?.map(row_of).transpose()
 }

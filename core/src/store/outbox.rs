@@ -9,6 +9,14 @@ use crate::{Error, Result};
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
+/// What an outbox row carries.
+pub(crate) enum Payload {
+    /// An audit event, by its `seq` in the `audit` table: the record is not copied.
+    Audit(u64),
+    /// Any other event, as the JSON of its body.
+    Body(String),
+}
+
 /// An outbox row.
 pub(crate) struct OutboxRow {
     /// Order of the event on this device.
@@ -19,14 +27,15 @@ pub(crate) struct OutboxRow {
     pub(crate) job_id: Option<Uuid>,
     /// Trusted time of the event.
     pub(crate) at_ms: i64,
-    /// The event body as JSON.
-    pub(crate) body: String,
+    /// The event.
+    pub(crate) payload: Payload,
 }
 
 /// The next event's `seq`. Dispatch orders a device's events by it (the newest state wins), so it
 /// must grow for the vault's whole life. The rowid alone does not: SQLite reuses numbers from 1
 /// once the outbox has drained, which made a state change made after a sync look older than the
-/// ones before it. Found by the crash-at-scale suite (tests/tests/crash_scale.rs).
+/// ones before it. Found by the crash-at-scale suite (tests/tests/crash_scale.rs). The stored
+/// floor is raised by [`acknowledge`], the only place rows leave, so an insert writes no `meta`.
 fn next_seq(conn: &Connection) -> Result<i64> {
     let stored = meta::outbox_next_seq(conn)?.unwrap_or(1);
     let in_table: i64 =
@@ -35,35 +44,48 @@ fn next_seq(conn: &Connection) -> Result<i64> {
 }
 
 /// Appends an event with a fresh UUID v7 key.
-pub(crate) fn insert(conn: &Connection, job_id: Option<Uuid>, at_ms: i64, body: &str) -> Result<()> {
+pub(crate) fn insert(conn: &Connection, job_id: Option<Uuid>, at_ms: i64, payload: &Payload) -> Result<()> {
     let seq = next_seq(conn)?;
-    conn.prepare_cached("INSERT INTO outbox (seq, key, job_id, at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![seq, Uuid::now_v7().to_string(), job_id.map(|j| j.to_string()), at_ms, body])?;
-    meta::set_outbox_next_seq(conn, seq + 1)
+    let (audit_seq, body) = match payload {
+        Payload::Audit(s) => (Some(i64::try_from(*s).map_err(|_| Error::integrity("audit seq out of range"))?), None),
+        Payload::Body(b) => (None, Some(b.as_str())),
+    };
+    conn.prepare_cached(
+        "INSERT INTO outbox (seq, key, job_id, at_ms, audit_seq, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![seq, Uuid::now_v7().to_string(), job_id.map(|j| j.to_string()), at_ms, audit_seq, body])?;
+    Ok(())
 }
 
 /// The oldest `limit` events, in order.
 pub(crate) fn pending(conn: &Connection, limit: usize) -> Result<Vec<OutboxRow>> {
-    let mut stmt = conn.prepare_cached("SELECT seq, key, job_id, at_ms, body FROM outbox ORDER BY seq LIMIT ?1")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, key, job_id, at_ms, audit_seq, body FROM outbox ORDER BY seq LIMIT ?1")?;
     let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, Option<String>>(2)?,
             r.get::<_, i64>(3)?,
-            r.get::<_, String>(4)?,
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, Option<String>>(5)?,
         ))
     })?;
     let bad = || Error::integrity("an outbox event is unreadable");
     let mut out = Vec::new();
     for row in rows {
-        let (seq, key, job, at_ms, body) = row?;
+        let (seq, key, job, at_ms, audit_seq, body) = row?;
+        let payload = match (audit_seq, body) {
+            (Some(s), None) => Payload::Audit(u64::try_from(s).map_err(|_| bad())?),
+            (None, Some(b)) => Payload::Body(b),
+            _ => return Err(bad()),
+        };
         out.push(OutboxRow {
-            seq: seq as u64,
+            seq: u64::try_from(seq).map_err(|_| bad())?,
             key: Uuid::parse_str(&key).map_err(|_| bad())?,
             job_id: job.map(|j| Uuid::parse_str(&j).map_err(|_| bad())).transpose()?,
             at_ms,
-            body,
+            payload,
         });
     }
     Ok(out)
@@ -80,8 +102,13 @@ pub(crate) fn attempted(conn: &Connection, last_seq: u64) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the acknowledged events; returns how many were deleted.
+/// Deletes the acknowledged events; returns how many were deleted. Raises the stored floor of
+/// [`next_seq`] first, so numbering goes on past the deleted rows.
 pub(crate) fn acknowledge(conn: &Connection, keys: &[Uuid]) -> Result<u64> {
+    let next = next_seq(conn)?;
+    if meta::outbox_next_seq(conn)? != Some(next) {
+        meta::set_outbox_next_seq(conn, next)?;
+    }
     let mut stmt = conn.prepare_cached("DELETE FROM outbox WHERE key = ?1")?;
     let mut n = 0;
     for k in keys {

@@ -8,7 +8,7 @@ use crate::{Error, Result};
 use rusqlite::Transaction;
 
 /// The schema version this build writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Version 1. Customer values exist only in `fields.sealed` (under the job's data key) and the
 /// data keys only in `secrets.wrapped` (under the epoch master key). A shredded job keeps its row
@@ -122,6 +122,26 @@ CREATE TABLE prekeys (
 );
 "#;
 
+/// Version 2. An audit event queued for dispatch is an outbox row that refers to its `audit` row
+/// (`audit_seq`) instead of a JSON copy of it: a reveal writes its record once. Other events keep
+/// their JSON `body`; a row has exactly one of the two. Rows queued by version 1 keep their copy.
+const V2: &str = r#"
+CREATE TABLE outbox_v2 (
+    seq       INTEGER PRIMARY KEY NOT NULL,
+    key       TEXT NOT NULL UNIQUE,
+    job_id    TEXT,
+    at_ms     INTEGER NOT NULL,
+    audit_seq INTEGER REFERENCES audit (seq),
+    body      TEXT,
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    CHECK ((audit_seq IS NULL) <> (body IS NULL))
+);
+INSERT INTO outbox_v2 (seq, key, job_id, at_ms, body, attempts)
+    SELECT seq, key, job_id, at_ms, body, attempts FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v2 RENAME TO outbox;
+"#;
+
 /// Brings a database at `version` up to [`VERSION`] inside `tx`.
 pub fn upgrade_from(tx: &Transaction<'_>, version: u32) -> Result<()> {
     if version > VERSION {
@@ -140,6 +160,7 @@ pub fn upgrade_from(tx: &Transaction<'_>, version: u32) -> Result<()> {
 fn step(tx: &Transaction<'_>, from: u32) -> Result<()> {
     match from {
         0 => tx.execute_batch(V1)?,
+        1 => tx.execute_batch(V2)?,
         other => return Err(Error::integrity(format!("no upgrade path from schema version {other}"))),
     }
     Ok(())
@@ -172,6 +193,33 @@ mod tests {
             assert_eq!(schema_of(&conn), schema_of(&fresh), "upgrade from {older}");
             let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
             assert_eq!(v, VERSION);
+        }
+    }
+
+    #[test]
+    fn an_event_queued_by_version_1_survives_the_upgrade_as_a_copy() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        step(&tx, 0).unwrap();
+        tx.execute(
+            "INSERT INTO outbox (seq, key, job_id, at_ms, body, attempts) VALUES (7, 'k', NULL, 5, '{\"x\":1}', 2)",
+            [],
+        )
+        .unwrap();
+        upgrade_from(&tx, 1).unwrap();
+        let row: (i64, String, Option<i64>, Option<String>, i64) = tx
+            .query_row("SELECT seq, key, audit_seq, body, attempts FROM outbox", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap();
+        assert_eq!(row, (7, "k".to_owned(), None, Some("{\"x\":1}".to_owned()), 2));
+        // A row is a reference or a copy, never both or neither.
+        for (audit_seq, body) in [(Some(1), Some("{}")), (None, None)] {
+            let r = tx.execute(
+                "INSERT INTO outbox (seq, key, at_ms, audit_seq, body) VALUES (8, 'k2', 5, ?1, ?2)",
+                rusqlite::params![audit_seq, body],
+            );
+            assert!(r.is_err(), "{audit_seq:?} {body:?}");
         }
     }
 

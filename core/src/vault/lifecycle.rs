@@ -1,11 +1,11 @@
 //! Storing, listing, advancing and revealing jobs, and reading the audit log (G1, G2, G5).
 //!
 //! A reveal decides each field against the job's state and access window at trusted time, and
-//! records every shown and every refused field in the audit chain, in one transaction, before
-//! anything is returned.
+//! records every shown and every refused field in one audit event (a [`crate::RevealSummary`]),
+//! committed before anything is returned.
 
 use super::{field_aad, Inner, Vault};
-use crate::audit::{AuditEvent, AuditKind, AuditVerification, NewEvent};
+use crate::audit::{AuditEvent, AuditKind, AuditVerification, NewEvent, RevealSummary};
 use crate::crypto::{Key32, SecretString};
 use crate::envelope::RecipientKeyId;
 use crate::keyring::SecretId;
@@ -64,8 +64,8 @@ impl Vault {
     }
 
     /// Decrypts and returns the job's customer fields that are visible now; the others come back
-    /// hidden with the reason. Every shown and every refused field is audited, in the same
-    /// transaction, before anything is returned.
+    /// hidden with the reason. Every shown and every refused field is named in one audit event
+    /// ([`crate::RevealSummary`]), committed before anything is returned.
     pub fn reveal(&self, job_id: Uuid) -> Result<Reveal> {
         let mut inner = self.lock();
         let now = inner.begin()?;
@@ -125,7 +125,8 @@ impl Inner {
         )?;
         let mut fields = Vec::with_capacity(sheet.customer.len());
         for field in &sheet.customer {
-            let sealed = dek.seal(field.value.expose().as_bytes(), field_aad(job_id, &field.name, sheet.version).bytes())?;
+            let sealed =
+                dek.seal(field.value.expose().as_bytes(), field_aad(job_id, &field.name, sheet.version).bytes())?;
             fields.push(jobs::FieldRow {
                 name: field.name.clone(),
                 kind: field.kind,
@@ -164,7 +165,7 @@ impl Inner {
         let rows = jobs::sealed_fields(&self.conn, job_id)?;
         let mut dek: Option<Key32> = None;
         let mut fields = Vec::with_capacity(rows.len());
-        let mut events = Vec::with_capacity(rows.len());
+        let mut summary = RevealSummary::default();
         for row in rows {
             let access = match job.window.decide(job.state, &row.reveal_in, at) {
                 Ok(until) => {
@@ -173,34 +174,20 @@ impl Inner {
                     }
                     let key = dek.as_ref().ok_or_else(|| Error::integrity("data key"))?;
                     let plain = key.open(&row.sealed, field_aad(job_id, &row.name, job.version).bytes())?;
-                    events.push(NewEvent::job(now, job_id, AuditKind::Reveal, job.state).field(&row.name));
+                    summary.shown.push(row.name.clone());
                     FieldAccess::Visible { value: SecretString::from_utf8(plain)?, until }
                 }
                 Err(denial) => {
-                    events.push(
-                        NewEvent::job(now, job_id, AuditKind::RevealDenied, job.state)
-                            .field(&row.name)
-                            .detail(denial_code(&denial)),
-                    );
+                    summary.refused.push((row.name.clone(), denial.code().to_owned()));
                     FieldAccess::Hidden(denial)
                 }
             };
             fields.push(RevealedField { name: row.name, kind: row.kind, access });
         }
+        // One audit event for the whole reveal, naming every field shown and refused (G2).
         let tx = store::write(&mut self.conn, now)?;
-        for e in &events {
-            journal::record(&tx, e)?;
-        }
+        journal::record(&tx, &NewEvent::reveal(now, job_id, job.state, &summary))?;
         tx.commit()?;
         Ok(Reveal { job_id, state: job.state, at, fields })
-    }
-}
-
-fn denial_code(d: &Denial) -> &'static str {
-    match d {
-        Denial::NotYetOpen { .. } => "not-yet-open",
-        Denial::WindowClosed { .. } => "window-closed",
-        Denial::WrongState { .. } => "wrong-state",
-        Denial::Shredded { .. } => "shredded",
     }
 }

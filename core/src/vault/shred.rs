@@ -105,7 +105,7 @@ impl Inner {
             return Ok(Vec::new());
         }
         let old_epoch = self.keyring.epoch();
-        let rotation = self.keyring.prepare_rotation(&self.conn)?;
+        let rotation = self.keyring.prepare_rotation()?;
         let next = rotation.epoch();
         let signer = self.receipt_signer()?;
         let mut outcomes = Vec::with_capacity(marked.len());
