@@ -4,7 +4,7 @@
 //! records every shown and every refused field in one audit event (a [`crate::RevealSummary`]),
 //! committed before anything is returned.
 
-use super::{field_aad, Inner, Vault};
+use super::{field_aad, live_data_key, Inner, Vault};
 use crate::audit::{AuditEvent, AuditKind, AuditVerification, NewEvent, RevealSummary};
 use crate::crypto::{Key32, SecretString};
 use crate::envelope::RecipientKeyId;
@@ -157,12 +157,16 @@ impl Inner {
     }
 
     fn reveal(&mut self, job_id: Uuid, now: i64) -> Result<Reveal> {
-        let job = match jobs::load_live(&self.conn, job_id) {
+        // One transaction for the reads and the audit write: what is decided is what is recorded,
+        // and SQLite takes its locks once instead of once per statement.
+        let Inner { conn, keyring, .. } = self;
+        let tx = store::write(conn, now)?;
+        let job = match jobs::load_live(&tx, job_id) {
             Err(Error::JobClosed { state, .. }) => return Err(Error::AccessDenied(Denial::Shredded { state })),
             other => other?,
         };
         let at = clock::from_ms(now);
-        let rows = jobs::sealed_fields(&self.conn, job_id)?;
+        let rows = jobs::sealed_fields(&tx, job_id)?;
         let mut dek: Option<Key32> = None;
         let mut fields = Vec::with_capacity(rows.len());
         let mut summary = RevealSummary::default();
@@ -170,7 +174,7 @@ impl Inner {
             let access = match job.window.decide(job.state, &row.reveal_in, at) {
                 Ok(until) => {
                     if dek.is_none() {
-                        dek = Some(self.data_key(job_id)?);
+                        dek = Some(live_data_key(keyring, &tx, job_id)?);
                     }
                     let key = dek.as_ref().ok_or_else(|| Error::integrity("data key"))?;
                     let plain = key.open(&row.sealed, field_aad(job_id, &row.name, job.version).bytes())?;
@@ -185,7 +189,6 @@ impl Inner {
             fields.push(RevealedField { name: row.name, kind: row.kind, access });
         }
         // One audit event for the whole reveal, naming every field shown and refused (G2).
-        let tx = store::write(&mut self.conn, now)?;
         journal::record(&tx, &NewEvent::reveal(now, job_id, job.state, &summary))?;
         tx.commit()?;
         Ok(Reveal { job_id, state: job.state, at, fields })

@@ -140,7 +140,7 @@ impl Vault {
     #[cfg(feature = "insecure-test-hooks")]
     pub fn data_key_insecure_for_testing(&self, job_id: Uuid) -> Result<Vec<u8>> {
         let inner = self.lock();
-        Ok(inner.data_key(job_id)?.as_bytes().to_vec())
+        Ok(live_data_key(&inner.keyring, &inner.conn, job_id)?.as_bytes().to_vec())
     }
 }
 
@@ -158,10 +158,11 @@ impl Inner {
         Ok(now)
     }
 
-    /// Unwraps a live job's data key.
-    fn data_key(&self, job_id: Uuid) -> Result<crate::crypto::Key32> {
-        self.keyring.data_key(&self.conn, job_id)?.ok_or_else(|| Error::integrity("a live job has no data key"))
-    }
+}
+
+/// Unwraps a live job's data key: its absence is an integrity failure.
+fn live_data_key(keyring: &Keyring, conn: &Connection, job_id: Uuid) -> Result<crate::crypto::Key32> {
+    keyring.data_key(conn, job_id)?.ok_or_else(|| Error::integrity("a live job has no data key"))
 }
 
 /// AAD of a customer field: the design's `"jobseal/v1" | job id | field name | sheet version`.
