@@ -7,7 +7,8 @@
 
 pub use crate::audit::AuditRecord;
 use crate::bundle::{DeviceBundle, Prekey};
-use crate::envelope::{PublicKey, RecipientKeyId};
+use crate::crypto::PublicKey;
+use crate::envelope::RecipientKeyId;
 use crate::policy::JobState;
 use crate::receipt::ShredReceipt;
 use chrono::{DateTime, Utc};
