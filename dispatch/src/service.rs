@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 /// Everything a request handler needs. Shared behind an `Arc` by the HTTP layer.
@@ -64,7 +65,7 @@ impl Service {
     /// neither the token's length nor its prefix leaks through timing.
     pub(crate) fn check_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let token = bearer(headers)?;
-        if constant_time_eq(&token_hash(token), &self.operator_token_hash) {
+        if bool::from(token_hash(token).ct_eq(&self.operator_token_hash)) {
             Ok(())
         } else {
             Err(ApiError::unauthorized("invalid operator token"))
@@ -176,10 +177,6 @@ pub(crate) fn new_device_token() -> String {
 /// SHA-256 of a token, the form in which tokens are stored and compared.
 pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parses a JSON request body. serde's own messages can quote the input (an unknown field's

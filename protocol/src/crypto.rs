@@ -21,6 +21,7 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Version byte of the sealed-bytes envelope.
@@ -342,7 +343,7 @@ impl SecretKey {
     /// this code base all-zero bytes mean a key that was wiped or never filled in, and opening
     /// or sealing with it must fail loudly instead.
     pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Result<SecretKey, EnvelopeError> {
-        if bytes.iter().all(|&b| b == 0) {
+        if is_all_zero(bytes) {
             return Err(EnvelopeError::WeakKey);
         }
         // X25519(clamp(sk), 9): the same computation as HPKE's DHKEM(X25519) `sk_to_pk`.
@@ -369,7 +370,7 @@ impl SecretKey {
         let secret = x25519_dalek::StaticSecret::from(self.bytes);
         let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(peer.to_bytes()));
         let out = Zeroizing::new(shared.to_bytes());
-        if out.iter().all(|b| *b == 0) {
+        if is_all_zero(&out) {
             return Err(EnvelopeError::WeakKey);
         }
         Ok(out)
@@ -379,11 +380,17 @@ impl SecretKey {
     /// a key that was wiped: same rule as [`SecretKey::from_bytes`], a key wiped with
     /// `zeroize()` and used again must fail.
     pub(crate) fn usable_bytes(&self) -> Result<&[u8; KEY_LEN], EnvelopeError> {
-        if self.bytes.iter().all(|&b| b == 0) {
+        if is_all_zero(&self.bytes) {
             return Err(EnvelopeError::WeakKey);
         }
         Ok(&self.bytes)
     }
+}
+
+/// Whether a secret (a key, a shared secret) is all zero, in constant time: a short-circuiting
+/// loop would tell through its timing where the first non-zero byte is.
+fn is_all_zero(secret: &[u8; KEY_LEN]) -> bool {
+    bool::from(secret.ct_eq(&[0u8; KEY_LEN]))
 }
 
 /// Generates a fresh X25519 key pair from the operating system's random number generator.
