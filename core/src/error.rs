@@ -108,6 +108,11 @@ pub enum Error {
     /// The file system failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+
+    /// The operating system's random number generator failed, so no key, nonce or token could be
+    /// made; the call did not take effect.
+    #[error("the system random number generator failed")]
+    Randomness,
 }
 
 impl From<crate::envelope::EnvelopeError> for Error {
@@ -121,7 +126,7 @@ impl From<crate::envelope::EnvelopeError> for Error {
             E::Tampered => Error::Tampered("envelope failed authentication"),
             E::WeakKey => Error::Tampered("weak X25519 key in envelope"),
             E::Misaddressed => Error::Misaddressed,
-            E::Rng => Error::integrity("system random number generator failed"),
+            E::Rng => Error::Randomness,
             E::Crypto => Error::integrity("unexpected HPKE failure"),
         }
     }
@@ -137,6 +142,7 @@ impl From<jobseal_protocol::Error> for Error {
             P::Tampered(what) => Error::Tampered(what),
             P::Envelope(e) => Error::from(e),
             P::Integrity(m) => Error::Integrity(m),
+            P::Randomness => Error::Randomness,
         }
     }
 }

@@ -169,9 +169,10 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// A fresh device token: 32 random bytes, hex. Only its SHA-256 is stored.
-pub(crate) fn new_device_token() -> String {
-    jobseal_protocol::hex::encode(&jobseal_protocol::crypto::random_bytes::<32>())
+/// A fresh device token: 32 random bytes, hex. Only its SHA-256 is stored. Fails only when the
+/// operating system's random number generator does.
+pub(crate) fn new_device_token() -> Result<String, DispatchError> {
+    Ok(jobseal_protocol::hex::encode(&jobseal_protocol::crypto::random_bytes::<32>()?))
 }
 
 /// SHA-256 of a token, the form in which tokens are stored and compared.

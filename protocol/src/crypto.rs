@@ -33,11 +33,11 @@ const TAG_LEN: usize = 16;
 pub struct Key32(Zeroizing<[u8; 32]>);
 
 impl Key32 {
-    /// A fresh key from the operating system's CSPRNG.
-    pub fn random() -> Self {
+    /// A fresh key from the operating system's CSPRNG; [`Error::Randomness`] if it fails.
+    pub fn random() -> Result<Self> {
         let mut k = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(k.as_mut());
-        Key32(k)
+        fill_random(k.as_mut())?;
+        Ok(Key32(k))
     }
 
     /// Takes a key from bytes that came out of an unwrap; fails on any other length.
@@ -53,8 +53,7 @@ impl Key32 {
 
     /// Seals `plaintext` under this key, bound to `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
+        let nonce = random_bytes::<NONCE_LEN>()?;
         self.seal_with_nonce(&nonce, plaintext, aad)
     }
 
@@ -395,19 +394,37 @@ fn is_all_zero(secret: &[u8; KEY_LEN]) -> bool {
 
 /// Generates a fresh X25519 key pair from the operating system's random number generator.
 pub fn generate_keypair() -> Result<(SecretKey, PublicKey), EnvelopeError> {
-    use rand_core::RngCore as _;
     let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-    rand_core::OsRng.try_fill_bytes(&mut *bytes).map_err(|_| EnvelopeError::Rng)?;
+    OsRng.try_fill_bytes(&mut *bytes).map_err(|_| EnvelopeError::Rng)?;
     let sk = SecretKey::from_bytes(&bytes)?;
     let pk = sk.public_key();
     Ok((sk, pk))
 }
 
-/// Random bytes from the operating system.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
+/// Random bytes from the operating system; [`Error::Randomness`] if its generator fails.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
-    OsRng.fill_bytes(&mut b);
-    b
+    fill_random(&mut b)?;
+    Ok(b)
+}
+
+/// Fills `buf` from the operating system's generator. `try_fill_bytes`, not `fill_bytes`: the
+/// latter panics when the generator fails, which across the FFI would abort the app.
+pub fn fill_random(buf: &mut [u8]) -> Result<()> {
+    OsRng.try_fill_bytes(buf).map_err(|_| Error::Randomness)
+}
+
+/// A random (version 4) UUID from the operating system's generator. `Uuid::new_v4` panics when
+/// the generator fails; this returns [`Error::Randomness`] instead.
+pub fn random_uuid() -> Result<uuid::Uuid> {
+    Ok(uuid::Builder::from_random_bytes(random_bytes()?).into_uuid())
+}
+
+/// A time-ordered (version 7) UUID for `unix_ms`, its random part from the operating system's
+/// generator. `Uuid::now_v7` panics when the generator fails; this returns
+/// [`Error::Randomness`] instead.
+pub fn time_ordered_uuid(unix_ms: u64) -> Result<uuid::Uuid> {
+    Ok(uuid::Builder::from_unix_timestamp_millis(unix_ms, &random_bytes()?).into_uuid())
 }
 
 #[cfg(test)]
@@ -416,14 +433,14 @@ mod tests {
 
     #[test]
     fn seal_open_round_trip_and_binding() {
-        let k = Key32::random();
+        let k = Key32::random().unwrap();
         let aad = Aad::new("t").part(b"job").u64(1);
         let sealed = k.seal(b"fake value", aad.bytes()).unwrap();
         assert_eq!(sealed[0], ENVELOPE_V1);
         assert_eq!(&**k.open(&sealed, aad.bytes()).unwrap(), b"fake value");
         let other = Aad::new("t").part(b"job").u64(2);
         assert!(matches!(k.open(&sealed, other.bytes()), Err(Error::Tampered(_))));
-        assert!(matches!(Key32::random().open(&sealed, aad.bytes()), Err(Error::Tampered(_))));
+        assert!(matches!(Key32::random().unwrap().open(&sealed, aad.bytes()), Err(Error::Tampered(_))));
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
@@ -434,10 +451,22 @@ mod tests {
 
     #[test]
     fn nonces_are_fresh() {
-        let k = Key32::random();
+        let k = Key32::random().unwrap();
         let a = k.seal(b"x", b"").unwrap();
         let b = k.seal(b"x", b"").unwrap();
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn random_uuids_have_their_version_and_time() {
+        let a = random_uuid().unwrap();
+        assert_eq!(a.get_version_num(), 4);
+        assert_ne!(a, random_uuid().unwrap());
+        let t = time_ordered_uuid(1_780_000_000_123).unwrap();
+        assert_eq!(t.get_version_num(), 7);
+        let (secs, nanos) = t.get_timestamp().expect("v7 has a timestamp").to_unix();
+        assert_eq!((secs, nanos / 1_000_000), (1_780_000_000, 123));
+        assert_ne!(t, time_ordered_uuid(1_780_000_000_123).unwrap());
     }
 
     #[test]
