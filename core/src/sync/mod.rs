@@ -139,15 +139,8 @@ pub(crate) fn send(transport: &dyn Transport, req: HttpRequest) -> Result<HttpRe
 
 /// The value-free reason to report to dispatch when an offered envelope is refused, or `None`
 /// when the error is not a refusal of the envelope (storage, keystore...) and must be returned.
+/// Decided by the error's kind, like the bindings' errors and the CLI's exit codes.
 pub(crate) fn refusal_code(e: &Error) -> Option<&'static str> {
-    Some(match e {
-        Error::Tampered(_) => "tampered",
-        Error::Misaddressed => "misaddressed",
-        Error::PrekeyUnavailable(_) => "prekey-unavailable",
-        Error::StaleVersion { .. } => "stale-version",
-        Error::JobClosed { .. } => "job-closed",
-        Error::InvalidSheet(_) => "invalid-sheet",
-        _ => return None,
-    })
+    e.refusal_code()
 }
 
