@@ -24,7 +24,7 @@ impl MemKeyStore {
 
 impl KeyStore for MemKeyStore {
     fn generate(&self, alias: &str) -> Result<(), KeyStoreError> {
-        let k = Key32::random();
+        let k = Key32::random().map_err(|e| KeyStoreError::new(format!("cannot create key: {e}")))?;
         let mut keys = self.0.lock().unwrap();
         if keys.contains_key(alias) {
             return Err(KeyStoreError::new("alias exists"));

@@ -1,9 +1,11 @@
 //! The one error type of the bindings (G8).
 //!
 //! The core's [`jobseal::Error`] is rich and internal; an app needs to know what it can do about a
-//! failure, so the core's variants fold into a few that each call for one reaction. Every message
-//! comes from the core's value-free messages or from this crate: none carries a customer value,
-//! a key or a token, so an app may log them and crash reporters may collect them.
+//! failure, so the core's variants fold into a few that each call for one reaction. The folding is
+//! the core's own classification, [`jobseal::ErrorKind`], mapped here kind by kind, so an app,
+//! the CLI's exit codes and sync's refusals see every error the same way. Every message comes
+//! from the core's value-free messages or from this crate: none carries a customer value, a key
+//! or a token, so an app may log them and crash reporters may collect them.
 
 use crate::types::DenialReason;
 
@@ -94,8 +96,9 @@ pub enum JobsealError {
         detail: String,
     },
 
-    /// Something that should not happen: a bug, or a platform implementation (keystore, clock,
-    /// transport) that threw an exception of another type than `JobsealException`.
+    /// Something that should not happen: a bug, the system's random number generator failing,
+    /// or a platform implementation (keystore, clock, transport) that threw an exception of
+    /// another type than `JobsealException`.
     #[error("internal: {detail}")]
     Internal {
         /// What happened.
@@ -104,25 +107,42 @@ pub enum JobsealError {
 }
 
 impl From<jobseal::Error> for JobsealError {
+    /// Chooses the variant by the error's [`jobseal::ErrorKind`]; the variants that carry more
+    /// than a message take it from the core error.
     fn from(e: jobseal::Error) -> Self {
-        use jobseal::Error as E;
+        use jobseal::{Error as E, ErrorKind as K};
         // Every core message is value-free by design (see jobseal::Error), so Display is kept.
         let detail = e.to_string();
-        match e {
-            E::AccessDenied(denial) => JobsealError::AccessDenied { reason: denial.into() },
-            E::JobNotFound(_) => JobsealError::NotFound { detail },
-            E::Tampered(_) | E::Misaddressed => JobsealError::Tampered { detail },
-            E::JobClosed { .. } | E::StaleVersion { .. } | E::IllegalTransition { .. } | E::PrekeyUnavailable(_) => {
-                JobsealError::Conflict { detail }
-            }
-            E::Storage(_) | E::Io(_) | E::Locked | E::Integrity(_) => JobsealError::Storage { detail },
-            E::KeyStore(message) => JobsealError::KeyStore { detail: message },
-            E::Network(message) => JobsealError::Network { detail: message },
-            E::Dispatch { status, message } => JobsealError::Dispatch { status, detail: message },
-            E::Enrolment(what) => JobsealError::Enrolment { detail: what.to_owned() },
-            E::InvalidInput(_) | E::InvalidSheet(_) => JobsealError::InvalidInput { detail },
-            _ => JobsealError::Internal { detail },
+        match e.kind() {
+            K::AccessDenied => match e {
+                E::AccessDenied(denial) => JobsealError::AccessDenied { reason: denial.into() },
+                _ => JobsealError::Internal { detail },
+            },
+            K::NotFound => JobsealError::NotFound { detail },
+            K::Tampered => JobsealError::Tampered { detail },
+            K::Conflict => JobsealError::Conflict { detail },
+            K::Storage | K::Locked | K::Integrity => JobsealError::Storage { detail },
+            // These four keep the core's message without its prefix (the variant names it).
+            K::KeyStore => JobsealError::KeyStore { detail: bare_message(e).unwrap_or(detail) },
+            K::Network => JobsealError::Network { detail: bare_message(e).unwrap_or(detail) },
+            K::Enrolment => JobsealError::Enrolment { detail: bare_message(e).unwrap_or(detail) },
+            K::Dispatch => match e {
+                E::Dispatch { status, message } => JobsealError::Dispatch { status, detail: message },
+                _ => JobsealError::Internal { detail },
+            },
+            K::InvalidInput => JobsealError::InvalidInput { detail },
+            K::Internal => JobsealError::Internal { detail },
         }
+    }
+}
+
+/// The message of a core error that carries one, without the prefix its Display adds.
+fn bare_message(e: jobseal::Error) -> Option<String> {
+    use jobseal::Error as E;
+    match e {
+        E::KeyStore(message) | E::Network(message) => Some(message),
+        E::Enrolment(what) => Some(what.to_owned()),
+        _ => None,
     }
 }
 
@@ -196,6 +216,7 @@ mod tests {
             (Error::Enrolment("not enrolled"), "Enrolment"),
             (Error::InvalidInput("x".into()), "InvalidInput"),
             (Error::InvalidSheet("x".into()), "InvalidInput"),
+            (Error::Randomness, "Internal"),
         ];
         for (core, want) in cases {
             let shown = core.to_string();
@@ -203,6 +224,22 @@ mod tests {
             let name = format!("{got:?}");
             assert!(name.starts_with(want), "{shown} became {name}, wanted {want}");
         }
+    }
+
+    #[test]
+    fn no_core_error_but_an_internal_one_becomes_internal_and_payloads_survive() {
+        for core in Error::one_of_each() {
+            let (kind, shown) = (core.kind(), core.to_string());
+            let got = JobsealError::from(core);
+            let internal = matches!(got, JobsealError::Internal { .. });
+            assert_eq!(internal, kind == jobseal::ErrorKind::Internal, "{shown} became {got:?}");
+        }
+        let e = JobsealError::from(Error::Dispatch { status: 503, message: "unavailable: busy".into() });
+        assert_eq!(e, JobsealError::Dispatch { status: 503, detail: "unavailable: busy".into() });
+        let e = JobsealError::from(Error::Enrolment("this device is not enrolled"));
+        assert_eq!(e, JobsealError::Enrolment { detail: "this device is not enrolled".into() });
+        let e = JobsealError::from(Error::Network("connection refused".into()));
+        assert_eq!(e.detail(), "connection refused");
     }
 
     #[test]

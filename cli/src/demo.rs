@@ -126,9 +126,9 @@ fn sheet(job: &DemoJob, day: DateTime<Utc>, start_h: i64, hours: i64) -> Value {
     })
 }
 
-fn fake_job(label: &'static str, letter: &str, n: u32, tag: &str) -> DemoJob {
-    DemoJob {
-        id: Uuid::new_v4(),
+fn fake_job(label: &'static str, letter: &str, n: u32, tag: &str) -> Result<DemoJob, CliError> {
+    Ok(DemoJob {
+        id: jobseal::crypto::random_uuid()?,
         label,
         work_order: format!("WO-DEMO-{n:04}"),
         values: vec![
@@ -139,7 +139,7 @@ fn fake_job(label: &'static str, letter: &str, n: u32, tag: &str) -> DemoJob {
             format!("{n}{n}{n}{n}A-{tag}"),
             format!("Fake note {tag}: ring twice"),
         ],
-    }
+    })
 }
 
 /// Shows one reveal: each field's name and either how long it stays visible or why it is hidden.
@@ -178,7 +178,7 @@ fn reveal_count(vault: &Vault, job: Uuid) -> Result<usize, CliError> {
 pub fn run(out: &mut impl Write, args: &DemoArgs) -> Result<u8, CliError> {
     let work = tempfile::Builder::new().prefix("jobseal-demo-").tempdir()?;
     let device_dir = work.path().join("device");
-    let token = jobseal::hex::encode(&jobseal::crypto::random_bytes::<16>());
+    let token = jobseal::hex::encode(&jobseal::crypto::random_bytes::<16>()?);
     let server = RunningServer::start(ServerConfig {
         db_path: work.path().join("dispatch.db"),
         addr: "127.0.0.1:0".parse().map_err(|_| CliError::Demo("loopback address".into()))?,
@@ -205,11 +205,11 @@ pub fn run(out: &mut impl Write, args: &DemoArgs) -> Result<u8, CliError> {
     )?;
     writeln!(out, "Device data directory: {}\n", device_dir.display())?;
 
-    let tag = &jobseal::hex::encode(&jobseal::crypto::random_bytes::<3>());
+    let tag = &jobseal::hex::encode(&jobseal::crypto::random_bytes::<3>()?);
     let jobs = [
-        fake_job("Fibre installation", "Alpha", 1, tag),
-        fake_job("Router replacement", "Bravo", 2, tag),
-        fake_job("Line repair", "Charlie", 3, tag),
+        fake_job("Fibre installation", "Alpha", 1, tag)?,
+        fake_job("Router replacement", "Bravo", 2, tag)?,
+        fake_job("Line repair", "Charlie", 3, tag)?,
     ];
     let slots = [(2, 2), (5, 1), (7, 1)];
     writeln!(out, "== {} Operator creates the day's jobs", hhmm(clock.as_ref()))?;

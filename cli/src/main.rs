@@ -29,11 +29,12 @@ Exit codes:
   3  audit --verify: the audit chain is broken
   4  job not found
   5  access denied: the job is shredded, or `job reveal` could show no field now
-  6  the lifecycle forbids it: job closed, stale sheet version, illegal transition, device
-     not enrolled yet or enrolled already
-  7  tampered ciphertext or envelope, an envelope from another dispatch key, for another
-     device, or to a spent prekey
-  8  the vault failed: keystore, vault locked by another process, storage, i/o, integrity
+  6  the state of the job or device forbids it: job closed, stale sheet version, illegal
+     transition, an envelope to a spent prekey, device not enrolled yet or enrolled already
+  7  tampered ciphertext or envelope, an envelope from another dispatch key or for another
+     device
+  8  the vault failed: keystore, vault locked by another process, storage, i/o, integrity,
+     the system's random number generator (demo: dispatch unreachable or refusing)
 
 Errors go to stderr as `jobseal: <message>`; with --json an error is also printed on stdout as
 {\"error\": {\"kind\": \"...\", \"message\": \"...\"}}. No message ever contains a customer value.
@@ -158,8 +159,8 @@ enum JobCommand {
     /// deleted in the same step, so the envelope can never be opened again.
     ///
     /// Needs an enrolled device (`device init`). Refused: a version not newer than the one
-    /// held or a closed job (exit 6); an envelope that was altered, sealed by another dispatch
-    /// key, addressed to another device or to a prekey already used (exit 7).
+    /// held, a closed job or an envelope to a prekey already used (exit 6); an envelope that was
+    /// altered, sealed by another dispatch key or addressed to another device (exit 7).
     Receive {
         /// The envelope file, or `-` for stdin.
         envelope: PathBuf,

@@ -7,25 +7,22 @@
 //! are customer data themselves, so they are only ever named by their number.
 
 use crate::error::CliError;
+use memchr::memmem;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Bytes read from a file at a time, beyond the overlap kept from the previous read.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
-/// A byte string to look for, with its Horspool shift table. Both are wiped on drop: the table
-/// says which bytes the needle holds and where, which is most of a short needle.
+/// A byte string to look for, wiped on drop.
+///
+/// The searcher (`memchr::memmem`) is built afresh for each chunk, borrowing these bytes, rather
+/// than kept here: a kept searcher would hold its own copy of the needle (and tables derived from
+/// it) that could not be wiped.
 pub struct Needle {
     bytes: Zeroizing<Vec<u8>>,
-    shift: [usize; 256],
-}
-
-impl Drop for Needle {
-    fn drop(&mut self) {
-        self.shift.zeroize();
-    }
 }
 
 impl Needle {
@@ -34,12 +31,7 @@ impl Needle {
         if bytes.is_empty() {
             return Err(CliError::Input(format!("needle #{number} is empty")));
         }
-        let m = bytes.len();
-        let mut shift = [m; 256];
-        for (i, &b) in bytes[..m - 1].iter().enumerate() {
-            shift[usize::from(b)] = m - 1 - i;
-        }
-        Ok(Needle { bytes, shift })
+        Ok(Needle { bytes })
     }
 
     fn len(&self) -> usize {
@@ -49,33 +41,21 @@ impl Needle {
     /// Calls `hit` with every position at or after `from` where the needle starts in `hay`,
     /// overlapping occurrences included.
     fn find_all(&self, hay: &[u8], from: usize, mut hit: impl FnMut(usize)) {
-        let m = self.len();
-        let last = self.bytes[m - 1];
+        let finder = memmem::Finder::new(self.bytes.as_slice());
         let mut i = from;
-        while i + m <= hay.len() {
-            let end = hay[i + m - 1];
-            if end == last && hay[i..i + m - 1] == self.bytes[..m - 1] {
-                hit(i);
-            }
-            // The Horspool shift never passes an alignment that could match, found or not.
-            i += self.shift[usize::from(end)];
+        // `find_iter` skips overlapping occurrences, so search again one byte past each hit.
+        while let Some(found) = hay.get(i..).and_then(|rest| finder.find(rest)) {
+            hit(i + found);
+            i += found + 1;
         }
     }
 }
 
-/// Parses a `--hex` needle: an even number of hex digits.
+/// Parses a `--hex` needle: an even number of hex digits (either case). A needle is customer
+/// data, so it is decoded by the core's constant-time codec.
 pub fn parse_hex(s: &str, number: usize) -> Result<Vec<u8>, CliError> {
-    let bad = || CliError::Input(format!("needle #{number} (--hex) must be an even number of hex digits"));
-    let digits = s.as_bytes();
-    if !digits.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let nibble = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    digits
-        .chunks_exact(2)
-        .map(|p| Some((nibble(p[0])? << 4) | nibble(p[1])?))
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(bad)
+    jobseal::hex::decode(s)
+        .ok_or_else(|| CliError::Input(format!("needle #{number} (--hex) must be an even number of hex digits")))
 }
 
 /// One occurrence of a needle.

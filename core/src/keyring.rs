@@ -118,7 +118,7 @@ impl Keyring {
         // earlier vault in this folder (whose database was removed) is stale and goes first.
         keystore.delete(&alias)?;
         keystore.generate(&alias)?;
-        let emk = Key32::random();
+        let emk = Key32::random()?;
         let wrapped = keystore.wrap(&alias, emk.as_bytes())?;
         let tx = store::write_untimed(conn)?;
         secrets::insert_epoch(&tx, epoch, &wrapped, created_ms)?;
@@ -204,7 +204,7 @@ impl Keyring {
         self.keystore.delete(&alias)?;
         crash_point("shred:pending-recorded");
         self.keystore.generate(&alias)?;
-        let emk = Key32::random();
+        let emk = Key32::random()?;
         let wrapped_emk = self.keystore.wrap(&alias, emk.as_bytes())?;
         crash_point("shred:kek-generated");
         Ok(Rotation { next, emk, wrapped_emk })

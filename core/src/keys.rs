@@ -98,7 +98,7 @@ impl FileKeyStore {
 impl KeyStore for FileKeyStore {
     fn generate(&self, alias: &str) -> Result<(), KeyStoreError> {
         let path = self.path(alias)?;
-        let key = Key32::random();
+        let key = Key32::random().map_err(|e| KeyStoreError::new(format!("cannot create key {alias}: {e}")))?;
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)

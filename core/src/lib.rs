@@ -31,7 +31,7 @@ pub use bundle::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT, MAX_PREKEY
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::SecretString;
 pub use envelope::{PublicKey, RecipientKeyId, SecretKey};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use jobseal_protocol::Error as ProtocolError;
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
 pub use model::{FieldAccess, FieldInfo, JobInfo, Reveal, RevealedField, ShredOutcome, MAX_REPORT_CHARS};

@@ -1,15 +1,18 @@
 //! The documented job sheet format (docs/job-sheet.md) against the model in `jobseal::sheet`.
 //!
 //! The example and the JSON Schema in docs/ are what dispatch teams build against, so these tests
-//! hold them to the Rust model: the example parses and validates, the schema names exactly the
-//! keys, kinds and states the model knows, and every malformed sheet is refused with a typed
-//! `InvalidSheet` error that carries no customer value.
+//! hold them to the Rust model: the example parses and validates, the schema (compiled by the
+//! `jsonschema` validator, not read by hand) names exactly the keys, kinds and states the model
+//! knows and puts its bounds where the model does, the fuzzer's seed sheets are what they are
+//! meant to be, and every malformed sheet is refused with a typed `InvalidSheet` error that
+//! carries no customer value.
 
 use chrono::{DateTime, Duration, Utc};
 use jobseal::sheet::{MAX_FIELDS, MAX_FIELD_BYTES, MAX_MARGIN_MINUTES, MAX_SPAN_DAYS, SHEET_FORMAT};
 use jobseal::{FieldKind, JobSheet, JobState, ProtocolError as Error};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 const EXAMPLE: &str = include_str!("../../docs/examples/job-sheet.json");
 const SCHEMA: &str = include_str!("../../docs/job-sheet.schema.json");
@@ -104,7 +107,10 @@ fn assert_rejected(case: &str, bytes: &[u8]) -> String {
     }
 }
 
+/// Asserts that the model accepts `v`, and that the schema does too: a dispatch team validating
+/// with the schema must never discard a sheet the device would take.
 fn assert_accepted(case: &str, v: &Value) -> JobSheet {
+    assert!(schema_accepts(v), "case {case:?}: the schema refuses a sheet the model accepts");
     match parse(v) {
         Ok(sheet) => sheet,
         Err(e) => panic!("case {case:?}: expected the sheet to be accepted, got {e}"),
@@ -131,111 +137,66 @@ fn field(name: &str) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Walking the schema.
+// The schema, compiled by a JSON Schema validator.
 
-/// Follows a local `$ref` ("#/$defs/Name") to its target; other nodes are returned as they are.
-fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
-    match node.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let name = r.strip_prefix("#/$defs/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
-            resolve(root, &root["$defs"][name])
-        }
-        None => node,
-    }
+/// The schema compiled once, with `format` checked (uuid, date-time): draft 2020-12 treats
+/// formats as annotations unless asked to.
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema())
+            .expect("docs/job-sheet.schema.json is not a valid draft 2020-12 schema")
+    })
 }
 
-/// The schema node at a path of property names, "[]" standing for an array's items.
-fn schema_at<'a>(root: &'a Value, path: &[&str]) -> &'a Value {
-    let mut node = root;
-    for step in path {
-        let here = resolve(root, node);
-        node = if *step == "[]" { &here["items"] } else { &here["properties"][*step] };
-        assert!(!node.is_null(), "schema has no {step:?} along {path:?}");
-    }
-    resolve(root, node)
+/// Whether the schema accepts `v`. Its error messages quote the instance, so none is shown.
+fn schema_accepts(v: &Value) -> bool {
+    validator().is_valid(v)
 }
 
-/// An object the schema describes: where its example sits (JSON pointer), its property names and
-/// its required keys.
-struct ObjectSchema {
-    pointer: String,
-    properties: Vec<String>,
-    required: Vec<String>,
-}
+/// The objects of a sheet: where the example has one (JSON pointer; customer fields by the
+/// first), and the schema definition that describes it.
+const OBJECTS: [(&str, &str); 5] = [
+    ("", ""),
+    ("/window", "/$defs/ScheduledWindow"),
+    ("/access", "/$defs/AccessRules"),
+    ("/work", "/$defs/WorkDetails"),
+    ("/customer/0", "/$defs/CustomerField"),
+];
 
-/// Collects every property path ("customer[].reveal_in") and every object the schema describes,
-/// checking on the way that each object refuses additional properties like the serde model does.
-fn walk_schema(
-    root: &Value,
-    node: &Value,
-    prefix: &str,
-    pointer: &str,
-    paths: &mut BTreeSet<String>,
-    objects: &mut Vec<ObjectSchema>,
-) {
-    let node = resolve(root, node);
-    if let Some(props) = node.get("properties").and_then(Value::as_object) {
-        assert_eq!(node["type"], "object", "{pointer}: an object schema must say type object");
-        assert_eq!(
-            node["additionalProperties"],
-            Value::Bool(false),
-            "{pointer}: the model denies unknown fields, so the schema must too"
-        );
-        let required = node["required"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{pointer}: no required list"))
-            .iter()
-            .map(|k| k.as_str().expect("required names are strings").to_owned())
-            .collect::<Vec<_>>();
-        for k in &required {
-            assert!(props.contains_key(k), "{pointer}: required key {k} is not a property");
-        }
-        objects.push(ObjectSchema {
-            pointer: pointer.to_owned(),
-            properties: props.keys().cloned().collect(),
-            required,
-        });
-        for (k, sub) in props {
-            let path = format!("{prefix}{k}");
-            paths.insert(path.clone());
-            walk_schema(root, sub, &path, &format!("{pointer}/{k}"), paths, objects);
-        }
-    } else if let Some(items) = node.get("items") {
-        walk_schema(root, items, &format!("{prefix}[]."), &format!("{pointer}/0"), paths, objects);
-    }
-}
-
-/// Every property path in a JSON document, in the same notation as `walk_schema`.
-fn walk_value(v: &Value, prefix: &str, paths: &mut BTreeSet<String>) {
+/// The JSON pointer of every object in a document, array items counted as their first.
+fn object_pointers(v: &Value, pointer: &str, out: &mut BTreeSet<String>) {
     match v {
         Value::Object(map) => {
+            out.insert(pointer.to_owned());
             for (k, sub) in map {
-                let path = format!("{prefix}{k}");
-                paths.insert(path.clone());
-                walk_value(sub, &path, paths);
+                object_pointers(sub, &format!("{pointer}/{k}"), out);
             }
         }
         Value::Array(items) => {
             for item in items {
-                walk_value(item, &format!("{prefix}[]."), paths);
+                object_pointers(item, &format!("{pointer}/0"), out);
             }
         }
         _ => {}
     }
 }
 
-fn schema_objects() -> (BTreeSet<String>, Vec<ObjectSchema>) {
-    let root = schema();
-    let mut paths = BTreeSet::new();
-    let mut objects = Vec::new();
-    walk_schema(&root, &root, "", "", &mut paths, &mut objects);
-    (paths, objects)
+/// The property names a schema definition lists.
+fn schema_properties(definition: &str) -> BTreeSet<String> {
+    let s = schema();
+    let props = s.pointer(&format!("{definition}/properties")).and_then(Value::as_object);
+    props.unwrap_or_else(|| panic!("schema: no properties at {definition:?}")).keys().cloned().collect()
 }
 
-fn enum_strings(node: &Value) -> Vec<String> {
-    node["enum"]
-        .as_array()
-        .expect("an enum")
+/// The strings of an `enum` in the schema.
+fn enum_strings(pointer: &str) -> Vec<String> {
+    schema()
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("schema: no enum at {pointer:?}"))
         .iter()
         .map(|s| s.as_str().expect("enum values are strings").to_owned())
         .collect()
@@ -303,36 +264,48 @@ fn schema_is_draft_2020_12_json() {
     let s = schema();
     assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
     assert_eq!(s["type"], "object");
+    assert!(jsonschema::meta::is_valid(&s), "the schema does not conform to its meta-schema");
+    assert!(schema_accepts(&example()), "the example does not conform to the schema");
 }
 
 #[test]
 fn schema_and_example_name_the_same_keys() {
-    let (from_schema, _) = schema_objects();
-    let mut from_example = BTreeSet::new();
-    walk_value(&example(), "", &mut from_example);
-    let only_schema: Vec<_> = from_schema.difference(&from_example).collect();
-    let only_example: Vec<_> = from_example.difference(&from_schema).collect();
-    assert!(only_schema.is_empty(), "keys in the schema but not in the example: {only_schema:?}");
-    assert!(only_example.is_empty(), "keys in the example but not in the schema: {only_example:?}");
+    let ex = example();
+    let mut in_example = BTreeSet::new();
+    object_pointers(&ex, "", &mut in_example);
+    assert_eq!(in_example, OBJECTS.iter().map(|(p, _)| p.to_string()).collect::<BTreeSet<_>>());
+    for (pointer, definition) in OBJECTS {
+        let keys: BTreeSet<String> =
+            ex.pointer(pointer).and_then(Value::as_object).expect("object in example").keys().cloned().collect();
+        assert_eq!(schema_properties(definition), keys, "{pointer:?}: the schema and the example differ");
+        // The model denies unknown fields, so the schema must too.
+        let extra = with(|v| {
+            v.pointer_mut(pointer).and_then(Value::as_object_mut).expect("object").insert("extra".into(), json!(1));
+        });
+        assert!(!schema_accepts(&extra), "{pointer:?}: the schema allows an unknown key");
+        // And it must be an object, like the model's struct.
+        let not_an_object = with(|v| *v.pointer_mut(pointer).expect("object") = json!(["not", "an", "object"]));
+        assert!(!schema_accepts(&not_an_object), "{pointer:?}: the schema allows a non-object");
+    }
 }
 
 #[test]
 fn schema_required_keys_match_the_model() {
-    // For every object: removing a key the schema requires is refused; removing any other key is
-    // accepted. So the schema's `required` lists are exactly the model's.
-    let (_, objects) = schema_objects();
-    let pointers: BTreeSet<&str> = objects.iter().map(|o| o.pointer.as_str()).collect();
-    assert_eq!(pointers, BTreeSet::from(["", "/window", "/access", "/work", "/customer/0"]));
-    for obj in &objects {
-        for key in &obj.properties {
-            let case = format!("{}/{key} missing", obj.pointer);
+    // For every object: removing a key is refused by the schema exactly when the model refuses
+    // it, so the schema's `required` lists are exactly the model's.
+    for (pointer, _) in OBJECTS {
+        let keys: Vec<String> =
+            example().pointer(pointer).and_then(Value::as_object).expect("object").keys().cloned().collect();
+        for key in keys {
+            let case = format!("{pointer}/{key} missing");
             let v = with(|v| {
-                v.pointer_mut(&obj.pointer).and_then(Value::as_object_mut).expect("object in example").remove(key);
+                v.pointer_mut(pointer).and_then(Value::as_object_mut).expect("object in example").remove(&key);
             });
-            if obj.required.contains(key) {
-                assert_rejected(&case, &to_bytes(&v));
-            } else {
+            if parse(&v).is_ok() {
                 assert_accepted(&case, &v);
+            } else {
+                assert_rejected(&case, &to_bytes(&v));
+                assert!(!schema_accepts(&v), "{case}: the model requires the key, the schema does not");
             }
         }
     }
@@ -340,8 +313,7 @@ fn schema_required_keys_match_the_model() {
 
 #[test]
 fn schema_field_kinds_are_the_models() {
-    let root = schema();
-    let in_schema = enum_strings(schema_at(&root, &["customer", "[]", "kind"]));
+    let in_schema = enum_strings("/$defs/FieldKind/enum");
     let in_model: Vec<String> = ALL_KINDS
         .iter()
         .map(|k| {
@@ -354,12 +326,14 @@ fn schema_field_kinds_are_the_models() {
     for kind in &in_model {
         assert_accepted(&format!("kind {kind}"), &with(|v| v["customer"][0]["kind"] = json!(kind)));
     }
+    for kind in ["fax", "relay_phone", "Name"] {
+        assert!(!schema_accepts(&with(|v| v["customer"][0]["kind"] = json!(kind))), "kind {kind}");
+    }
 }
 
 #[test]
 fn schema_reveal_states_are_the_models_non_terminal_states() {
-    let root = schema();
-    let in_schema = enum_strings(schema_at(&root, &["customer", "[]", "reveal_in", "[]"]));
+    let in_schema = enum_strings("/$defs/RevealState/enum");
     let in_model: Vec<String> = JobState::ALL
         .into_iter()
         .filter(|s| !s.is_terminal())
@@ -369,33 +343,116 @@ fn schema_reveal_states_are_the_models_non_terminal_states() {
     for state in &in_model {
         assert_accepted(&format!("reveal_in [{state}]"), &with(|v| v["customer"][0]["reveal_in"] = json!([state])));
     }
+    for state in JobState::ALL.into_iter().filter(|s| s.is_terminal()) {
+        let v = with(|v| v["customer"][0]["reveal_in"] = json!(["on-site", state]));
+        assert!(!schema_accepts(&v), "reveal_in with terminal state {state}");
+    }
 }
 
+/// Each bound of the schema is the model's constant: the schema accepts the value at the bound
+/// and refuses the one just past it (the model's side is in `documented_limits_are_inclusive`
+/// and the rejection cases).
 #[test]
 fn schema_bounds_are_the_models_constants() {
-    let root = schema();
-    assert_eq!(schema_at(&root, &["format"])["const"], SHEET_FORMAT);
-    assert_eq!(schema_at(&root, &["version"])["minimum"], 1);
-    assert_eq!(schema_at(&root, &["version"])["maximum"], json!(i64::MAX));
-    for margin in ["open_before_minutes", "close_after_minutes"] {
-        let node = schema_at(&root, &["access", margin]);
-        assert_eq!(node["type"], "integer");
-        assert_eq!(node["minimum"], 0);
-        assert_eq!(node["maximum"], MAX_MARGIN_MINUTES);
+    let (start, end) = (ts(&example()["window"]["start"]), ts(&example()["window"]["end"]));
+    let bounds: Vec<(&str, Value, Value)> = vec![
+        ("format", json!(SHEET_FORMAT), json!("jobseal.sheet.v2")),
+        ("version", json!(1), json!(0)),
+        ("version", json!(i64::MAX), json!(1u64 << 63)),
+        ("open_before_minutes", json!(0), json!(-1)),
+        ("open_before_minutes", json!(MAX_MARGIN_MINUTES), json!(MAX_MARGIN_MINUTES + 1)),
+        ("open_before_minutes", json!(30), json!(30.5)),
+        ("close_after_minutes", json!(0), json!(-1)),
+        ("close_after_minutes", json!(MAX_MARGIN_MINUTES), json!(MAX_MARGIN_MINUTES + 1)),
+        ("close_after_minutes", json!(30), json!("30")),
+        ("customer", json!(1), json!(0)),
+        ("customer", json!(MAX_FIELDS), json!(MAX_FIELDS + 1)),
+        ("value", json!("x"), json!("")),
+        ("value", json!("a".repeat(MAX_FIELD_BYTES)), json!("a".repeat(MAX_FIELD_BYTES + 1))),
+        ("name", json!("a".repeat(64)), json!("a".repeat(65))),
+        ("name", json!("door_code_2"), json!("Door_code")),
+        ("name", json!("a"), json!("2door")),
+        ("name", json!("a"), json!("door-code")),
+        ("name", json!("a"), json!("")),
+        ("reveal_in", json!(["on-site"]), json!([])),
+        ("job_id", json!("4f1c2b8e-7d3a-4c59-9e21-6a0b5d8f3c17"), json!("WO-2026-000123")),
+        ("job_id", json!("4f1c2b8e-7d3a-4c59-9e21-6a0b5d8f3c17"), json!("00000000-0000-0000-0000-000000000000")),
+        ("start", json!("2030-06-12T08:00:00+02:00"), json!("tomorrow morning")),
+        ("end", rfc3339(end), json!("2030-06-12 10:00")),
+        ("hard_expiry", rfc3339(start + Duration::days(1)), json!("2030-06-13")),
+    ];
+    for (what, at_bound, past_it) in bounds {
+        let set = |value: &Value| {
+            with(|v| match what {
+                "open_before_minutes" | "close_after_minutes" | "hard_expiry" => v["access"][what] = value.clone(),
+                "start" | "end" => v["window"][what] = value.clone(),
+                "value" | "name" | "reveal_in" => v["customer"][0][what] = value.clone(),
+                "customer" => {
+                    let n = value.as_u64().expect("a count") as usize;
+                    v["customer"] = Value::Array((0..n).map(|i| field(&format!("f{i}"))).collect());
+                }
+                _ => v[what] = value.clone(),
+            })
+        };
+        assert!(schema_accepts(&set(&at_bound)), "{what} = {at_bound} should be valid");
+        assert!(!schema_accepts(&set(&past_it)), "{what} = {past_it} should be invalid");
     }
-    let customer = schema_at(&root, &["customer"]);
-    assert_eq!(customer["minItems"], 1);
-    assert_eq!(customer["maxItems"], json!(MAX_FIELDS));
-    let value = schema_at(&root, &["customer", "[]", "value"]);
-    assert_eq!(value["minLength"], 1);
-    assert_eq!(value["maxLength"], json!(MAX_FIELD_BYTES));
-    assert_eq!(schema_at(&root, &["customer", "[]", "name"])["pattern"], "^[a-z][a-z0-9_]{0,63}$");
-    assert_eq!(schema_at(&root, &["customer", "[]", "reveal_in"])["minItems"], 1);
-    assert_eq!(schema_at(&root, &["job_id"])["format"], "uuid");
-    for t in [&["window", "start"][..], &["window", "end"], &["access", "hard_expiry"]] {
-        assert_eq!(schema_at(&root, t)["format"], "date-time", "{t:?}");
+    let description = schema()["description"].as_str().expect("description").to_owned();
+    assert!(description.contains(&format!("{MAX_SPAN_DAYS} days")));
+}
+
+/// The documented examples and the fuzzer's seed sheets, against the schema and the model. Each
+/// seed is listed with what it is meant to be, so that a new one has to be classified.
+#[test]
+fn documented_examples_and_fuzz_seeds_validate_as_meant() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // (schema valid, model valid, why)
+    let seeds: [(&str, bool, bool, &str); 6] = [
+        ("example.json", true, true, "the documented example"),
+        ("minimal-v2.json", true, true, "one customer field, version 2"),
+        ("other-job-offset-dates.json", true, true, "another job, timestamps with an offset, a 1 s slot"),
+        (
+            "expiry-before-close.json",
+            true,
+            false,
+            "hard expiry before the window closes: not expressible in the schema",
+        ),
+        ("regression-window-end-overflow.json", false, false, "fuzzer find: a window end near year 262142"),
+        ("regression-window-start-underflow.json", false, false, "fuzzer find: a window start at year -262143"),
+    ];
+    let files = |dir: &str| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|e| e.expect("directory entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        v.sort();
+        v
+    };
+    let examples = files("docs/examples");
+    assert!(!examples.is_empty(), "docs/examples holds no example");
+    for path in &examples {
+        let bytes = std::fs::read(path).expect("read example");
+        let v: Value = serde_json::from_slice(&bytes).expect("the example is JSON");
+        assert!(schema_accepts(&v), "{}: invalid against the schema", path.display());
+        assert!(JobSheet::from_json(&bytes).is_ok(), "{}: refused by the model", path.display());
     }
-    assert!(root["description"].as_str().expect("description").contains(&format!("{MAX_SPAN_DAYS} days")));
+    let corpus = files("fuzz/corpus/sheet");
+    let names: Vec<String> =
+        corpus.iter().map(|p| p.file_name().expect("name").to_string_lossy().into_owned()).collect();
+    assert_eq!(names, seeds.iter().map(|s| s.0.to_owned()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>());
+    for (name, schema_valid, model_valid, why) in seeds {
+        let bytes = std::fs::read(root.join("fuzz/corpus/sheet").join(name)).expect("read seed");
+        let v: Value = serde_json::from_slice(&bytes).expect("the seed is JSON");
+        assert_eq!(schema_accepts(&v), schema_valid, "{name} ({why}): schema");
+        match JobSheet::from_json(&bytes) {
+            Ok(_) => assert!(model_valid, "{name} ({why}): accepted by the model"),
+            Err(e) => {
+                assert!(!model_valid, "{name} ({why}): refused by the model: {e}");
+                assert!(matches!(e, Error::InvalidSheet(_)), "{name}: {e}");
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

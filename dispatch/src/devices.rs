@@ -65,10 +65,14 @@ impl Service {
         if !bundle.prekeys.iter().all(|p| ids.insert(p.id)) {
             return Err(ApiError::bad_request("bundle.prekeys has a repeated id"));
         }
-        let token = new_device_token();
+        let token = new_device_token()?;
         let sealed_device_token =
             jobseal_protocol::pairing::seal_device_token(self.secret(), &bundle.identity_key, bundle.device_id, &token)
-                .map_err(|_| ApiError::bad_request("bundle.identity_key cannot be used"))?;
+                .map_err(|e| match e {
+                    // The server's own failure, not the bundle's: a 500, so the device retries.
+                    jobseal_protocol::Error::Randomness => ApiError::internal(&e),
+                    _ => ApiError::bad_request("bundle.identity_key cannot be used"),
+                })?;
         let now = now();
         self.store.write(|tx| {
             let id = bundle.device_id.to_string();

@@ -224,14 +224,7 @@ fn record_key(
     outcome: &Outcome,
     now: i64,
 ) -> Result<(), ApiError> {
-    let kind = match &e.body {
-        EventBody::Received { .. } => "received",
-        EventBody::Rejected { .. } => "rejected",
-        EventBody::State { .. } => "state",
-        EventBody::Report { .. } => "report",
-        EventBody::Audit(_) => "audit",
-        EventBody::Receipt(_) => "receipt",
-    };
+    let kind = e.body.type_name();
     let (outcome, note) = match outcome {
         Outcome::Applied => ("applied", None),
         Outcome::Ignored(why) => ("ignored", Some(*why)),

@@ -42,7 +42,8 @@ pub use operator::{
 };
 pub use server::{RunningServer, ServerConfig};
 
-/// A fresh operator token: 32 random bytes in hex, for when none is configured.
-pub fn generate_operator_token() -> String {
+/// A fresh operator token: 32 random bytes in hex, for when none is configured. Fails only when
+/// the operating system's random number generator does.
+pub fn generate_operator_token() -> Result<String, DispatchError> {
     service::new_device_token()
 }

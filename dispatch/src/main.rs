@@ -45,7 +45,13 @@ fn main() -> ExitCode {
                 match operator_token.or_else(|| std::env::var(TOKEN_ENV).ok()).filter(|t| !t.is_empty()) {
                     Some(t) => t,
                     None => {
-                        let t = generate_operator_token();
+                        let t = match generate_operator_token() {
+                            Ok(t) => t,
+                            Err(e) => {
+                                eprintln!("jobseal-dispatch: cannot generate an operator token: {e}");
+                                return ExitCode::FAILURE;
+                            }
+                        };
                         eprintln!("jobseal-dispatch: no operator token configured; generated one for this run:");
                         eprintln!("{t}");
                         t

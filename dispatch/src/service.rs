@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 /// Everything a request handler needs. Shared behind an `Arc` by the HTTP layer.
@@ -64,7 +65,7 @@ impl Service {
     /// neither the token's length nor its prefix leaks through timing.
     pub(crate) fn check_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let token = bearer(headers)?;
-        if constant_time_eq(&token_hash(token), &self.operator_token_hash) {
+        if bool::from(token_hash(token).ct_eq(&self.operator_token_hash)) {
             Ok(())
         } else {
             Err(ApiError::unauthorized("invalid operator token"))
@@ -168,18 +169,15 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// A fresh device token: 32 random bytes, hex. Only its SHA-256 is stored.
-pub(crate) fn new_device_token() -> String {
-    jobseal_protocol::hex::encode(&jobseal_protocol::crypto::random_bytes::<32>())
+/// A fresh device token: 32 random bytes, hex. Only its SHA-256 is stored. Fails only when the
+/// operating system's random number generator does.
+pub(crate) fn new_device_token() -> Result<String, DispatchError> {
+    Ok(jobseal_protocol::hex::encode(&jobseal_protocol::crypto::random_bytes::<32>()?))
 }
 
 /// SHA-256 of a token, the form in which tokens are stored and compared.
 pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parses a JSON request body. serde's own messages can quote the input (an unknown field's

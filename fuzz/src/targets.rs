@@ -112,11 +112,19 @@ fn check_error(stage: &str, e: &Error) -> String {
     for c in CUSTOMER_CANARIES {
         assert!(!msg.contains(c), "{stage}: an error message quotes a customer value");
     }
-    match e {
-        Error::Storage(_) | Error::Io(_) | Error::Integrity(_) | Error::KeyStore(_) | Error::Locked => {
+    use jobseal::ErrorKind as K;
+    match e.kind() {
+        K::Storage | K::Integrity | K::KeyStore | K::Locked | K::Internal => {
             panic!("{stage}: bad input caused an internal error: {msg}")
         }
-        _ => {}
+        K::InvalidInput
+        | K::NotFound
+        | K::AccessDenied
+        | K::Conflict
+        | K::Tampered
+        | K::Enrolment
+        | K::Network
+        | K::Dispatch => {}
     }
     // The message without digits (line and column numbers, ids) tells validation paths apart.
     let msg: String = msg.chars().filter(|c| !c.is_ascii_digit()).take(120).collect();

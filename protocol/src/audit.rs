@@ -22,9 +22,22 @@ use uuid::Uuid;
 /// The `prev_hash` of the first event of a chain.
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
-/// What an audit event records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What an audit event records. Its kebab-case names are stored in SQLite, hashed into the chain
+/// and sent on the wire; serde and strum derive the same ones.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = crate::Error, parse_err_fn = unknown_audit_kind)]
 pub enum AuditKind {
     /// The vault was created.
     VaultCreated,
@@ -47,31 +60,18 @@ pub enum AuditKind {
 impl AuditKind {
     /// The stable name stored in the database and hashed into the chain.
     pub fn as_str(self) -> &'static str {
-        match self {
-            AuditKind::VaultCreated => "vault-created",
-            AuditKind::Ingested => "ingested",
-            AuditKind::Updated => "updated",
-            AuditKind::Transition => "transition",
-            AuditKind::Reveal => "reveal",
-            AuditKind::RevealDenied => "reveal-denied",
-            AuditKind::Shredded => "shredded",
-        }
+        self.into()
     }
 
     /// The kind named `s`, if any.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            AuditKind::VaultCreated,
-            AuditKind::Ingested,
-            AuditKind::Updated,
-            AuditKind::Transition,
-            AuditKind::Reveal,
-            AuditKind::RevealDenied,
-            AuditKind::Shredded,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        s.parse().ok()
     }
+}
+
+/// The error of parsing a kind name that is none of the kebab-case names (`FromStr`, derived).
+fn unknown_audit_kind(_: &str) -> crate::Error {
+    crate::Error::InvalidInput("unknown audit event kind".into())
 }
 
 /// One event to append; the log assigns its sequence number and hash.

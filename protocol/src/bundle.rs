@@ -5,7 +5,8 @@
 //! has no storage and no secrets of the device: it is what dispatch (or the CLI acting as dispatch)
 //! uses, and what the device's own bundle is serialised as.
 
-use crate::envelope::{self, EnvelopeHeader, PublicKey, RecipientKeyId, SecretKey};
+use crate::crypto::{PublicKey, SecretKey};
+use crate::envelope::{self, EnvelopeHeader, RecipientKeyId};
 use crate::sheet::JobSheet;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};

@@ -25,12 +25,12 @@
 //! unification), so hpke's transient copies of secret keys are wiped too, as ours are.
 
 use core::fmt;
-use core::str::FromStr;
 
+use crate::crypto::check_public_key;
 use hpke::aead::{AeadCtxR, AeadCtxS, AeadTag, ChaCha20Poly1305};
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -57,7 +57,7 @@ pub const INFO_LABEL: &[u8; 16] = b"jobseal/v1/sheet";
 /// implementation is expected to accept.
 pub const INFO_LEN: usize = INFO_LABEL.len() + HEADER_LEN;
 /// Length of an X25519 public key, a secret key and the HPKE `enc`.
-pub const KEY_LEN: usize = 32;
+pub const KEY_LEN: usize = crate::crypto::X25519_KEY_LEN;
 /// Length of the ChaCha20Poly1305 tag at the end of the ciphertext.
 pub const TAG_LEN: usize = 16;
 /// Shortest possible envelope: magic, header, enc and a tag over an empty sheet.
@@ -101,199 +101,18 @@ pub enum EnvelopeError {
 // Keys
 // ---------------------------------------------------------------------------------------------
 
-/// The X25519 public key encodings that give an all-zero DH output with every scalar: the
-/// five low-order u-coordinates (0, 1, p-1 and the two points of order 8) plus p and p+1, which
-/// reduce to 0 and 1. Compared with bit 255 masked because X25519 ignores that bit, which makes
-/// these 7 entries cover 14 byte strings.
-const LOW_ORDER_POINTS: [[u8; 32]; 7] = [
-    [0x00; 32],
-    [
-        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    ],
-    [
-        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a, 0xda, 0x09,
-        0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00,
-    ],
-    [
-        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef, 0x5b, 0x04, 0x44,
-        0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57,
-    ],
-    [
-        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
-    ],
-    [
-        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
-    ],
-    [
-        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
-    ],
-];
+// The X25519 key types live in `crypto`, since receipts, pairing, bundles and wire messages use
+// them too; they stay reachable here, where they have always been, for existing callers.
+pub use crate::crypto::{generate_keypair, PublicKey, SecretKey};
 
-fn is_low_order(key: &[u8; 32]) -> bool {
-    LOW_ORDER_POINTS.iter().any(|bad| bad[..31] == key[..31] && bad[31] == key[31] & 0x7f)
+/// The HPKE form of a public key (already validated when it was made).
+fn hpke_public(key: &PublicKey) -> Result<HpkePublicKey, EnvelopeError> {
+    HpkePublicKey::from_bytes(key.as_bytes()).map_err(|_| EnvelopeError::Crypto)
 }
 
-/// Canonical means bit 255 clear and the value below p = 2^255 - 19. Every X25519
-/// implementation produces canonical public keys, so refusing the rest costs no interoperability
-/// and gives each key, and each envelope, exactly one encoding.
-fn is_canonical(key: &[u8; 32]) -> bool {
-    let top_clear = key[31] & 0x80 == 0;
-    let at_least_p = key[31] == 0x7f && key[1..31].iter().all(|&b| b == 0xff) && key[0] >= 0xed;
-    top_clear && !at_least_p
-}
-
-fn check_public_key(key: &[u8; 32]) -> Result<(), EnvelopeError> {
-    // Low order first, so every encoding of a weak point reports WeakKey whatever its form.
-    if is_low_order(key) {
-        return Err(EnvelopeError::WeakKey);
-    }
-    if !is_canonical(key) {
-        return Err(EnvelopeError::Malformed("non-canonical X25519 public key"));
-    }
-    Ok(())
-}
-
-/// An X25519 public key (a device identity key, a device prekey or the dispatch key).
-///
-/// Always validated: all-zero and low-order keys are refused with [`EnvelopeError::WeakKey`],
-/// non-canonical encodings with [`EnvelopeError::Malformed`]. Serialized with serde as a
-/// 64-character lowercase hex string; `Display` and `FromStr` use the same form.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PublicKey([u8; KEY_LEN]);
-
-impl PublicKey {
-    /// Parses and validates a 32-byte X25519 public key.
-    pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, EnvelopeError> {
-        let key: [u8; KEY_LEN] =
-            bytes.try_into().map_err(|_| EnvelopeError::Malformed("X25519 public key must be 32 bytes"))?;
-        check_public_key(&key)?;
-        Ok(PublicKey(key))
-    }
-
-    /// The 32 key bytes.
-    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
-
-    /// The 32 key bytes, by value.
-    pub fn to_bytes(&self) -> [u8; KEY_LEN] {
-        self.0
-    }
-
-    fn to_hpke(self) -> Result<HpkePublicKey, EnvelopeError> {
-        HpkePublicKey::from_bytes(&self.0).map_err(|_| EnvelopeError::Crypto)
-    }
-}
-
-impl fmt::Debug for PublicKey {
-    // Public keys are not secret; hex lets a support engineer compare them with dispatch's view.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({self})")
-    }
-}
-
-impl fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex_encode(&self.0))
-    }
-}
-
-impl FromStr for PublicKey {
-    type Err = EnvelopeError;
-
-    /// Parses the 64-character hex form (either case).
-    fn from_str(s: &str) -> Result<PublicKey, EnvelopeError> {
-        let bytes = hex_decode_32(s).ok_or(EnvelopeError::Malformed("X25519 public key must be 64 hex characters"))?;
-        PublicKey::from_bytes(&bytes)
-    }
-}
-
-impl Serialize for PublicKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&hex_encode(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for PublicKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PublicKey, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// An X25519 secret key: the dispatch key on the sealing side, a device identity key or
-/// prekey on the opening side.
-///
-/// No `Debug`, no `Clone`, wiped on drop. The vault persists it only through
-/// [`SecretKey::to_bytes`], wrapped under the epoch master key.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct SecretKey {
-    bytes: [u8; KEY_LEN],
-    // Cached so `public_key()` is infallible and cheap; not secret.
-    public: [u8; KEY_LEN],
-}
-
-impl SecretKey {
-    /// Builds a secret key from its 32 raw bytes (as stored, before X25519 clamping).
-    ///
-    /// Refuses the all-zero key with [`EnvelopeError::WeakKey`]: it is a valid scalar, but in
-    /// this code base all-zero bytes mean a key that was wiped or never filled in, and opening
-    /// or sealing with it must fail loudly instead.
-    pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Result<SecretKey, EnvelopeError> {
-        if bytes.iter().all(|&b| b == 0) {
-            return Err(EnvelopeError::WeakKey);
-        }
-        let hpke_sk = HpkePrivateKey::from_bytes(bytes).map_err(|_| EnvelopeError::Crypto)?;
-        let public: [u8; KEY_LEN] = SuiteKem::sk_to_pk(&hpke_sk).to_bytes().into();
-        // A clamped scalar is never a multiple of the group order, so this cannot trigger; it is
-        // here so a broken X25519 backend cannot hand us a weak key silently.
-        check_public_key(&public)?;
-        Ok(SecretKey { bytes: *bytes, public })
-    }
-
-    /// The 32 raw secret bytes, in a buffer that wipes itself, for the vault to wrap.
-    pub fn to_bytes(&self) -> Zeroizing<[u8; KEY_LEN]> {
-        Zeroizing::new(self.bytes)
-    }
-
-    /// The matching public key.
-    pub fn public_key(&self) -> PublicKey {
-        PublicKey(self.public)
-    }
-
-    /// Raw X25519 agreement with `peer`, for keys derived outside HPKE (the shred-receipt key).
-    /// Refuses an all-zero result, which only a low-order peer key can produce.
-    pub fn diffie_hellman(&self, peer: &PublicKey) -> Result<Zeroizing<[u8; KEY_LEN]>, EnvelopeError> {
-        let secret = x25519_dalek::StaticSecret::from(self.bytes);
-        let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(peer.to_bytes()));
-        let out = Zeroizing::new(shared.to_bytes());
-        if out.iter().all(|b| *b == 0) {
-            return Err(EnvelopeError::WeakKey);
-        }
-        Ok(out)
-    }
-
-    fn to_hpke(&self) -> Result<HpkePrivateKey, EnvelopeError> {
-        // Same rule as from_bytes: a key wiped with `zeroize()` and used again must fail.
-        if self.bytes.iter().all(|&b| b == 0) {
-            return Err(EnvelopeError::WeakKey);
-        }
-        HpkePrivateKey::from_bytes(&self.bytes).map_err(|_| EnvelopeError::Crypto)
-    }
-}
-
-/// Generates a fresh X25519 key pair from the operating system's random number generator.
-pub fn generate_keypair() -> Result<(SecretKey, PublicKey), EnvelopeError> {
-    use rand_core::RngCore as _;
-    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-    rand_core::OsRng.try_fill_bytes(&mut *bytes).map_err(|_| EnvelopeError::Rng)?;
-    let sk = SecretKey::from_bytes(&bytes)?;
-    let pk = sk.public_key();
-    Ok((sk, pk))
+/// The HPKE form of a secret key; a wiped key is refused with [`EnvelopeError::WeakKey`].
+fn hpke_secret(key: &SecretKey) -> Result<HpkePrivateKey, EnvelopeError> {
+    HpkePrivateKey::from_bytes(key.usable_bytes()?).map_err(|_| EnvelopeError::Crypto)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,8 +369,8 @@ fn sender_context(
     info: &[u8],
     eph_ikm: &[u8; KEY_LEN],
 ) -> Result<([u8; KEY_LEN], SenderContext), EnvelopeError> {
-    let mode = OpModeS::Auth((sender_sk.to_hpke()?, sender_sk.public_key().to_hpke()?));
-    let pk_r = recipient_pk.to_hpke()?;
+    let mode = OpModeS::Auth((hpke_secret(sender_sk)?, hpke_public(&sender_sk.public_key())?));
+    let pk_r = hpke_public(recipient_pk)?;
     let mut rng = OneShotIkm::new(eph_ikm);
     // hpke fails here only when a DH output is all zero, i.e. a low-order recipient key.
     let (enc, ctx) = hpke::setup_sender::<SuiteAead, SuiteKdf, SuiteKem, _>(&mode, &pk_r, info, &mut rng)
@@ -591,8 +410,8 @@ fn receiver_context(
     info: &[u8],
 ) -> Result<ReceiverContext, EnvelopeError> {
     let enc = HpkeEncappedKey::from_bytes(enc).map_err(|_| EnvelopeError::Malformed("enc must be 32 bytes"))?;
-    let mode = OpModeR::Auth(sender_pk.to_hpke()?);
-    let sk_r = recipient_sk.to_hpke()?;
+    let mode = OpModeR::Auth(hpke_public(sender_pk)?);
+    let sk_r = hpke_secret(recipient_sk)?;
     hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(&mode, &sk_r, &enc, info).map_err(|_| EnvelopeError::WeakKey)
 }
 
@@ -683,14 +502,6 @@ impl Writer<'_> {
     }
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
-    crate::hex::encode(bytes)
-}
-
-fn hex_decode_32(s: &str) -> Option<[u8; 32]> {
-    crate::hex::decode(s)?.try_into().ok()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------------
@@ -698,6 +509,8 @@ fn hex_decode_32(s: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::LOW_ORDER_POINTS;
+    use hpke::Kem as _;
     use serde_json::{json, Value};
     use sha2::{Digest, Sha256};
     use std::collections::BTreeMap;
@@ -719,7 +532,7 @@ mod tests {
     );
 
     fn hex(bytes: &[u8]) -> String {
-        hex_encode(bytes)
+        crate::hex::encode(bytes)
     }
 
     fn unhex(s: &str) -> Vec<u8> {
@@ -1124,45 +937,22 @@ mod tests {
                 open_sheet(&forged, &p.prekey, &p.dispatch.public_key(), DEVICE).unwrap_err(),
                 EnvelopeError::WeakKey
             );
-            assert_eq!(open_sheet(&parsed, &p.prekey, &PublicKey(bad), DEVICE).unwrap_err(), EnvelopeError::WeakKey);
             assert_eq!(
-                seal_sheet(&p.dispatch, &PublicKey(bad), &prekey_header(), b"x").unwrap_err(),
+                open_sheet(&parsed, &p.prekey, &PublicKey::from_bytes_unchecked_insecure_for_testing(bad), DEVICE)
+                    .unwrap_err(),
+                EnvelopeError::WeakKey
+            );
+            assert_eq!(
+                seal_sheet(
+                    &p.dispatch,
+                    &PublicKey::from_bytes_unchecked_insecure_for_testing(bad),
+                    &prekey_header(),
+                    b"x"
+                )
+                .unwrap_err(),
                 EnvelopeError::WeakKey
             );
         }
-    }
-
-    #[test]
-    fn non_canonical_public_keys_are_malformed() {
-        let (_, pk) = generate_keypair().unwrap();
-        let mut high = pk.to_bytes();
-        high[31] |= 0x80;
-        let mut p_plus_2 = [0xff; 32];
-        p_plus_2[0] = 0xef;
-        p_plus_2[31] = 0x7f;
-        let all_ones = [0xff; 32];
-        for bad in [high, p_plus_2, all_ones] {
-            assert!(matches!(PublicKey::from_bytes(&bad), Err(EnvelopeError::Malformed(_))));
-        }
-        // p - 2 is the largest canonical value and not low order.
-        let mut p_minus_2 = [0xff; 32];
-        p_minus_2[0] = 0xeb;
-        p_minus_2[31] = 0x7f;
-        assert!(PublicKey::from_bytes(&p_minus_2).is_ok());
-        assert!(matches!(PublicKey::from_bytes(&[1u8; 31]), Err(EnvelopeError::Malformed(_))));
-        assert!(matches!("zz".parse::<PublicKey>(), Err(EnvelopeError::Malformed(_))));
-    }
-
-    #[test]
-    fn keys_round_trip_and_serialize_as_hex() {
-        let (sk, pk) = generate_keypair().unwrap();
-        let again = SecretKey::from_bytes(&sk.to_bytes()).unwrap();
-        assert_eq!(again.public_key(), pk);
-        let text = serde_json::to_string(&pk).unwrap();
-        assert_eq!(text, format!("\"{}\"", hex(pk.as_bytes())));
-        assert_eq!(serde_json::from_str::<PublicKey>(&text).unwrap(), pk);
-        assert_eq!(pk.to_string().to_uppercase().parse::<PublicKey>().unwrap(), pk);
-        assert_eq!(format!("{pk:?}"), format!("PublicKey({})", hex(pk.as_bytes())));
     }
 
     // ---- Framing ---------------------------------------------------------------------------

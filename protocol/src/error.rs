@@ -32,6 +32,11 @@ pub enum Error {
     /// A value read back from storage is not one this protocol defines.
     #[error("integrity: {0}")]
     Integrity(String),
+
+    /// The operating system's random number generator failed, so no key, nonce or token could be
+    /// made.
+    #[error("the system random number generator failed")]
+    Randomness,
 }
 
 impl Error {

@@ -1,50 +1,44 @@
 //! Lowercase hexadecimal, the text encoding of keys, hashes and envelopes in JSON.
 //!
-//! One small implementation serves the whole crate so that every JSON document (bundles, audit
-//! events, sync messages, receipts) encodes bytes the same way.
+//! One module serves every crate (the core and dispatch use it through this one) so that every
+//! JSON document (bundles, audit events, sync messages, receipts) encodes bytes the same way.
+//! Some of those bytes are secrets (a dispatch secret key typed into the CLI, a device token), so
+//! the codec is RustCrypto's `base16ct`, which has no data-dependent branches or table look-ups:
+//! how long encoding or decoding takes does not depend on the key's value. Only the outcome
+//! (valid or not) and the length are visible.
+
+use zeroize::Zeroize;
 
 /// Encodes bytes as lowercase hex.
 pub fn encode(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
+    base16ct::lower::encode_string(bytes)
 }
 
 /// Decodes hex (either case); `None` on odd length or a non-hex character.
 pub fn decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
+    let mut out = vec![0u8; base16ct::decoded_len(s.as_bytes()).ok()?];
+    if decode_to_slice(s, &mut out) {
+        Some(out)
+    } else {
+        out.zeroize();
+        None
     }
-    let mut out = vec![0u8; s.len() / 2];
-    decode_to_slice(s, &mut out).then_some(out)
 }
 
 /// Decodes hex into `out`, which must be exactly half as long as `s`; false on any mismatch or
-/// non-hex character. Lets callers decode secrets straight into a buffer that is wiped on drop.
+/// non-hex character (and `out` is then wiped). Lets callers decode secrets straight into a
+/// buffer that is wiped on drop.
 pub fn decode_to_slice(s: &str, out: &mut [u8]) -> bool {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let s = s.as_bytes();
     if s.len() != out.len() * 2 {
         return false;
     }
-    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(hi), Some(lo)) => *byte = (hi << 4) | lo,
-            _ => return false,
+    match base16ct::mixed::decode(s, out) {
+        Ok(_) => true,
+        Err(_) => {
+            out.zeroize();
+            false
         }
     }
-    true
 }
 
 /// Serde helpers for `Vec<u8>` fields carried as hex strings.
@@ -71,5 +65,34 @@ mod tests {
         assert_eq!(super::decode("00ABff"), Some(vec![0x00, 0xab, 0xff]));
         assert_eq!(super::decode("abc"), None);
         assert_eq!(super::decode("zz"), None);
+    }
+
+    #[test]
+    fn every_byte_round_trips_and_only_hex_digits_decode() {
+        let all: Vec<u8> = (0..=255).collect();
+        let s = super::encode(&all);
+        assert_eq!(s.len(), 512);
+        assert!(s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert_eq!(super::decode(&s), Some(all.clone()));
+        assert_eq!(super::decode(&s.to_uppercase()), Some(all));
+        for c in 0..=255u8 {
+            let pair = [b'0', c];
+            let text = String::from_utf8_lossy(&pair).into_owned();
+            let is_hex = c.is_ascii_hexdigit();
+            assert_eq!(super::decode(&text).is_some(), is_hex && text.len() == 2, "{c:#04x}");
+        }
+        assert_eq!(super::decode(""), Some(Vec::new()));
+    }
+
+    #[test]
+    fn decode_to_slice_needs_the_exact_length_and_wipes_on_failure() {
+        let mut out = [0u8; 2];
+        assert!(super::decode_to_slice("0aFF", &mut out));
+        assert_eq!(out, [0x0a, 0xff]);
+        assert!(!super::decode_to_slice("0aff00", &mut out));
+        assert!(!super::decode_to_slice("0a", &mut out));
+        let mut out = [0u8; 2];
+        assert!(!super::decode_to_slice("7fzz", &mut out));
+        assert_eq!(out, [0, 0], "a failed decode leaves nothing behind");
     }
 }

@@ -7,7 +7,7 @@
 //! useless, which is what lets a device whose answer was lost simply enrol again.
 
 use crate::crypto::{Aad, Key32};
-use crate::envelope::{PublicKey, SecretKey};
+use crate::crypto::{PublicKey, SecretKey};
 use crate::{Error, Result};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -52,7 +52,7 @@ pub fn open_device_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::generate_keypair;
+    use crate::crypto::generate_keypair;
 
     #[test]
     fn only_the_identity_holder_opens_the_token() {

@@ -8,11 +8,28 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 
 /// Where a job is in its life. The last four are terminal: entering any of them shreds the job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Its kebab-case names are stored in SQLite and sent on the wire; serde and strum derive the
+/// same ones, and `state_names_are_the_published_ones` holds them to the published list.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = crate::Error, parse_err_fn = unknown_state)]
 pub enum JobState {
     /// Received and waiting; the technician has not set out.
     Assigned,
@@ -49,15 +66,7 @@ impl JobState {
 
     /// The kebab-case name used in JSON, the CLI and the database.
     pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Assigned => "assigned",
-            JobState::EnRoute => "en-route",
-            JobState::OnSite => "on-site",
-            JobState::Completed => "completed",
-            JobState::Cancelled => "cancelled",
-            JobState::Revoked => "revoked",
-            JobState::Expired => "expired",
-        }
+        self.into()
     }
 
     /// Whether the technician may move a job from `self` to `to` by advancing it. Terminal
@@ -83,20 +92,15 @@ impl fmt::Display for JobState {
     }
 }
 
-impl FromStr for JobState {
-    type Err = crate::Error;
-
-    fn from_str(s: &str) -> crate::Result<Self> {
-        JobState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| crate::Error::InvalidInput(format!("unknown job state {s:?}")))
-    }
+/// The error of parsing a state name that is none of the kebab-case names (`FromStr`, derived).
+fn unknown_state(s: &str) -> crate::Error {
+    crate::Error::InvalidInput(format!("unknown job state {s:?}"))
 }
 
 /// Why a field is not shown.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Denial {
     /// The access window has not opened yet.
     NotYetOpen {
@@ -124,14 +128,10 @@ pub enum Denial {
 
 impl Denial {
     /// The refusal's stable code, as the JSON `reason` tag spells it and as the audit log records
-    /// it: `not-yet-open`, `window-closed`, `wrong-state` or `shredded`.
+    /// it: `not-yet-open`, `window-closed`, `wrong-state` or `shredded` (derived by strum, like
+    /// serde's tag).
     pub fn code(&self) -> &'static str {
-        match self {
-            Denial::NotYetOpen { .. } => "not-yet-open",
-            Denial::WindowClosed { .. } => "window-closed",
-            Denial::WrongState { .. } => "wrong-state",
-            Denial::Shredded { .. } => "shredded",
-        }
+        self.into()
     }
 }
 
@@ -215,6 +215,32 @@ mod tests {
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
         }
         assert!("EnRoute".parse::<JobState>().is_err());
+        assert!(matches!("parked".parse::<JobState>(), Err(crate::Error::InvalidInput(_))));
+    }
+
+    /// The names are stored in SQLite and sent on the wire: they must never change.
+    #[test]
+    fn state_names_are_the_published_ones() {
+        use strum::IntoEnumIterator;
+        assert_eq!(JobState::iter().collect::<Vec<_>>(), JobState::ALL);
+        let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, ["assigned", "en-route", "on-site", "completed", "cancelled", "revoked", "expired"]);
+    }
+
+    /// The codes are in the audit log and on the wire: they must never change
+    /// (`a_denial_code_is_its_json_reason_tag` holds them to serde's tags).
+    #[test]
+    fn denial_codes_are_the_published_ones() {
+        let at = t(8);
+        let all = [
+            (Denial::NotYetOpen { opens_at: at }, "not-yet-open"),
+            (Denial::WindowClosed { closed_at: at }, "window-closed"),
+            (Denial::WrongState { state: JobState::Assigned, allowed: vec![JobState::OnSite] }, "wrong-state"),
+            (Denial::Shredded { state: JobState::Expired }, "shredded"),
+        ];
+        for (d, code) in all {
+            assert_eq!(d.code(), code);
+        }
     }
 
     #[test]

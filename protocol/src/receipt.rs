@@ -7,7 +7,7 @@
 //! the bundle, and so knows the receipt came from the enrolled device and was not edited.
 
 use crate::crypto::Aad;
-use crate::envelope::{PublicKey, SecretKey};
+use crate::crypto::{PublicKey, SecretKey};
 use crate::policy::JobState;
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -111,7 +111,7 @@ fn canonical(r: &ShredReceipt) -> Aad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::generate_keypair;
+    use crate::crypto::generate_keypair;
 
     #[test]
     fn both_sides_derive_the_same_key_and_edits_fail() {

@@ -87,8 +87,24 @@ pub struct WorkDetails {
 }
 
 /// What a customer field holds; lets the app choose how to present it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Its kebab-case names are stored in SQLite and sent on the wire; serde and strum derive the
+/// same ones.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", parse_err_ty = Error, parse_err_fn = unknown_kind)]
 pub enum FieldKind {
     /// A person's name.
     Name,
@@ -113,24 +129,19 @@ pub enum FieldKind {
 impl FieldKind {
     /// The kebab-case name used in JSON and the database.
     pub fn as_str(self) -> &'static str {
-        match self {
-            FieldKind::Name => "name",
-            FieldKind::Phone => "phone",
-            FieldKind::RelayPhone => "relay-phone",
-            FieldKind::Email => "email",
-            FieldKind::Address => "address",
-            FieldKind::Floor => "floor",
-            FieldKind::DoorCode => "door-code",
-            FieldKind::Note => "note",
-            FieldKind::Text => "text",
-        }
+        self.into()
     }
 
     /// The kind named `s` (as stored and on the wire).
     pub fn parse(s: &str) -> Result<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned()))
-            .map_err(|_| Error::integrity("unknown field kind in store"))
+        s.parse().map_err(|_| Error::integrity("unknown field kind in store"))
     }
+}
+
+/// The error of parsing a kind name that is none of the kebab-case names (`FromStr`, derived). It
+/// does not quote the input, which may be anything.
+fn unknown_kind(_: &str) -> Error {
+    Error::InvalidInput("unknown customer field kind".into())
 }
 
 impl fmt::Display for FieldKind {
@@ -288,4 +299,27 @@ fn check_text(what: &str, s: &str, min: usize, max: usize) -> Result<()> {
         return Err(Error::InvalidSheet(format!("{what} must not contain control characters")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are stored in SQLite and sent on the wire: they must never change, and must be
+    /// the ones serde writes in JSON.
+    #[test]
+    fn field_kind_names_are_the_published_ones() {
+        use strum::IntoEnumIterator;
+        let names: Vec<&str> = FieldKind::iter().map(FieldKind::as_str).collect();
+        assert_eq!(
+            names,
+            ["name", "phone", "relay-phone", "email", "address", "floor", "door-code", "note", "text"]
+        );
+        for kind in FieldKind::iter() {
+            assert_eq!(FieldKind::parse(kind.as_str()).unwrap(), kind);
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert!(matches!(FieldKind::parse("door_code"), Err(Error::Integrity(_))));
+        assert!(matches!("DoorCode".parse::<FieldKind>(), Err(Error::InvalidInput(_))));
+    }
 }

@@ -7,7 +7,8 @@
 
 pub use crate::audit::AuditRecord;
 use crate::bundle::{DeviceBundle, Prekey};
-use crate::envelope::{PublicKey, RecipientKeyId};
+use crate::crypto::PublicKey;
+use crate::envelope::RecipientKeyId;
 use crate::policy::JobState;
 use crate::receipt::ShredReceipt;
 use chrono::{DateTime, Utc};
@@ -99,8 +100,9 @@ pub struct OutboxEvent {
 }
 
 /// What an outbox event says.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[strum(serialize_all = "kebab-case")]
 pub enum EventBody {
     /// A sealed sheet was opened and stored.
     Received {
@@ -132,6 +134,14 @@ pub enum EventBody {
     Audit(AuditRecord),
     /// The shred receipt.
     Receipt(ShredReceipt),
+}
+
+impl EventBody {
+    /// The event's type, as in its JSON `type` tag (`"received"`, `"rejected"`, `"state"`,
+    /// `"report"`, `"audit"`, `"receipt"`).
+    pub fn type_name(&self) -> &'static str {
+        self.into()
+    }
 }
 
 /// What dispatch answers to a sync.
@@ -203,4 +213,62 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditKind;
+
+    /// `type_name` is what dispatch records for each applied event; it must be the JSON tag.
+    #[test]
+    fn event_type_names_are_the_json_tags() {
+        let receipt = ShredReceipt {
+            device_id: Uuid::nil(),
+            job_id: Uuid::nil(),
+            version: 1,
+            state: JobState::Completed,
+            shredded_at: crate::time::from_ms(0),
+            epoch: 2,
+            fields_destroyed: 3,
+            mac: vec![0; 32],
+        };
+        let audit = AuditRecord {
+            seq: 1,
+            at_ms: 0,
+            kind: AuditKind::Reveal,
+            field: Some("phone".into()),
+            state: Some(JobState::OnSite),
+            detail: None,
+            prev_hash: vec![0; 32],
+            hash: vec![1; 32],
+        };
+        let all = [
+            (EventBody::Received { version: 1, via: RecipientKeyId::Identity }, "received"),
+            (EventBody::Rejected { version: 1, reason: "stale-version".into() }, "rejected"),
+            (EventBody::State { from: JobState::Assigned, to: JobState::EnRoute }, "state"),
+            (EventBody::Report { text: "Done.".into() }, "report"),
+            (EventBody::Audit(audit), "audit"),
+            (EventBody::Receipt(receipt), "receipt"),
+        ];
+        for (body, name) in all {
+            assert_eq!(body.type_name(), name);
+            assert_eq!(serde_json::to_value(&body).unwrap()["type"], name);
+        }
+    }
+
+    /// Audit kinds travel in audit records (and are stored in SQLite and hashed into the chain):
+    /// their names must never change, and must be the ones serde writes in JSON.
+    #[test]
+    fn audit_kind_names_are_the_published_ones() {
+        use strum::IntoEnumIterator;
+        let names: Vec<&str> = AuditKind::iter().map(AuditKind::as_str).collect();
+        assert_eq!(names, ["vault-created", "ingested", "updated", "transition", "reveal", "reveal-denied", "shredded"]);
+        for kind in AuditKind::iter() {
+            assert_eq!(AuditKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert_eq!(AuditKind::parse("Reveal"), None);
+        assert!(matches!("reveal_denied".parse::<AuditKind>(), Err(crate::Error::InvalidInput(_))));
+    }
 }

@@ -60,7 +60,7 @@ fn working_vault(vault: &Vault) -> Vec<Uuid> {
 
 fn aead(c: &mut Criterion) {
     let mut g = c.benchmark_group("aead");
-    let key = Key32::random();
+    let key = Key32::random().expect("system RNG");
     let job = Uuid::new_v4();
     let aad = Aad::new("jobseal/v1").part(job.as_bytes()).part(b"customer_name").u64(1);
     for size in [64usize, 256, 1024] {

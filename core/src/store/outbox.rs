@@ -43,9 +43,10 @@ fn next_seq(conn: &Connection) -> Result<i64> {
     Ok(stored.max(in_table))
 }
 
-/// Appends an event with a fresh UUID v7 key.
+/// Appends an event with a fresh UUID v7 key (timestamped with the event's trusted time).
 pub(crate) fn insert(conn: &Connection, job_id: Option<Uuid>, at_ms: i64, payload: &Payload) -> Result<()> {
     let seq = next_seq(conn)?;
+    let key = crate::crypto::time_ordered_uuid(u64::try_from(at_ms).unwrap_or(0))?;
     let (audit_seq, body) = match payload {
         Payload::Audit(s) => (Some(i64::try_from(*s).map_err(|_| Error::integrity("audit seq out of range"))?), None),
         Payload::Body(b) => (None, Some(b.as_str())),
@@ -53,7 +54,7 @@ pub(crate) fn insert(conn: &Connection, job_id: Option<Uuid>, at_ms: i64, payloa
     conn.prepare_cached(
         "INSERT INTO outbox (seq, key, job_id, at_ms, audit_seq, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![seq, Uuid::now_v7().to_string(), job_id.map(|j| j.to_string()), at_ms, audit_seq, body])?;
+    .execute(params![seq, key.to_string(), job_id.map(|j| j.to_string()), at_ms, audit_seq, body])?;
     Ok(())
 }
 

@@ -100,11 +100,12 @@ pub struct SyncStatus {
 }
 
 /// Delay before retry number `failures` (1-based): 5 s doubling, capped at 15 minutes, with up to
-/// 20 % random jitter so that a fleet coming back online does not retry in step.
-pub fn backoff_ms(failures: u32) -> i64 {
+/// 20 % random jitter so that a fleet coming back online does not retry in step. Fails only when
+/// the operating system's random number generator does ([`Error::Randomness`]).
+pub fn backoff_ms(failures: u32) -> Result<i64> {
     let base = 5_000i64.saturating_mul(1i64 << failures.saturating_sub(1).min(20)).min(15 * 60 * 1000);
-    let jitter = i64::from(u16::from_le_bytes(crypto::random_bytes::<2>())) % (base / 5 + 1);
-    base + jitter
+    let jitter = i64::from(u16::from_le_bytes(crypto::random_bytes::<2>()?)) % (base / 5 + 1);
+    Ok(base + jitter)
 }
 
 /// A JSON request to dispatch, with the device token when there is one.
@@ -138,15 +139,8 @@ pub(crate) fn send(transport: &dyn Transport, req: HttpRequest) -> Result<HttpRe
 
 /// The value-free reason to report to dispatch when an offered envelope is refused, or `None`
 /// when the error is not a refusal of the envelope (storage, keystore...) and must be returned.
+/// Decided by the error's kind, like the bindings' errors and the CLI's exit codes.
 pub(crate) fn refusal_code(e: &Error) -> Option<&'static str> {
-    Some(match e {
-        Error::Tampered(_) => "tampered",
-        Error::Misaddressed => "misaddressed",
-        Error::PrekeyUnavailable(_) => "prekey-unavailable",
-        Error::StaleVersion { .. } => "stale-version",
-        Error::JobClosed { .. } => "job-closed",
-        Error::InvalidSheet(_) => "invalid-sheet",
-        _ => return None,
-    })
+    e.refusal_code()
 }
 

@@ -97,7 +97,7 @@ impl Vault {
         if device::get(&tx)?.is_some() {
             return Err(Error::Enrolment("this device is already enrolled"));
         }
-        device::insert(&tx, Uuid::new_v4(), &dispatch_key, &identity_pub, now)?;
+        device::insert(&tx, crate::crypto::random_uuid()?, &dispatch_key, &identity_pub, now)?;
         journal::enqueue_existing(&tx)?;
         keyring.put(&tx, SecretId::Identity, identity.to_bytes().as_ref())?;
         mint_prekeys(keyring, &tx, 1, prekeys, now)?;

@@ -106,7 +106,7 @@ impl Inner {
                 return Err(Error::StaleVersion { job_id, held: held.version, offered: sheet.version });
             }
         }
-        let dek = Key32::random();
+        let dek = Key32::random()?;
         let work = serde_json::to_string(&sheet.work).map_err(|_| Error::InvalidSheet("work details".into()))?;
         let state = existing.as_ref().map_or(JobState::Assigned, |j| j.state);
         jobs::upsert(

@@ -163,7 +163,7 @@ impl Vault {
             }
             Err(_) => {
                 health.failures = health.failures.saturating_add(1);
-                health.next_attempt_ms = Some(now.saturating_add(backoff_ms(health.failures)));
+                health.next_attempt_ms = Some(now.saturating_add(backoff_ms(health.failures)?));
             }
         }
         meta::set_sync_health(&tx, &health)?;
