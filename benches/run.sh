@@ -72,5 +72,12 @@ if [[ -z "${JOBSEAL_BENCH_SKIP_KOTLIN:-}" && ( -z "$filter" || "reveal/kotlin_jv
         -Djobseal.target.dir="$root/target/release" -Djobseal.lib="$lib" 2>&1 | sed 's/\x1b\[0m//g')
 fi
 
+echo "== fsyncs per operation (benches/results/fsyncs.json)"
+if command -v strace >/dev/null; then
+    bash "$here/fsyncs.sh"
+else
+    echo "  skipped: strace is not installed (apt-get install -y strace)"
+fi
+
 echo "== summary (benches/results/summary.json)"
 python3 "$here/summarize.py"

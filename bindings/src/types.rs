@@ -505,19 +505,37 @@ pub struct AuditEvent {
     pub job_id: Option<String>,
     /// What happened.
     pub kind: AuditKind,
-    /// The customer field's name, for reveals.
+    /// The customer field's name, for the per-field reveal events of vaults before version 0.2.
     pub field: Option<String>,
     /// The job's state.
     pub state: Option<JobState>,
-    /// A value-free detail such as "assigned -> en-route" or a refusal reason.
+    /// A value-free detail such as "assigned -> en-route"; for a reveal, the fields shown and
+    /// refused in one line (also given typed in `fields_shown` and `fields_refused`).
     pub detail: Option<String>,
+    /// For a reveal: the names of the fields it showed, in sheet order. Empty for other events.
+    pub fields_shown: Vec<String>,
+    /// For a reveal: the fields it refused and why, in sheet order. Empty for other events.
+    pub fields_refused: Vec<RefusedField>,
     /// This event's chain hash, hex.
     pub hash: String,
 }
 
+/// A field a reveal refused, and the refusal's code (`not-yet-open`, `window-closed`,
+/// `wrong-state`, `shredded`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RefusedField {
+    /// The field's name.
+    pub name: String,
+    /// Why it was not shown.
+    pub reason: String,
+}
+
 impl From<jobseal::AuditEvent> for AuditEvent {
     fn from(e: jobseal::AuditEvent) -> Self {
+        let summary = e.reveal_summary().unwrap_or_default();
         AuditEvent {
+            fields_shown: summary.shown,
+            fields_refused: summary.refused.into_iter().map(|(name, reason)| RefusedField { name, reason }).collect(),
             seq: e.seq,
             at_ms: ms(e.at),
             job_id: e.job_id.map(|j| j.to_string()),

@@ -27,6 +27,10 @@ use std::time::Duration;
 /// The database file name inside a vault directory.
 pub const DB_FILE: &str = "vault.db";
 
+/// The size the WAL is cut back to after a checkpoint: above the 1,000 pages (4 KiB each, plus
+/// frame headers) at which SQLite checkpoints on its own.
+const WAL_SIZE_LIMIT: i64 = 8 * 1024 * 1024;
+
 /// Prepared statements kept per connection: more than the distinct statements of any call path.
 const STATEMENT_CACHE: usize = 128;
 
@@ -47,7 +51,10 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "journal_size_limit", 0)?;
+    // Between shreds the WAL is reused in place (cut back to this size after a checkpoint, above
+    // the 1,000-page auto-checkpoint), so a commit's fsync does not also have to grow the file.
+    // Every shred still truncates it to zero (`checkpoint_truncate`), which is what G3 needs.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     expect_pragma(&conn, "secure_delete", 1)?;
     expect_pragma(&conn, "temp_store", 2)?;
     expect_pragma(&conn, "foreign_keys", 1)?;

@@ -83,7 +83,7 @@ final class JobsealTests: XCTestCase {
         }
         XCTAssertEqual(try vault.job(jobId: job.jobId).report, "Line activated (test report).")
         XCTAssertTrue(try vault.verifyAudit().valid)
-        XCTAssertTrue(try vault.auditLog(jobId: job.jobId).contains { $0.kind == .reveal && $0.field == "door_code" })
+        XCTAssertTrue(try vault.auditLog(jobId: job.jobId).contains { $0.kind == .reveal && $0.fieldsShown.contains("door_code") })
     }
 
     func testErrorKinds() throws {

@@ -83,9 +83,13 @@ class LifecycleTest {
         assertTrue(vault.trustedNowMs() > Slot.closes.toEpochMilli())
 
         val events = vault.auditLog(job.jobId)
+        // One audit event per reveal, naming each field shown and each refused with its reason.
         val reveals = events.filter { it.kind == AuditKind.REVEAL }
-        assertEquals(setOf("customer_name", "phone", "address", "door_code"), reveals.map { it.field }.toSet())
-        assertTrue(events.any { it.kind == AuditKind.REVEAL_DENIED && it.detail == "window-closed" })
+        assertEquals(setOf("customer_name", "phone", "address", "door_code"), reveals.flatMap { it.fieldsShown }.toSet())
+        assertTrue(events.any { e ->
+            e.kind == AuditKind.REVEAL_DENIED && e.fieldsShown.isEmpty() &&
+                e.fieldsRefused.any { it.name == "customer_name" && it.reason == "window-closed" }
+        })
         assertTrue(events.any { it.kind == AuditKind.TRANSITION && it.state == JobState.ON_SITE })
         val leaked = events.filter { e -> Sheets.values.any { v -> e.toString().contains(v) } }
         assertTrue(leaked.isEmpty(), "audit events must not carry customer values")
