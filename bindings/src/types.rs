@@ -505,7 +505,8 @@ pub struct AuditEvent {
     pub job_id: Option<String>,
     /// What happened.
     pub kind: AuditKind,
-    /// The customer field's name, for the per-field reveal events of vaults before version 0.2.
+    /// The customer field's name, for the per-field reveal events of vaults before version 0.2
+    /// (whose one field is also given in `fields_shown` or `fields_refused`).
     pub field: Option<String>,
     /// The job's state.
     pub state: Option<JobState>,

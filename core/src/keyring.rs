@@ -186,6 +186,19 @@ impl Keyring {
         Ok(())
     }
 
+    /// Inside a shred transaction: deletes every retired KEK again and forgets those whose delete
+    /// succeeded. One that will not delete stays listed (for the next shred or open) and does not
+    /// stop this shred: the job being shredded must not stay readable because an older key is
+    /// stuck.
+    fn forget_deleted_retired_keys(&self, conn: &Connection) -> Result<()> {
+        for alias in secrets::retired_aliases(conn)? {
+            if self.keystore.delete(&alias).is_ok() {
+                secrets::forget_retired(conn, &alias)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes KEKs generated for rotations that never committed (a crash, or a keystore error
     /// earlier in this process): the next epoch's, which is the only one a rotation makes, and
     /// any that an older release recorded as pending.
@@ -202,7 +215,7 @@ impl Keyring {
         let next = self.epoch + 1;
         let alias = kek_alias(next);
         self.keystore.delete(&alias)?;
-        crash_point("shred:pending-recorded");
+        crash_point("shred:before-kek");
         self.keystore.generate(&alias)?;
         let emk = Key32::random()?;
         let wrapped_emk = self.keystore.wrap(&alias, emk.as_bytes())?;
@@ -225,7 +238,7 @@ impl Keyring {
         }
         secrets::insert_epoch(tx, rotation.next, &rotation.wrapped_emk, now_ms)?;
         secrets::delete_epochs_except(tx, rotation.next)?;
-        self.forget_retired_keys(tx)?;
+        self.forget_deleted_retired_keys(tx)?;
         secrets::retire(tx, &kek_alias(self.epoch))?;
         secrets::remove_pending(tx, rotation.next)
     }

@@ -305,3 +305,39 @@ fn an_audit_event_edited_after_it_was_queued_reaches_dispatch_edited_and_fails_i
     assert_eq!(records[at].1.detail.as_deref(), Some("shown: -; refused: -"));
     assert_eq!(jobseal::audit::verify_records(None, &records), Err(records[at].1.seq));
 }
+
+/// A refused field's row renamed with sqlite3 (here into text that would break the reveal's
+/// summary line) is authenticated like a shown one: its AAD binds the name, so the reveal is
+/// refused as tampered and records nothing, and the summary never carries an unchecked name.
+/// Found by an attacker-style review: before the fix the device wrote the bad name into the event
+/// and both typed views (FFI, dispatch) lost the four fields it had shown.
+#[test]
+fn a_renamed_refused_field_cannot_hide_what_a_reveal_showed() {
+    let d = enrolled_device();
+    let job = Uuid::new_v4();
+    d.tv.vault.ingest(&sheet(job, 1)).unwrap();
+    d.tv.vault.advance(job, JobState::EnRoute).unwrap(); // door_code (on-site only) is refused
+    let before = d.tv.vault.audit_log(None).unwrap().len();
+    let db = rusqlite::Connection::open(d.tv.dir.path().join("vault.db")).unwrap();
+    db.execute(
+        "UPDATE fields SET name = 'door_code; refused: -' WHERE job_id = ?1 AND name = 'door_code'",
+        [job.to_string()],
+    )
+    .unwrap();
+    assert!(matches!(d.tv.vault.reveal(job), Err(Error::Tampered(_))));
+    assert_eq!(d.tv.vault.audit_log(None).unwrap().len(), before, "a refused reveal recorded an event");
+    // Renamed back, the reveal works and its one event names every field.
+    db.execute(
+        "UPDATE fields SET name = 'door_code' WHERE job_id = ?1 AND name = 'door_code; refused: -'",
+        [job.to_string()],
+    )
+    .unwrap();
+    let reveal = d.tv.vault.reveal(job).unwrap();
+    let online = Scripted::new(ack_all);
+    d.tv.vault.sync(&online).unwrap();
+    let records = audit_records(&pushed(&online));
+    let (_, record) = records.iter().find(|(_, r)| r.kind == jobseal::AuditKind::Reveal).unwrap();
+    let summary = record.reveal_summary().expect("a reveal record names its fields");
+    assert_eq!(summary.shown.len() + summary.refused.len(), reveal.fields.len());
+    assert!(summary.refused.iter().any(|(name, code)| name == "door_code" && code == "wrong-state"));
+}

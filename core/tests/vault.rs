@@ -465,3 +465,75 @@ fn a_new_vault_starts_over_a_stale_keystore() {
     assert_eq!(vault.epoch(), 1);
     assert!(vault.list_jobs().unwrap().is_empty());
 }
+
+/// The software keystore, except that deleting one alias fails (a keystore that fails a delete
+/// at the wrong moment).
+struct DeleteFails {
+    inner: jobseal::FileKeyStore,
+    refuse: std::sync::Mutex<Option<String>>,
+}
+
+impl jobseal::KeyStore for DeleteFails {
+    fn generate(&self, alias: &str) -> Result<(), jobseal::KeyStoreError> {
+        self.inner.generate(alias)
+    }
+    fn wrap(&self, alias: &str, plaintext: &[u8]) -> Result<Vec<u8>, jobseal::KeyStoreError> {
+        self.inner.wrap(alias, plaintext)
+    }
+    fn unwrap(&self, alias: &str, wrapped: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, jobseal::KeyStoreError> {
+        self.inner.unwrap(alias, wrapped)
+    }
+    fn delete(&self, alias: &str) -> Result<(), jobseal::KeyStoreError> {
+        if self.refuse.lock().unwrap().as_deref() == Some(alias) {
+            return Err(jobseal::KeyStoreError::new(format!("cannot delete {alias}")));
+        }
+        self.inner.delete(alias)
+    }
+}
+
+/// A retired KEK whose delete keeps failing stays listed and is retried, but it does not stop
+/// later shreds: the next closed job is shredded all the same. Found by an attacker-style review:
+/// the retry had moved into the shred transaction and rolled every later shred back.
+#[test]
+fn a_retired_kek_that_will_not_delete_does_not_stop_later_shreds() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = Arc::new(DeleteFails {
+        inner: jobseal::FileKeyStore::open(dir.path().join(jobseal::KEYSTORE_DIR)).unwrap(),
+        refuse: std::sync::Mutex::new(None),
+    });
+    let clock = Arc::new(ManualClock::new(at(200)));
+    let vault = jobseal::Vault::open(dir.path(), ks.clone(), clock).unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    for j in [a, b] {
+        vault.ingest(&sheet(j, 1)).unwrap();
+        move_to(&vault, j, JobState::OnSite);
+    }
+    *ks.refuse.lock().unwrap() = Some("jobseal-kek-1".to_owned());
+    // First close: the shred commits, deleting KEK 1 fails (documented).
+    assert!(matches!(vault.close(a, "done"), Err(Error::KeyStore(_))));
+    assert_eq!(vault.job(a).unwrap().state, JobState::Completed);
+    assert_eq!(vault.epoch(), 2);
+    // Second close of another job: its shred commits; the stuck key is still reported.
+    assert!(matches!(vault.close(b, "done"), Err(Error::KeyStore(_))));
+    assert_eq!(vault.job(b).unwrap().state, JobState::Completed);
+    assert_eq!(vault.list_jobs().unwrap().len(), 2, "the vault keeps working");
+    // Once the keystore deletes again, the next open deletes the retired keys.
+    *ks.refuse.lock().unwrap() = None;
+    let epoch = vault.epoch();
+    drop(vault);
+    let db = rusqlite::Connection::open(dir.path().join("vault.db")).unwrap();
+    let sealed: i64 =
+        db.query_row("SELECT count(*) FROM fields WHERE job_id = ?1", [b.to_string()], |r| r.get(0)).unwrap();
+    let dek: i64 =
+        db.query_row("SELECT count(*) FROM secrets WHERE id = ?1", [format!("dek:{b}")], |r| r.get(0)).unwrap();
+    assert_eq!(
+        (sealed, dek, epoch),
+        (0, 0, 3),
+        "the second job was not shredded: its sealed fields and data key stay in vault.db"
+    );
+    drop(db);
+    let vault = jobseal::Vault::open(dir.path(), ks.clone(), Arc::new(ManualClock::new(at(200)))).unwrap();
+    assert_eq!(vault.epoch(), 3);
+    let kek_files = std::fs::read_dir(dir.path().join(jobseal::KEYSTORE_DIR)).unwrap().count();
+    assert_eq!(kek_files, 1, "retired KEKs were not deleted at the next open");
+}

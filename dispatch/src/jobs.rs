@@ -18,7 +18,7 @@ use crate::service::{
     sql_u64, DeviceRow, Service,
 };
 use crate::store::{found, time};
-use jobseal_protocol::audit::{AuditKind, RevealSummary};
+use jobseal_protocol::audit::AuditKind;
 use jobseal_protocol::policy::JobState;
 use jobseal_protocol::receipt::ShredReceipt;
 use jobseal_protocol::sheet::JobSheet;
@@ -354,15 +354,13 @@ pub(crate) fn job_view(tx: &Transaction<'_>, job_id: Uuid) -> Result<JobView, Ap
         while let Some(r) = rows.next()? {
             let kind: AuditKind = enum_parse(&r.get::<_, String>(2)?)?;
             let detail: Option<String> = r.get(5)?;
-            let reveal = match kind {
-                AuditKind::Reveal | AuditKind::RevealDenied => detail.as_deref().and_then(RevealSummary::parse),
-                _ => None,
-            };
+            let field: Option<String> = r.get(3)?;
+            let reveal = jobseal_protocol::audit::reveal_summary(kind, field.as_deref(), detail.as_deref());
             audit_events.push(AuditEntryView {
                 device_id: parse_uuid_column(&r.get::<_, String>(0)?)?,
                 seq: col_u64(r.get(1)?),
                 kind,
-                field: r.get(3)?,
+                field,
                 state: r.get::<_, Option<String>>(4)?.map(|s| enum_parse(&s)).transpose()?,
                 detail,
                 reveal,

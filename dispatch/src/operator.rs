@@ -167,8 +167,9 @@ pub struct AuditEntryView {
     pub state: Option<JobState>,
     /// A value-free detail.
     pub detail: Option<String>,
-    /// For a reveal: the fields it showed and refused, read from the detail (absent for other
-    /// events and for the per-field reveal events of devices before version 0.2).
+    /// For a reveal: the fields it showed and refused (absent for other events and for a reveal
+    /// whose detail does not parse; a device before version 0.2 sent one event per field, read
+    /// here as a summary of that field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reveal: Option<RevealSummary>,
     /// Trusted device time.

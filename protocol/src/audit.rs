@@ -198,23 +198,31 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// The fields a reveal event showed and refused; `None` for other events and for the
-    /// per-field reveal events of chains written before version 0.2.
+    /// The fields a reveal event showed and refused; `None` for other events and for a reveal
+    /// whose detail does not parse. A per-field reveal event of a chain written before version
+    /// 0.2 reads as a summary of its one field.
     pub fn reveal_summary(&self) -> Option<RevealSummary> {
-        reveal_summary(self.kind, self.detail.as_deref())
+        reveal_summary(self.kind, self.field.as_deref(), self.detail.as_deref())
     }
 }
 
 impl AuditRecord {
     /// The fields a reveal record showed and refused, as [`AuditEvent::reveal_summary`].
     pub fn reveal_summary(&self) -> Option<RevealSummary> {
-        reveal_summary(self.kind, self.detail.as_deref())
+        reveal_summary(self.kind, self.field.as_deref(), self.detail.as_deref())
     }
 }
 
-fn reveal_summary(kind: AuditKind, detail: Option<&str>) -> Option<RevealSummary> {
-    match kind {
-        AuditKind::Reveal | AuditKind::RevealDenied => RevealSummary::parse(detail?),
+/// What a reveal event (new or pre-0.2 form) showed and refused, from its kind, field and detail;
+/// `None` for other events and for a detail that does not parse.
+pub fn reveal_summary(kind: AuditKind, field: Option<&str>, detail: Option<&str>) -> Option<RevealSummary> {
+    match (kind, field) {
+        // Before 0.2: one event per field, its name in `field`, a refusal's code in `detail`.
+        (AuditKind::Reveal, Some(name)) => Some(RevealSummary { shown: vec![name.to_owned()], refused: vec![] }),
+        (AuditKind::RevealDenied, Some(name)) => {
+            Some(RevealSummary { shown: vec![], refused: vec![(name.to_owned(), detail.unwrap_or_default().to_owned())] })
+        }
+        (AuditKind::Reveal | AuditKind::RevealDenied, None) => RevealSummary::parse(detail?),
         _ => None,
     }
 }
@@ -358,6 +366,30 @@ mod tests {
         ] {
             assert_eq!(RevealSummary::parse(line), None, "{line:?}");
         }
+    }
+
+    #[test]
+    fn a_per_field_reveal_event_of_an_older_chain_reads_as_a_summary_of_its_field() {
+        let record = |kind, field: Option<&str>, detail: Option<&str>| AuditRecord {
+            seq: 1,
+            at_ms: 0,
+            kind,
+            field: field.map(str::to_owned),
+            state: None,
+            detail: detail.map(str::to_owned),
+            prev_hash: vec![],
+            hash: vec![],
+        };
+        assert_eq!(
+            record(AuditKind::Reveal, Some("phone"), None).reveal_summary(),
+            Some(RevealSummary { shown: vec!["phone".into()], refused: vec![] })
+        );
+        assert_eq!(
+            record(AuditKind::RevealDenied, Some("door_code"), Some("window-closed")).reveal_summary(),
+            Some(RevealSummary { shown: vec![], refused: vec![("door_code".into(), "window-closed".into())] })
+        );
+        assert_eq!(record(AuditKind::Reveal, None, Some("not a summary")).reveal_summary(), None);
+        assert_eq!(record(AuditKind::Shredded, None, Some("shown: a; refused: -")).reveal_summary(), None);
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn a_crash_during_ingest_leaves_all_or_nothing() {
 fn a_crash_anywhere_in_a_close_ends_fully_shredded_with_the_report() {
     let points = [
         "close:report-saved",
-        "shred:pending-recorded",
+        "shred:before-kek",
         "shred:kek-generated",
         "shred:before-commit",
         "shred:after-commit",

@@ -59,6 +59,7 @@ pub fn open(path: &Path) -> Result<Connection> {
     expect_pragma(&conn, "temp_store", 2)?;
     expect_pragma(&conn, "foreign_keys", 1)?;
     expect_pragma(&conn, "synchronous", 2)?;
+    expect_pragma(&conn, "journal_size_limit", WAL_SIZE_LIMIT)?;
 
     let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version != schema::VERSION {
