@@ -300,7 +300,9 @@ pub fn seal_sheet(
 
 /// [`seal_sheet`] with a caller-chosen ephemeral IKM (RFC 9180 `ikmE`, fed to `DeriveKeyPair`),
 /// for test vectors only. Reusing an IKM reuses the ephemeral key and the AEAD key and nonce:
-/// never call this with anything but a published test value.
+/// never call this with anything but a published test value. Compiled only for this crate's
+/// tests and with the `insecure-test-hooks` feature, so no product build contains it.
+#[cfg(any(test, feature = "insecure-test-hooks"))]
 pub fn seal_sheet_with_ephemeral_insecure_for_testing(
     dispatch_sk: &SecretKey,
     recipient_pk: &PublicKey,
