@@ -67,8 +67,15 @@ impl FileKeyStore {
     /// Uses (and creates, owner-only) the folder `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, KeyStoreError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|e| KeyStoreError::new(format!("cannot create keystore folder: {e}")))?;
-        restrict_permissions(&dir, 0o700);
+        let fail = |e: std::io::Error| KeyStoreError::new(format!("cannot create keystore folder: {e}"));
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        // Created owner-only, not made so afterwards: no moment in which another user may list it.
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).map_err(fail)?;
+        // A folder that already existed is made owner-only too; failing that is an error.
+        restrict_permissions(&dir, 0o700).map_err(fail)?;
         Ok(FileKeyStore { dir })
     }
 
@@ -99,12 +106,13 @@ impl KeyStore for FileKeyStore {
     fn generate(&self, alias: &str) -> Result<(), KeyStoreError> {
         let path = self.path(alias)?;
         let key = Key32::random().map_err(|e| KeyStoreError::new(format!("cannot create key {alias}: {e}")))?;
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| KeyStoreError::new(format!("cannot create key {alias}: {e}")))?;
-        restrict_permissions(&path, 0o600);
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        // Created owner-only (the file is new, so the mode applies before any byte is written).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f =
+            options.open(&path).map_err(|e| KeyStoreError::new(format!("cannot create key {alias}: {e}")))?;
         f.write_all(key.as_bytes())
             .and_then(|_| f.sync_all())
             .and_then(|_| sync_dir(&self.dir))
@@ -150,19 +158,40 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-fn restrict_permissions(path: &Path, mode: u32) {
+fn restrict_permissions(path: &Path, mode: u32) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
     }
     #[cfg(not(unix))]
-    let _ = (path, mode);
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_folder_and_every_key_file_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let ks = FileKeyStore::open(dir.path().join("new")).unwrap();
+        ks.generate("k1").unwrap();
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        assert_eq!(mode(&dir.path().join("new/k1.key")), 0o600);
+        // A folder that already existed, readable by everyone, is made owner-only.
+        let old = dir.path().join("old");
+        fs::create_dir(&old).unwrap();
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o755)).unwrap();
+        FileKeyStore::open(&old).unwrap();
+        assert_eq!(mode(&old), 0o700);
+    }
 
     #[test]
     fn wrap_unwrap_and_delete() {
