@@ -198,7 +198,15 @@ pub(crate) struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub(crate) fn open(path: &Path) -> Result<Store, DispatchError> {
+        owner_only(path)?;
         let mut conn = Connection::open(path)?;
+        // The database holds dispatch's secret key and the plaintext sheets: deleted rows are
+        // overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        let secure: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;
+        if secure != 1 {
+            return Err(DispatchError::Integrity("secure_delete = ON was refused".into()));
+        }
         // Every guarantee of exactly-once ingestion depends on these; read them back rather than
         // trust that the pragma took (journal_mode silently stays put on some file systems).
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -304,6 +312,27 @@ impl Store {
 }
 
 /// Milliseconds since the Unix epoch, now.
+/// Creates the database file owner-only if it does not exist (SQLite gives its WAL and shared
+/// memory files the same permissions), and makes an existing one owner-only: it holds dispatch's
+/// secret key and every sheet in plaintext.
+fn owner_only(path: &Path) -> Result<(), DispatchError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let fail = |e: std::io::Error| DispatchError::Integrity(format!("cannot make the database owner-only: {e}"));
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?
+            }
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -336,6 +365,26 @@ mod tests {
         let version: i64 = store.read(|tx| tx.query_row("PRAGMA user_version", [], |r| r.get(0))).unwrap();
         assert_eq!(version, VERSION);
         store.close();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_is_owner_only_and_overwrites_what_it_deletes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dispatch.db");
+        let store = Store::open(&path).unwrap();
+        store.write(|tx| tx.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("dispatch.db-wal")), 0o600);
+        let secure: i64 = store.read(|c| c.query_row("PRAGMA secure_delete", [], |r| r.get(0))).unwrap();
+        assert_eq!(secure, 1);
+        store.close();
+        // An existing database readable by everyone is made owner-only at open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Store::open(&path).unwrap().close();
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]
