@@ -1,8 +1,10 @@
 //! The HTTP layer: routes, body limits, and the hand-off from async handlers to the blocking
 //! store (G6, G8).
 //!
-//! Handlers stay thin: read the body under the size limit, check the operator token where one is
-//! needed, and run the endpoint's logic on the blocking pool (SQLite calls block). Every failure
+//! Handlers stay thin: check the operator token where one is needed (before reading a byte of the
+//! body: an unauthenticated caller gets its 401 without the server taking its upload), read the
+//! body under the size limit, and run the endpoint's logic on the blocking pool (SQLite calls
+//! block). Every failure
 //! becomes a `wire::ErrorBody`, including unknown paths, wrong methods and oversized bodies, so a
 //! client only ever parses one error shape. Bodies are parsed by hand rather than with axum's
 //! `Json` extractor, whose rejection messages quote the input.
@@ -109,8 +111,8 @@ async fn sync(State(service): State<Shared>, headers: HeaderMap, body: Body) -> 
 }
 
 async fn create_job(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<CreateJobResponse> {
-    let body = read_body(&headers, body).await?;
     service.check_operator(&headers)?;
+    let body = read_body(&headers, body).await?;
     blocking(&service, move |s| s.create_job(&body)).await
 }
 
@@ -127,8 +129,8 @@ async fn cancel_job(
     body: Body,
 ) -> ApiResult<JobView> {
     // The body is unused but still bounded, so an oversized one gets the same 413 everywhere.
-    read_body(&headers, body).await?;
     service.check_operator(&headers)?;
+    read_body(&headers, body).await?;
     let id = parse_id(&id, "job")?;
     blocking(&service, move |s| s.cancel_job(id)).await
 }
@@ -139,8 +141,8 @@ async fn reassign_job(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<JobView> {
-    let body = read_body(&headers, body).await?;
     service.check_operator(&headers)?;
+    let body = read_body(&headers, body).await?;
     let id = parse_id(&id, "job")?;
     blocking(&service, move |s| s.reassign_job(id, &body)).await
 }
@@ -161,8 +163,8 @@ async fn wipe_device(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<WipeResponse> {
-    read_body(&headers, body).await?;
     service.check_operator(&headers)?;
+    read_body(&headers, body).await?;
     let id = parse_id(&id, "device")?;
     blocking(&service, move |s| s.wipe_device(id)).await
 }

@@ -797,3 +797,28 @@ fn the_binary_serves_with_a_generated_operator_token() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// An operator endpoint answers a caller without the operator token before reading a byte of its
+/// body: a client that announces a body and never sends it gets its 401 at once, instead of
+/// holding a connection (and, with a large body, the server's memory) while it uploads.
+#[test]
+fn operator_endpoints_refuse_a_wrong_token_before_reading_the_body() {
+    use std::io::{Read, Write};
+    let d = Dispatch::start();
+    for path in ["/v1/operator/jobs", &format!("/v1/operator/jobs/{}/cancel", Uuid::new_v4())] {
+        let mut conn = std::net::TcpStream::connect(d.kit.server().addr()).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        write!(
+            conn,
+            "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer not-the-operator\r\n\
+             Content-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).expect("no answer while the announced body was never sent");
+        assert_eq!(&head, b"HTTP/1.1 401", "{path}");
+    }
+    // With the right token the endpoint still works.
+    let job = Uuid::new_v4();
+    assert_eq!(d.op.post_job(Uuid::new_v4(), &sheet(job, 1)).0, 404);
+}
