@@ -184,6 +184,11 @@ impl Service {
         key: Uuid,
         now: i64,
     ) -> Result<Outcome, ApiError> {
+        // A receipt about a job dispatch never sealed for this device says nothing dispatch can
+        // act on; stored, it would show a job closed that its device still holds (issue 12).
+        if !held(tx, r.job_id, device.device_id)? {
+            return Ok(Outcome::Ignored("job not sealed for this device"));
+        }
         // The MAC key is bound to the sending device (its identity key and its id), so a receipt
         // verifies only if that device made it; it must also name that device and the job of the
         // event that carried it. A key-agreement failure (impossible with a validated identity

@@ -347,8 +347,12 @@ pub(crate) fn job_view(tx: &Transaction<'_>, job_id: Uuid) -> Result<JobView, Ap
     let mut audit_events = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
+            // Only devices the job was sealed for speak about it: another device's chain may name
+            // the job (it stays in that device's chain, which dispatch verifies), but it is not
+            // shown as part of this job's history.
             "SELECT device_id, seq, kind, field, state, detail, at_ms, chain FROM audit_records
-             WHERE job_id = ?1 ORDER BY device_id, seq, record_id",
+             WHERE job_id = ?1 AND device_id IN (SELECT device_id FROM deliveries WHERE job_id = ?1)
+             ORDER BY device_id, seq, record_id",
         )?;
         let mut rows = stmt.query([&key])?;
         while let Some(r) = rows.next()? {
