@@ -76,7 +76,7 @@ impl Service {
         let now = now();
         self.store.write(|tx| {
             let id = bundle.device_id.to_string();
-            match device_by_id(tx, bundle.device_id)? {
+            let first = match device_by_id(tx, bundle.device_id)? {
                 // The same device enrolling again (its answer was lost): a new token replaces the
                 // old one. Only the identity key's holder can open it, so a replayed request
                 // gains nothing.
@@ -85,6 +85,7 @@ impl Service {
                         "UPDATE devices SET token_hash = ?2 WHERE device_id = ?1",
                         params![id, token_hash(&token).as_slice()],
                     )?;
+                    false
                 }
                 Some(_) => {
                     return Err(ApiError::conflict(format!(
@@ -97,10 +98,16 @@ impl Service {
                         "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
                         params![id, bundle.identity_key.as_bytes().as_slice(), token_hash(&token).as_slice(), now],
                     )?;
+                    true
                 }
-            }
-            for p in &bundle.prekeys {
-                // OR IGNORE: on a repeated enrolment, ids dispatch already knows are kept as they are.
+            };
+            // Prekeys come with the first enrolment only. A repeated one proves nothing (the
+            // device's public bundle is no secret), so it adds none: otherwise anyone could add a
+            // prekey of their own, have the next sheet sealed to it, and grow the device past the
+            // prekey cap (issue 12). Later prekeys come through `POST /v1/prekeys`, which needs
+            // the device's token.
+            let prekeys = if first { bundle.prekeys.as_slice() } else { &[] };
+            for p in prekeys {
                 tx.execute(
                     "INSERT OR IGNORE INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![id, p.id, p.public_key.as_bytes().as_slice(), now],

@@ -868,3 +868,32 @@ fn a_device_cannot_close_or_annotate_a_job_it_never_held() {
     let cancelled: JobView = ok(d.op.cancel(job));
     assert_eq!(cancelled.status, JobStatus::Cancelled);
 }
+
+/// Anyone can post a device's public bundle again. Before the fix (issue 12), a second enrolment
+/// added the prekeys it carried: a caller could add a prekey of its own, have the operator's next
+/// sheet for that device sealed to it, and grow the device past the prekey cap. A repeated
+/// enrolment now adds no prekey.
+#[test]
+fn a_repeated_enrolment_cannot_add_prekeys() {
+    let d = Dispatch::start();
+    let dev = vault_device(&d, 3);
+    let mut bundle = dev.vault.device_bundle().unwrap();
+    let (_, attacker_public) = generate_keypair().unwrap();
+    bundle.prekeys.push(Prekey { id: 9_999, public_key: attacker_public });
+    let again = d.enrol(&bundle);
+    assert_eq!(again.device_id, dev.id);
+    assert_eq!(d.op.device(dev.id).prekeys_available, 3, "the caller's prekey was added");
+
+    // The next sheet is sealed to one of the device's own prekeys, never to the caller's.
+    let job = Uuid::new_v4();
+    let created = d.op.create_job(dev.id, &sheet(job, 1));
+    assert!(matches!(created.sealed_to, RecipientKeyId::Prekey(id) if id != 9_999), "{:?}", created.sealed_to);
+
+    // A bundle far over the cap, posted again and again, adds nothing either.
+    let mut big = dev.vault.device_bundle().unwrap();
+    big.prekeys = (10_000..12_000).map(|id| Prekey { id, public_key: generate_keypair().unwrap().1 }).collect();
+    for _ in 0..2 {
+        d.enrol(&big);
+    }
+    assert!(d.op.device(dev.id).prekeys_available <= 3);
+}
