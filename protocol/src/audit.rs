@@ -121,7 +121,7 @@ impl NewEvent {
 /// refusal's code (`not-yet-open`, `window-closed`, `wrong-state`, `shredded`). Names and codes,
 /// never values. Stored as a reveal event's detail in one line that people and programs both read:
 /// `shown: name, phone; refused: door_code (not-yet-open)`, with `-` for an empty list. Field
-/// names are `[a-z][a-z0-9_]*` (the sheet format enforces it), so the line is unambiguous.
+/// names have the sheet format's shape (`sheet::is_field_name`), so the line is unambiguous.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevealSummary {
     /// Fields shown, in sheet order.
@@ -153,12 +153,7 @@ impl RevealSummary {
                 s.split(", ").map(str::to_owned).collect()
             }
         };
-        let name_ok = |n: &str| {
-            let b = n.as_bytes();
-            !b.is_empty()
-                && b[0].is_ascii_lowercase()
-                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
-        };
+        let name_ok = crate::sheet::is_field_name;
         let shown = items(shown);
         let mut out = Vec::new();
         for item in items(refused) {

@@ -37,10 +37,14 @@ pub(crate) struct OutboxRow {
 /// ones before it. Found by the crash-at-scale suite (tests/tests/crash_scale.rs). The stored
 /// floor is raised by [`acknowledge`], the only place rows leave, so an insert writes no `meta`.
 fn next_seq(conn: &Connection) -> Result<i64> {
-    let stored = meta::outbox_next_seq(conn)?.unwrap_or(1);
+    next_seq_above(conn, meta::outbox_next_seq(conn)?)
+}
+
+/// [`next_seq`] given the stored floor, already read.
+fn next_seq_above(conn: &Connection, stored: Option<i64>) -> Result<i64> {
     let in_table: i64 =
         conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox")?.query_row([], |r| r.get(0))?;
-    Ok(stored.max(in_table))
+    Ok(stored.unwrap_or(1).max(in_table))
 }
 
 /// Appends an event with a fresh UUID v7 key (timestamped with the event's trusted time).
@@ -106,8 +110,9 @@ pub(crate) fn attempted(conn: &Connection, last_seq: u64) -> Result<()> {
 /// Deletes the acknowledged events; returns how many were deleted. Raises the stored floor of
 /// [`next_seq`] first, so numbering goes on past the deleted rows.
 pub(crate) fn acknowledge(conn: &Connection, keys: &[Uuid]) -> Result<u64> {
-    let next = next_seq(conn)?;
-    if meta::outbox_next_seq(conn)? != Some(next) {
+    let stored = meta::outbox_next_seq(conn)?;
+    let next = next_seq_above(conn, stored)?;
+    if stored != Some(next) {
         meta::set_outbox_next_seq(conn, next)?;
     }
     // One scan of the outbox for the whole batch (`key` has no index: see the schema's V2).

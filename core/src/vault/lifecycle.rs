@@ -167,17 +167,13 @@ impl Inner {
         };
         let at = clock::from_ms(now);
         let rows = jobs::sealed_fields(&tx, job_id)?;
-        let mut dek: Option<Key32> = None;
+        let key = live_data_key(keyring, &tx, job_id)?;
         let mut fields = Vec::with_capacity(rows.len());
         let mut summary = RevealSummary::default();
         for row in rows {
             // Every field is authenticated, refused ones too: its AAD binds its name, so a row
             // renamed or added with sqlite3 fails here (Tampered, nothing recorded) instead of
             // putting an unchecked name into the audit event. A refused value is wiped unread.
-            if dek.is_none() {
-                dek = Some(live_data_key(keyring, &tx, job_id)?);
-            }
-            let key = dek.as_ref().ok_or_else(|| Error::integrity("data key"))?;
             let plain = key.open(&row.sealed, field_aad(job_id, &row.name, job.version).bytes())?;
             let access = match job.window.decide(job.state, &row.reveal_in, at) {
                 Ok(until) => {
