@@ -13,6 +13,13 @@
 //! [`Keyring::finish_interrupted`] at the next open, which deletes orphan and retired KEKs
 //! idempotently. Once the old KEK is gone, no copy of the old database can unwrap anything.
 //!
+//! The keyring also holds the vault's integrity key (`crate::integrity`), a secret like the others
+//! (re-wrapped by every rotation), unwrapped once at open. The epoch master key is wrapped together
+//! with a format byte: a vault whose master key lacks it was written before integrity tags
+//! existed, and is upgraded once, at open ([`Keyring::open`]'s `on_upgrade`). Editing the database
+//! cannot make a tagged vault look untagged again, because the format byte is inside the KEK's
+//! wrap, which only the keystore can produce.
+//!
 //! A rotation writes nothing durable of its own outside the shred transaction (G3 at the fewest
 //! fsyncs): epochs only ever grow by one, so the only KEK an uncommitted rotation can leave behind
 //! is the one of `current + 1`, which the next attempt and the next open delete by name, and the
@@ -20,6 +27,7 @@
 
 use crate::crypto::{Aad, Key32};
 use crate::envelope::SecretKey;
+use crate::integrity::IntegrityKey;
 use crate::keys::{kek_alias, KeyStore};
 use crate::store::{self, secrets, WriteTx};
 use crate::{crash_point, Error, Result};
@@ -39,6 +47,8 @@ pub(crate) enum SecretId {
     Identity,
     /// The bearer token dispatch issued at enrolment.
     DeviceToken,
+    /// The key of the integrity tags on job rows and the trusted-time state.
+    Integrity,
 }
 
 impl SecretId {
@@ -49,6 +59,7 @@ impl SecretId {
             SecretId::Prekey(id) => format!("prekey:{id}"),
             SecretId::Identity => "device:identity".to_owned(),
             SecretId::DeviceToken => "device:token".to_owned(),
+            SecretId::Integrity => "vault:integrity".to_owned(),
         }
     }
 }
@@ -56,6 +67,33 @@ impl SecretId {
 /// AAD of a secret wrapped under an epoch master key: its id and the epoch.
 fn wrap_aad(name: &str, epoch: u64) -> Aad {
     Aad::new("jobseal/v1/wrap").part(name.as_bytes()).u64(epoch)
+}
+
+/// The format byte wrapped with the epoch master key by vaults with integrity tags (schema 3).
+const EMK_FORMAT_TAGGED: u8 = 3;
+
+/// Wraps an epoch master key, with the format byte, under the KEK `alias`.
+fn wrap_emk(keystore: &dyn KeyStore, alias: &str, emk: &Key32) -> Result<Vec<u8>> {
+    let mut plain = Zeroizing::new(Vec::with_capacity(33));
+    plain.extend_from_slice(emk.as_bytes());
+    plain.push(EMK_FORMAT_TAGGED);
+    Ok(keystore.wrap(alias, &plain)?)
+}
+
+/// Unwraps an epoch master key; true when it carried the format byte of a tagged vault.
+fn unwrap_emk(keystore: &dyn KeyStore, alias: &str, wrapped: &[u8]) -> Result<(Key32, bool)> {
+    let raw = keystore.unwrap(alias, wrapped)?;
+    match raw.len() {
+        32 => Ok((Key32::from_slice(&raw)?, false)),
+        33 if raw[32] == EMK_FORMAT_TAGGED => Ok((Key32::from_slice(&raw[..32])?, true)),
+        _ => Err(Error::Tampered("the epoch master key has an unknown format")),
+    }
+}
+
+/// Stores the integrity key wrapped under an epoch's master key.
+fn put_integrity(conn: &Connection, emk: &Key32, epoch: u64, key: &IntegrityKey) -> Result<()> {
+    let name = SecretId::Integrity.name();
+    secrets::put(conn, &name, epoch, &emk.seal(key.as_bytes(), wrap_aad(&name, epoch).bytes())?)
 }
 
 /// Deletes the KEK of every epoch marked pending (a rotation, or the first epoch, that never
@@ -91,20 +129,53 @@ pub(crate) struct Keyring {
     keystore: Arc<dyn KeyStore>,
     epoch: u64,
     emk: Key32,
+    integrity: IntegrityKey,
 }
 
 impl Keyring {
-    /// Loads the current epoch's master key, or creates epoch 1 for a new vault. `on_create` runs
-    /// inside the transaction that stores epoch 1 (the vault records its creation there).
+    /// Loads the current epoch's master key and the integrity key, or creates epoch 1 for a new
+    /// vault. `on_create` runs inside the transaction that stores epoch 1 (the vault records its
+    /// creation there); `on_upgrade` inside the one that gives a vault written before integrity
+    /// tags its integrity key (the vault tags what it holds there). Both get the integrity key;
+    /// `on_upgrade` also the current epoch.
     pub(crate) fn open(
         conn: &mut Connection,
         keystore: Arc<dyn KeyStore>,
         created_ms: i64,
-        on_create: impl FnOnce(&WriteTx<'_>) -> Result<()>,
+        on_create: impl FnOnce(&WriteTx<'_>, &IntegrityKey) -> Result<()>,
+        on_upgrade: impl FnOnce(&WriteTx<'_>, &IntegrityKey, u64) -> Result<()>,
     ) -> Result<Keyring> {
         if let Some((epoch, wrapped)) = secrets::current_epoch(conn)? {
-            let raw = keystore.unwrap(&kek_alias(epoch), &wrapped)?;
-            return Ok(Keyring { keystore, epoch, emk: Key32::from_slice(&raw)? });
+            let alias = kek_alias(epoch);
+            let (emk, tagged) = unwrap_emk(keystore.as_ref(), &alias, &wrapped)?;
+            let name = SecretId::Integrity.name();
+            let integrity = if tagged {
+                // A tagged vault always has its integrity key. Without it (deleted with sqlite3) a
+                // fresh key is stored: every existing tag then fails, which is what an edit must
+                // cause, and the vault still opens, so its jobs can still be shredded.
+                match secrets::get(conn, &name)? {
+                    Some((e, w)) if e == epoch => {
+                        IntegrityKey::from_slice(&emk.open(&w, wrap_aad(&name, epoch).bytes())?)?
+                    }
+                    _ => {
+                        let key = IntegrityKey::from_slice(Key32::random()?.as_bytes())?;
+                        let tx = store::write_untimed(conn)?;
+                        put_integrity(&tx, &emk, epoch, &key)?;
+                        tx.commit()?;
+                        key
+                    }
+                }
+            } else {
+                let key = IntegrityKey::from_slice(Key32::random()?.as_bytes())?;
+                let rewrapped = wrap_emk(keystore.as_ref(), &alias, &emk)?;
+                let tx = store::write_untimed(conn)?;
+                put_integrity(&tx, &emk, epoch, &key)?;
+                on_upgrade(&tx, &key, epoch)?;
+                secrets::set_epoch_wrap(&tx, epoch, &rewrapped)?;
+                tx.commit()?;
+                key
+            };
+            return Ok(Keyring { keystore, epoch, emk, integrity });
         }
         // The pending row is committed before the KEK is generated, so that a crash in between
         // leaves a record of the orphan key for the next open to delete.
@@ -119,13 +190,20 @@ impl Keyring {
         keystore.delete(&alias)?;
         keystore.generate(&alias)?;
         let emk = Key32::random()?;
-        let wrapped = keystore.wrap(&alias, emk.as_bytes())?;
+        let wrapped = wrap_emk(keystore.as_ref(), &alias, &emk)?;
+        let integrity = IntegrityKey::from_slice(Key32::random()?.as_bytes())?;
         let tx = store::write_untimed(conn)?;
         secrets::insert_epoch(&tx, epoch, &wrapped, created_ms)?;
         secrets::remove_pending(&tx, epoch)?;
-        on_create(&tx)?;
+        put_integrity(&tx, &emk, epoch, &integrity)?;
+        on_create(&tx, &integrity)?;
         tx.commit()?;
-        Ok(Keyring { keystore, epoch, emk })
+        Ok(Keyring { keystore, epoch, emk, integrity })
+    }
+
+    /// The integrity key (see `crate::integrity`).
+    pub(crate) fn integrity(&self) -> &IntegrityKey {
+        &self.integrity
     }
 
     /// The current key epoch.
@@ -218,7 +296,7 @@ impl Keyring {
         crash_point("shred:before-kek");
         self.keystore.generate(&alias)?;
         let emk = Key32::random()?;
-        let wrapped_emk = self.keystore.wrap(&alias, emk.as_bytes())?;
+        let wrapped_emk = wrap_emk(self.keystore.as_ref(), &alias, &emk)?;
         crash_point("shred:kek-generated");
         Ok(Rotation { next, emk, wrapped_emk })
     }

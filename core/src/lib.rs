@@ -21,6 +21,7 @@ pub mod sync;
 
 pub mod store;
 
+mod integrity;
 mod journal;
 mod keyring;
 

@@ -8,6 +8,7 @@
 mod sealed;
 mod sheet_format;
 mod sync_engine;
+mod tamper;
 mod vault;
 
 #[test]

@@ -3,9 +3,17 @@
 //! Customer values exist only in `fields.sealed`, encrypted under the job's data key; a shred
 //! deletes every field row and blanks the job row to a tombstone in one statement pair here, so the
 //! list of what a shred removes is written once.
+//!
+//! What decides a reveal (the job's version, state, closing mark, access window, hard expiry, and
+//! each field's name, kind and `reveal_in`) is covered by the row's integrity tag (`jobs.mac`,
+//! see `crate::integrity`). Every function here that writes those columns re-tags the row in the
+//! same transaction ([`retag`]); [`load_live`] checks the tag, so a row edited with `sqlite3` is
+//! refused as `Tampered`. Shredding never needs a valid tag: destroying data is always allowed.
 
 use crate::clock;
+use crate::crypto::Aad;
 use crate::envelope::RecipientKeyId;
+use crate::integrity::IntegrityKey;
 use crate::model::{FieldInfo, JobInfo};
 use crate::policy::{AccessWindow, JobState};
 use crate::sheet::{FieldKind, ScheduledWindow};
@@ -21,6 +29,14 @@ pub(crate) struct LiveJob {
     pub(crate) version: u64,
     /// Access window and hard expiry.
     pub(crate) window: AccessWindow,
+}
+
+/// A live job whose integrity tag checked, with its sealed fields in sheet order.
+pub(crate) struct CheckedJob {
+    /// The job row.
+    pub(crate) job: LiveJob,
+    /// Its fields.
+    pub(crate) fields: Vec<FieldRow>,
 }
 
 /// A job row to insert or update from a sheet.
@@ -87,13 +103,109 @@ fn parse_delivery(s: &str) -> Result<RecipientKeyId> {
     }
 }
 
-/// Loads a job that still holds customer data, or says why it does not.
-pub(crate) fn load_live(conn: &Connection, job_id: Uuid) -> Result<LiveJob> {
-    let row: Option<(String, i64, i64, i64, i64, Option<String>)> = conn
-        .prepare_cached("SELECT state, version, opens_ms, closes_ms, hard_expiry_ms, closing FROM jobs WHERE id = ?1")?
-        .query_row([job_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-        .optional()?;
-    let (state, version, opens, closes, expiry, closing) = row.ok_or(Error::JobNotFound(job_id))?;
+/// One job row's decision columns as stored, with its tag.
+struct DecisionRow {
+    state: String,
+    version: i64,
+    opens: i64,
+    closes: i64,
+    expiry: i64,
+    closing: Option<String>,
+    shredded: bool,
+    mac: Option<Vec<u8>>,
+}
+
+fn decision_row(conn: &Connection, job_id: Uuid) -> Result<Option<DecisionRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT state, version, opens_ms, closes_ms, hard_expiry_ms, closing, shredded_ms IS NOT NULL, mac
+             FROM jobs WHERE id = ?1",
+        )?
+        .query_row([job_id.to_string()], |r| {
+            Ok(DecisionRow {
+                state: r.get(0)?,
+                version: r.get(1)?,
+                opens: r.get(2)?,
+                closes: r.get(3)?,
+                expiry: r.get(4)?,
+                closing: r.get(5)?,
+                shredded: r.get(6)?,
+                mac: r.get(7)?,
+            })
+        })
+        .optional()?)
+}
+
+/// A field row as stored: (name, kind, reveal_in, sealed).
+type StoredField = (String, String, String, Vec<u8>);
+
+/// The fields as stored, in sheet order.
+fn stored_fields(conn: &Connection, job_id: Uuid) -> Result<Vec<StoredField>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT name, kind, reveal_in, sealed FROM fields WHERE job_id = ?1 ORDER BY ord")?;
+    let rows = stmt.query_map([job_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What the integrity tag covers, as stored (text, not parsed, so that any edit changes it).
+fn decision_record(job_id: Uuid, row: &DecisionRow, fields: &[StoredField]) -> Aad {
+    let mut aad = Aad::new("jobseal/v1/job-row")
+        .part(job_id.as_bytes())
+        .u64(row.version as u64)
+        .part(row.state.as_bytes())
+        .u64(u64::from(row.closing.is_some()))
+        .part(row.closing.as_deref().unwrap_or("").as_bytes())
+        .u64(row.opens as u64)
+        .u64(row.closes as u64)
+        .u64(row.expiry as u64)
+        .u64(u64::from(row.shredded))
+        .u64(fields.len() as u64);
+    for (name, kind, reveal_in, _) in fields {
+        aad = aad.part(name.as_bytes()).part(kind.as_bytes()).part(reveal_in.as_bytes());
+    }
+    aad
+}
+
+/// Re-tags a job row after a write to its decision columns or fields (in the writer's transaction).
+pub(crate) fn retag(conn: &Connection, key: &IntegrityKey, job_id: Uuid) -> Result<()> {
+    let row = decision_row(conn, job_id)?.ok_or(Error::JobNotFound(job_id))?;
+    let fields = stored_fields(conn, job_id)?;
+    let tag = key.tag(&decision_record(job_id, &row, &fields))?;
+    conn.prepare_cached("UPDATE jobs SET mac = ?2 WHERE id = ?1")?.execute(params![job_id.to_string(), &tag[..]])?;
+    Ok(())
+}
+
+/// Tags every job row (the upgrade of a vault written before tags existed).
+pub(crate) fn retag_all(conn: &Connection, key: &IntegrityKey) -> Result<()> {
+    for id in list_ids(conn)? {
+        retag(conn, key, id)?;
+    }
+    Ok(())
+}
+
+/// Loads a live job and its fields, checking the row's integrity tag first: an edited state,
+/// window, expiry or field policy is `Tampered`, and nothing of the job is used.
+pub(crate) fn load_live(conn: &Connection, key: &IntegrityKey, job_id: Uuid) -> Result<CheckedJob> {
+    let row = decision_row(conn, job_id)?.ok_or(Error::JobNotFound(job_id))?;
+    let stored = stored_fields(conn, job_id)?;
+    key.check(&decision_record(job_id, &row, &stored), row.mac.as_deref(), "a job's stored policy was edited")?;
+    let job = live_from(job_id, row.state, row.version, [row.opens, row.closes, row.expiry], row.closing)?;
+    let mut fields = Vec::with_capacity(stored.len());
+    for (name, kind, reveal_in, sealed) in stored {
+        fields.push(FieldRow { name, kind: FieldKind::parse(&kind)?, reveal_in: parse_states(&reveal_in)?, sealed });
+    }
+    Ok(CheckedJob { job, fields })
+}
+
+/// Loads a job that still holds customer data, or says why it does not, without checking its
+/// tag: only for shredding it, which an edit must never prevent.
+pub(crate) fn load_live_for_shred(conn: &Connection, job_id: Uuid) -> Result<LiveJob> {
+    let row = decision_row(conn, job_id)?.ok_or(Error::JobNotFound(job_id))?;
+    live_from(job_id, row.state, row.version, [row.opens, row.closes, row.expiry], row.closing)
+}
+
+fn live_from(job_id: Uuid, state: String, version: i64, t: [i64; 3], closing: Option<String>) -> Result<LiveJob> {
+    let [opens, closes, expiry] = t;
     let state = state_of(&state)?;
     if state.is_terminal() {
         return Err(Error::JobClosed { job_id, state });
@@ -221,8 +333,9 @@ pub(crate) fn upsert(conn: &Connection, row: &JobRow<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Replaces a job's sealed fields with `fields`, in order.
-pub(crate) fn replace_fields(conn: &Connection, job_id: Uuid, fields: &[FieldRow]) -> Result<()> {
+/// Replaces a job's sealed fields with `fields`, in order, and re-tags the row (so [`upsert`],
+/// which always comes first, is covered too).
+pub(crate) fn replace_fields(conn: &Connection, key: &IntegrityKey, job_id: Uuid, fields: &[FieldRow]) -> Result<()> {
     let id = job_id.to_string();
     conn.prepare_cached("DELETE FROM fields WHERE job_id = ?1")?.execute([&id])?;
     let mut insert = conn.prepare_cached(
@@ -231,22 +344,7 @@ pub(crate) fn replace_fields(conn: &Connection, job_id: Uuid, fields: &[FieldRow
     for (ord, f) in fields.iter().enumerate() {
         insert.execute(params![id, ord as i64, f.name, f.kind.as_str(), states_text(&f.reveal_in), f.sealed])?;
     }
-    Ok(())
-}
-
-/// A live job's sealed fields, in sheet order.
-pub(crate) fn sealed_fields(conn: &Connection, job_id: Uuid) -> Result<Vec<FieldRow>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT name, kind, reveal_in, sealed FROM fields WHERE job_id = ?1 ORDER BY ord")?;
-    let rows = stmt.query_map([job_id.to_string()], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Vec<u8>>(3)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (name, kind, reveal_in, sealed) = row?;
-        out.push(FieldRow { name, kind: FieldKind::parse(&kind)?, reveal_in: parse_states(&reveal_in)?, sealed });
-    }
-    Ok(out)
+    retag(conn, key, job_id)
 }
 
 /// Records which device key a sealed sheet came to.
@@ -257,18 +355,19 @@ pub(crate) fn set_delivered_via(conn: &Connection, job_id: Uuid, via: RecipientK
 }
 
 /// Moves a live job to `to`.
-pub(crate) fn set_state(conn: &Connection, job_id: Uuid, to: JobState, now_ms: i64) -> Result<()> {
+pub(crate) fn set_state(conn: &Connection, key: &IntegrityKey, job_id: Uuid, to: JobState, now_ms: i64) -> Result<()> {
     conn.prepare_cached("UPDATE jobs SET state = ?2, updated_ms = ?3 WHERE id = ?1")?.execute(params![
         job_id.to_string(),
         to.as_str(),
         now_ms
     ])?;
-    Ok(())
+    retag(conn, key, job_id)
 }
 
 /// Marks a job for shredding into `target`, with the completion report if any.
 pub(crate) fn mark_closing(
     conn: &Connection,
+    key: &IntegrityKey,
     job_id: Uuid,
     target: JobState,
     report: Option<&str>,
@@ -279,7 +378,7 @@ pub(crate) fn mark_closing(
          WHERE id = ?1",
     )?
     .execute(params![job_id.to_string(), target.as_str(), report, now_ms])?;
-    Ok(())
+    retag(conn, key, job_id)
 }
 
 /// Live, unmarked jobs whose hard expiry is at or before `now_ms`.
@@ -293,10 +392,10 @@ pub(crate) fn due_for_expiry(conn: &Connection, now_ms: i64) -> Result<Vec<Uuid>
 }
 
 /// Marks a job for shredding as expired.
-pub(crate) fn mark_expired(conn: &Connection, job_id: Uuid) -> Result<()> {
+pub(crate) fn mark_expired(conn: &Connection, key: &IntegrityKey, job_id: Uuid) -> Result<()> {
     conn.prepare_cached("UPDATE jobs SET closing = ?2 WHERE id = ?1")?
         .execute(params![job_id.to_string(), JobState::Expired.as_str()])?;
-    Ok(())
+    retag(conn, key, job_id)
 }
 
 /// Jobs marked for shredding and not yet shredded.
@@ -322,7 +421,14 @@ pub(crate) fn marked(conn: &Connection) -> Result<Vec<Marked>> {
 
 /// Deletes a job's sealed fields and blanks its row to a tombstone in state `to`; returns the
 /// number of fields deleted.
-pub(crate) fn shred(conn: &Connection, job_id: Uuid, to: JobState, now_ms: i64, epoch: u64) -> Result<u32> {
+pub(crate) fn shred(
+    conn: &Connection,
+    key: &IntegrityKey,
+    job_id: Uuid,
+    to: JobState,
+    now_ms: i64,
+    epoch: u64,
+) -> Result<u32> {
     let id = job_id.to_string();
     let fields = conn.prepare_cached("DELETE FROM fields WHERE job_id = ?1")?.execute([&id])?;
     conn.prepare_cached(
@@ -331,16 +437,24 @@ pub(crate) fn shred(conn: &Connection, job_id: Uuid, to: JobState, now_ms: i64, 
          WHERE id = ?1",
     )?
     .execute(params![id, to.as_str(), now_ms, epoch as i64])?;
+    retag(conn, key, job_id)?;
     Ok(u32::try_from(fields).unwrap_or(u32::MAX))
 }
 
 /// Writes a value-free tombstone for a job this device never held, so its sheet is refused later.
-pub(crate) fn insert_tombstone(conn: &Connection, job_id: Uuid, state: JobState, now_ms: i64, epoch: u64) -> Result<()> {
+pub(crate) fn insert_tombstone(
+    conn: &Connection,
+    key: &IntegrityKey,
+    job_id: Uuid,
+    state: JobState,
+    now_ms: i64,
+    epoch: u64,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO jobs (id, version, work_order, state, window_start_ms, window_end_ms, opens_ms, closes_ms,
                            hard_expiry_ms, received_ms, updated_ms, shredded_ms, shred_epoch)
          VALUES (?1, 0, '-', ?2, ?3, ?3, ?3, ?3, ?3, ?3, ?3, ?3, ?4)",
     )?
     .execute(params![job_id.to_string(), state.as_str(), now_ms, epoch as i64])?;
-    Ok(())
+    retag(conn, key, job_id)
 }

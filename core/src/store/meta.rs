@@ -1,16 +1,20 @@
 //! The `meta` table: the vault's small named values (trusted time, chain head, counters).
 //!
 //! Each value has one typed accessor here, so the key names live in one place and no other module
-//! can misspell one. The trusted-time values decide what the technician may see (G2), so only
-//! [`raise_high_water`] and [`set_anchor`] write them, and the high-water mark only ever rises.
+//! can misspell one. The trusted-time state decides what the technician may see (G2): it is one
+//! record with an integrity tag ([`time_state`], [`set_time_state`]), so an edit made with
+//! `sqlite3` is detected instead of obeyed.
 
-use crate::clock::{TimeAnchor, TimeState};
-use crate::Result;
+use crate::clock::TimeState;
+use crate::crypto::Aad;
+use crate::integrity::{IntegrityKey, TAG_LEN};
+use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
-const HIGH_WATER: &str = "high_water_ms";
-const ANCHOR_SERVER: &str = "anchor_server_ms";
-const ANCHOR_BOOT: &str = "anchor_boot_ms";
+const TIME_STATE: &str = "time_state";
+/// Written by schema versions 1 and 2, read once by the upgrade ([`take_legacy_high_water`]).
+const LEGACY_HIGH_WATER: &str = "high_water_ms";
+const LEGACY_KEYS: [&str; 3] = ["high_water_ms", "anchor_server_ms", "anchor_boot_ms"];
 const AUDIT_HEAD_SEQ: &str = "audit_head_seq";
 const AUDIT_HEAD_HASH: &str = "audit_head_hash";
 const OUTBOX_NEXT_SEQ: &str = "outbox_next_seq";
@@ -39,30 +43,77 @@ fn delete(conn: &Connection, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// The persisted trusted-time state: high-water mark and server anchor.
-pub(crate) fn time_state(conn: &Connection) -> Result<TimeState> {
-    Ok(TimeState {
-        high_water_ms: get_i64(conn, HIGH_WATER)?.unwrap_or(i64::MIN),
-        anchor: match (get_i64(conn, ANCHOR_SERVER)?, get_i64(conn, ANCHOR_BOOT)?) {
-            (Some(server_ms), Some(boot_ms)) => Some(TimeAnchor { server_ms, boot_ms }),
-            _ => None,
-        },
+/// Length of the encoded time state, without its tag.
+const TIME_STATE_LEN: usize = 8 + 8 + 9 + 17 + 1;
+
+/// The tagged record binds the key epoch: a state copied aside and written back after a shred's
+/// rotation no longer checks, so it cannot set trusted time back to when it was copied.
+fn time_record(epoch: u64, bytes: &[u8]) -> Aad {
+    Aad::new("jobseal/v1/time-state").u64(epoch).part(bytes)
+}
+
+fn encode_time(st: &TimeState) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TIME_STATE_LEN + TAG_LEN);
+    out.extend_from_slice(&st.high_water_ms.to_be_bytes());
+    out.extend_from_slice(&st.proven_ms.to_be_bytes());
+    out.push(u8::from(st.proven_boot_ms.is_some()));
+    out.extend_from_slice(&st.proven_boot_ms.unwrap_or(0).to_be_bytes());
+    out.push(u8::from(st.boot_id.is_some()));
+    out.extend_from_slice(&st.boot_id.unwrap_or([0; 16]));
+    out.push(u8::from(st.anchored));
+    out
+}
+
+fn decode_time(b: &[u8]) -> Option<TimeState> {
+    let i64_at = |at: usize| b.get(at..at + 8).and_then(|s| s.try_into().ok()).map(i64::from_be_bytes);
+    let flag = |at: usize| match b.get(at) {
+        Some(0) => Some(false),
+        Some(1) => Some(true),
+        _ => None,
+    };
+    if b.len() != TIME_STATE_LEN {
+        return None;
+    }
+    let boot_id: [u8; 16] = b.get(26..42)?.try_into().ok()?;
+    Some(TimeState {
+        high_water_ms: i64_at(0)?,
+        proven_ms: i64_at(8)?,
+        proven_boot_ms: flag(16)?.then_some(i64_at(17)?),
+        boot_id: flag(25)?.then_some(boot_id),
+        anchored: flag(42)?,
     })
 }
 
-/// Raises the high-water mark to `now` if it is below; never lowers it.
-pub(crate) fn raise_high_water(conn: &Connection, now: i64) -> Result<()> {
-    let hwm = get_i64(conn, HIGH_WATER)?.unwrap_or(i64::MIN);
-    if now > hwm {
-        set(conn, HIGH_WATER, now)?;
-    }
-    Ok(())
+/// The persisted trusted-time state of key epoch `epoch`, checked against its tag. A missing, edited or malformed
+/// record is `Tampered`: trusted time is then unknown until dispatch's time arrives.
+pub(crate) fn time_state(conn: &Connection, key: &IntegrityKey, epoch: u64) -> Result<TimeState> {
+    const WHAT: &str = "the trusted-time state was edited";
+    let stored = get_blob(conn, TIME_STATE)?.ok_or(Error::Tampered(WHAT))?;
+    let (record, tag) = stored.split_at(stored.len().saturating_sub(TAG_LEN));
+    key.check(&time_record(epoch, record), Some(tag), WHAT)?;
+    decode_time(record).ok_or(Error::Tampered(WHAT))
 }
 
-/// Records a server-time anchor taken at a boot-clock reading.
-pub(crate) fn set_anchor(conn: &Connection, anchor: TimeAnchor) -> Result<()> {
-    set(conn, ANCHOR_SERVER, anchor.server_ms)?;
-    set(conn, ANCHOR_BOOT, anchor.boot_ms)
+/// The trusted-time state encoded with its tag, ready for [`store_sealed_time`].
+pub(crate) fn seal_time_state(key: &IntegrityKey, epoch: u64, st: &TimeState) -> Result<Vec<u8>> {
+    let mut bytes = encode_time(st);
+    let tag = key.tag(&time_record(epoch, &bytes))?;
+    bytes.extend_from_slice(&tag);
+    Ok(bytes)
+}
+
+/// Stores a trusted-time state sealed by [`seal_time_state`].
+pub(crate) fn store_sealed_time(conn: &Connection, sealed: &[u8]) -> Result<()> {
+    set(conn, TIME_STATE, sealed)
+}
+
+/// The untagged high-water mark a schema 1 or 2 vault kept, and deletes those keys.
+pub(crate) fn take_legacy_high_water(conn: &Connection) -> Result<Option<i64>> {
+    let hwm = get_i64(conn, LEGACY_HIGH_WATER)?;
+    for k in LEGACY_KEYS {
+        delete(conn, k)?;
+    }
+    Ok(hwm)
 }
 
 /// The audit chain's head: the last sequence number and hash, or `None` for an empty chain.

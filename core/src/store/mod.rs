@@ -9,7 +9,7 @@
 //! This folder is the only place in the core with SQL: one module per table family, each called
 //! only by the layer that owns those tables (the keyring for `secrets`, the journal for `audit`
 //! and `outbox`). Every write goes through [`WriteTx`], whose commit also persists the trusted-time
-//! high-water mark, so no write can forget it (G2).
+//! state, so no write can forget it (G2).
 
 pub(crate) mod audit;
 pub(crate) mod device;
@@ -78,12 +78,25 @@ fn expect_pragma(conn: &Connection, name: &str, want: i64) -> Result<()> {
     Ok(())
 }
 
+/// A call's trusted time, and the trusted-time state to persist with its writes (already sealed
+/// with its integrity tag; `None` when trusted time is unknown and the call runs on the wall clock,
+/// which must not overwrite the state).
+#[derive(Clone, Debug)]
+pub(crate) struct Stamp {
+    /// Trusted time, milliseconds since the Unix epoch.
+    pub(crate) ms: i64,
+    /// The state to persist, and the same sealed under the current epoch
+    /// ([`meta::seal_time_state`]).
+    pub(crate) state: Option<(crate::clock::TimeState, Vec<u8>)>,
+}
+
 /// A write transaction that took SQLite's write lock at once, so that a read-then-write inside it
-/// cannot be overtaken by another writer. It reads as a [`Connection`]; [`WriteTx::commit`] raises
-/// the high-water mark to the call's trusted time before committing, in the same transaction.
+/// cannot be overtaken by another writer. It reads as a [`Connection`]; [`WriteTx::commit`] stores
+/// the call's trusted-time state (high-water mark included) before committing, in the same
+/// transaction.
 pub(crate) struct WriteTx<'c> {
     tx: Transaction<'c>,
-    now_ms: Option<i64>,
+    time: Option<Vec<u8>>,
 }
 
 impl std::ops::Deref for WriteTx<'_> {
@@ -95,23 +108,32 @@ impl std::ops::Deref for WriteTx<'_> {
 }
 
 impl WriteTx<'_> {
-    /// Commits, persisting the high-water mark first when the transaction has a trusted time.
+    /// Replaces the trusted-time state this transaction persists (a key rotation seals it again
+    /// under the new epoch).
+    pub(crate) fn set_time(&mut self, sealed: Vec<u8>) {
+        self.time = Some(sealed);
+    }
+
+    /// Commits, persisting the trusted-time state first when the transaction has one.
     pub(crate) fn commit(self) -> Result<()> {
-        if let Some(now) = self.now_ms {
-            meta::raise_high_water(&self.tx, now)?;
+        if let Some(sealed) = &self.time {
+            meta::store_sealed_time(&self.tx, sealed)?;
         }
         Ok(self.tx.commit()?)
     }
 }
 
-/// Starts a write transaction for a call made at trusted time `now_ms`.
-pub(crate) fn write(conn: &mut Connection, now_ms: i64) -> Result<WriteTx<'_>> {
-    Ok(WriteTx { tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?, now_ms: Some(now_ms) })
+/// Starts a write transaction for a call made at `stamp`.
+pub(crate) fn write<'c>(conn: &'c mut Connection, stamp: &Stamp) -> Result<WriteTx<'c>> {
+    Ok(WriteTx {
+        tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+        time: stamp.state.as_ref().map(|(_, sealed)| sealed.clone()),
+    })
 }
 
 /// Starts a write transaction that does not know trusted time (key bookkeeping at open).
 pub(crate) fn write_untimed(conn: &mut Connection) -> Result<WriteTx<'_>> {
-    Ok(WriteTx { tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?, now_ms: None })
+    Ok(WriteTx { tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?, time: None })
 }
 
 /// Moves every page of the WAL into the database file and truncates the WAL to zero bytes, so no

@@ -8,7 +8,7 @@ use crate::{Error, Result};
 use rusqlite::Transaction;
 
 /// The schema version this build writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Version 1. Customer values exist only in `fields.sealed` (under the job's data key) and the
 /// data keys only in `secrets.wrapped` (under the epoch master key). A shredded job keeps its row
@@ -144,6 +144,14 @@ DROP TABLE outbox;
 ALTER TABLE outbox_v2 RENAME TO outbox;
 "#;
 
+/// Version 3. Each job row carries an integrity tag over what decides a reveal (`mac`, see
+/// `crate::integrity`). The column is added empty; the vault fills it, and replaces the untagged
+/// trusted-time keys in `meta` by one tagged record, in the transaction that creates the integrity
+/// key (`Keyring::open`), since only the keyring can compute tags.
+const V3: &str = r#"
+ALTER TABLE jobs ADD COLUMN mac BLOB;
+"#;
+
 /// Brings a database at `version` up to [`VERSION`] inside `tx`.
 pub fn upgrade_from(tx: &Transaction<'_>, version: u32) -> Result<()> {
     if version > VERSION {
@@ -163,6 +171,7 @@ fn step(tx: &Transaction<'_>, from: u32) -> Result<()> {
     match from {
         0 => tx.execute_batch(V1)?,
         1 => tx.execute_batch(V2)?,
+        2 => tx.execute_batch(V3)?,
         other => return Err(Error::integrity(format!("no upgrade path from schema version {other}"))),
     }
     Ok(())

@@ -90,10 +90,11 @@ impl Vault {
     pub fn enrol(&self, dispatch_key: PublicKey, prekeys: u32) -> Result<DeviceBundle> {
         check_count(prekeys)?;
         let mut inner = self.lock();
-        let now = inner.begin()?;
+        let stamp = inner.begin()?;
+        let now = stamp.ms;
         let (identity, identity_pub) = envelope::generate_keypair()?;
         let Inner { conn, keyring, .. } = &mut *inner;
-        let tx = store::write(conn, now)?;
+        let tx = store::write(conn, &stamp)?;
         if device::get(&tx)?.is_some() {
             return Err(Error::Enrolment("this device is already enrolled"));
         }
@@ -121,9 +122,10 @@ impl Vault {
     pub fn add_prekeys(&self, count: u32) -> Result<DeviceBundle> {
         check_count(count)?;
         let mut inner = self.lock();
-        let now = inner.begin()?;
+        let stamp = inner.begin()?;
+        let now = stamp.ms;
         let Inner { conn, keyring, .. } = &mut *inner;
-        let tx = store::write(conn, now)?;
+        let tx = store::write(conn, &stamp)?;
         let dev = device::get(&tx)?.ok_or(NOT_ENROLLED)?;
         let held = device::prekey_count(&tx)?;
         if held + count > MAX_PREKEYS_HELD {
@@ -149,11 +151,11 @@ impl Vault {
             return Err(Error::Misaddressed);
         }
         // Replay and rollback checks on the (still unauthenticated) header: they can only refuse.
-        match jobs::load_live(&inner.conn, header.job_id) {
-            Ok(held) if header.sheet_version <= held.version => {
+        match jobs::load_live(&inner.conn, inner.keyring.integrity(), header.job_id) {
+            Ok(held) if header.sheet_version <= held.job.version => {
                 return Err(Error::StaleVersion {
                     job_id: header.job_id,
-                    held: held.version,
+                    held: held.job.version,
                     offered: header.sheet_version,
                 })
             }
@@ -171,6 +173,6 @@ impl Vault {
         if sheet.job_id != header.job_id || sheet.version != header.sheet_version {
             return Err(Error::Tampered("the sheet inside does not match its envelope"));
         }
-        inner.ingest(&sheet, now, Some(header.recipient))
+        inner.ingest(&sheet, &now, Some(header.recipient))
     }
 }

@@ -12,7 +12,7 @@ use crate::keyring::SecretId;
 use crate::model::{FieldAccess, JobInfo, Reveal, RevealedField};
 use crate::policy::{Denial, JobState};
 use crate::sheet::JobSheet;
-use crate::store::{self, jobs};
+use crate::store::{self, jobs, Stamp};
 use crate::sync::wire::EventBody;
 use crate::{clock, crash_point, journal, Error, Result};
 use uuid::Uuid;
@@ -26,7 +26,7 @@ impl Vault {
         sheet.validate()?;
         let mut inner = self.lock();
         let now = inner.begin()?;
-        inner.ingest(sheet, now, None)
+        inner.ingest(sheet, &now, None)
     }
 
     /// Every job, live and closed, most recently received first.
@@ -47,13 +47,15 @@ impl Vault {
     /// Moves a live job forward (to en-route or on-site).
     pub fn advance(&self, job_id: Uuid, to: JobState) -> Result<JobInfo> {
         let mut inner = self.lock();
-        let now = inner.begin()?;
-        let tx = store::write(&mut inner.conn, now)?;
-        let job = jobs::load_live(&tx, job_id)?;
+        let stamp = inner.begin()?;
+        let now = stamp.ms;
+        let Inner { conn, keyring, .. } = &mut *inner;
+        let tx = store::write(conn, &stamp)?;
+        let job = jobs::load_live(&tx, keyring.integrity(), job_id)?.job;
         if !job.state.can_advance_to(to) {
             return Err(Error::IllegalTransition { from: job.state, to });
         }
-        jobs::set_state(&tx, job_id, to, now)?;
+        jobs::set_state(&tx, keyring.integrity(), job_id, to, now)?;
         journal::record(
             &tx,
             &NewEvent::job(now, job_id, AuditKind::Transition, to).detail(format!("{} -> {}", job.state, to)),
@@ -68,8 +70,8 @@ impl Vault {
     /// ([`crate::RevealSummary`]), committed before anything is returned.
     pub fn reveal(&self, job_id: Uuid) -> Result<Reveal> {
         let mut inner = self.lock();
-        let now = inner.begin()?;
-        inner.reveal(job_id, now)
+        let now = inner.begin_strict()?;
+        inner.reveal(job_id, &now)
     }
 
     /// The audit events, all or those of one job.
@@ -89,15 +91,16 @@ impl Inner {
     /// Stores a sheet in one transaction. A sealed sheet names the key it came to, and that
     /// prekey's private half is deleted in the same transaction (G4): the sheet is never stored
     /// without the prekey being gone, nor the prekey gone without the sheet stored.
-    pub(super) fn ingest(&mut self, sheet: &JobSheet, now: i64, via: Option<RecipientKeyId>) -> Result<JobInfo> {
+    pub(super) fn ingest(&mut self, sheet: &JobSheet, stamp: &Stamp, via: Option<RecipientKeyId>) -> Result<JobInfo> {
+        let now = stamp.ms;
         let job_id = sheet.job_id;
         let access = sheet.access_window();
         if clock::to_ms(access.hard_expiry) <= now {
             return Err(Error::InvalidSheet("the sheet's hard expiry has already passed".into()));
         }
-        let tx = store::write(&mut self.conn, now)?;
-        let existing = match jobs::load_live(&tx, job_id) {
-            Ok(job) => Some(job),
+        let tx = store::write(&mut self.conn, stamp)?;
+        let existing = match jobs::load_live(&tx, self.keyring.integrity(), job_id) {
+            Ok(job) => Some(job.job),
             Err(Error::JobNotFound(_)) => None,
             Err(e) => return Err(e),
         };
@@ -134,7 +137,7 @@ impl Inner {
                 sealed,
             });
         }
-        jobs::replace_fields(&tx, job_id, &fields)?;
+        jobs::replace_fields(&tx, self.keyring.integrity(), job_id, &fields)?;
         self.keyring.put(&tx, SecretId::JobKey(job_id), dek.as_bytes())?;
         let mut detail = format!("version {}", sheet.version);
         if let Some(via) = via {
@@ -156,17 +159,18 @@ impl Inner {
         jobs::load_info(&self.conn, job_id)
     }
 
-    fn reveal(&mut self, job_id: Uuid, now: i64) -> Result<Reveal> {
+    fn reveal(&mut self, job_id: Uuid, stamp: &Stamp) -> Result<Reveal> {
+        let now = stamp.ms;
         // One transaction for the reads and the audit write: what is decided is what is recorded,
-        // and SQLite takes its locks once instead of once per statement.
+        // and SQLite takes its locks once instead of once per statement. The job row's integrity
+        // tag is checked first: an edited policy is `Tampered`, and nothing is shown.
         let Inner { conn, keyring, .. } = self;
-        let tx = store::write(conn, now)?;
-        let job = match jobs::load_live(&tx, job_id) {
+        let tx = store::write(conn, stamp)?;
+        let jobs::CheckedJob { job, fields: rows } = match jobs::load_live(&tx, keyring.integrity(), job_id) {
             Err(Error::JobClosed { state, .. }) => return Err(Error::AccessDenied(Denial::Shredded { state })),
             other => other?,
         };
         let at = clock::from_ms(now);
-        let rows = jobs::sealed_fields(&tx, job_id)?;
         let key = live_data_key(keyring, &tx, job_id)?;
         let mut fields = Vec::with_capacity(rows.len());
         let mut summary = RevealSummary::default();

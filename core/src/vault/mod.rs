@@ -17,12 +17,12 @@ mod shred;
 mod sync;
 
 use crate::audit::{AuditKind, NewEvent};
-use crate::clock::{self, Clock, TimeAnchor};
+use crate::clock::{self, Clock, TimeState};
 use crate::crypto::Aad;
 use crate::keyring::Keyring;
 use crate::keys::KeyStore;
 use crate::model::{ShredOutcome, MAX_REPORT_CHARS};
-use crate::store::{self, meta, DB_FILE};
+use crate::store::{self, jobs, meta, Stamp, DB_FILE};
 use crate::{journal, Error, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -69,8 +69,10 @@ impl Vault {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io(e)),
         }
         let mut conn = store::open(&dir.join(DB_FILE))?;
-        let (wall, _) = clock::read(clock.as_ref());
-        let keyring = Keyring::open(&mut conn, keystore, wall, |tx| {
+        let reading = clock::read(clock.as_ref());
+        let wall = reading.wall_ms;
+        let on_create = |tx: &store::WriteTx<'_>, key: &crate::integrity::IntegrityKey| {
+            meta::store_sealed_time(tx, &meta::seal_time_state(key, 1, &TimeState::initial(&reading))?)?;
             journal::record(
                 tx,
                 &NewEvent {
@@ -83,7 +85,17 @@ impl Vault {
                 },
             )
             .map(|_| ())
-        })?;
+        };
+        // A vault written before integrity tags: its rows and its time are taken as found, once.
+        let on_upgrade = |tx: &store::WriteTx<'_>, key: &crate::integrity::IntegrityKey, epoch: u64| {
+            let state = match meta::take_legacy_high_water(tx)? {
+                Some(hwm) => TimeState::from_high_water(hwm),
+                None => TimeState::initial(&reading),
+            };
+            meta::store_sealed_time(tx, &meta::seal_time_state(key, epoch, &state)?)?;
+            jobs::retag_all(tx, key)
+        };
+        let keyring = Keyring::open(&mut conn, keystore, wall, on_create, on_upgrade)?;
         let mut inner = Inner {
             conn,
             keyring,
@@ -96,8 +108,8 @@ impl Vault {
         };
         inner.keyring.finish_interrupted(&inner.conn)?;
         store::checkpoint_truncate(&inner.conn)?;
-        let now = inner.trusted_now()?;
-        inner.opened_with = inner.expire(now)?;
+        let now = inner.begin_stamp()?;
+        inner.opened_with = inner.expire(&now)?;
         Ok(Vault { inner: Mutex::new(inner) })
     }
 
@@ -112,22 +124,28 @@ impl Vault {
         self.lock().dir.clone()
     }
 
-    /// Trusted time now (see [`crate::clock`]).
+    /// Trusted time now (see [`crate::clock`]). `Tampered` when the persisted trusted-time state
+    /// was edited; dispatch's time (the next sync) repairs it.
     pub fn trusted_now(&self) -> Result<DateTime<Utc>> {
         Ok(clock::from_ms(self.lock().trusted_now()?))
     }
 
-    /// Records server time from a sync as the trusted-time anchor.
+    /// Records server time from an authenticated sync answer as the trusted-time anchor. It never
+    /// lowers trusted time (the high-water mark stays), and it replaces a trusted-time state that
+    /// was edited.
     pub fn anchor_server_time(&self, server_time: DateTime<Utc>) -> Result<()> {
         let mut inner = self.lock();
-        let (_, boot) = clock::read(inner.clock.as_ref());
+        let reading = clock::read(inner.clock.as_ref());
         let server_ms = clock::to_ms(server_time);
-        // The server's time is this transaction's "now": the commit raises the high-water mark to
-        // it (and never lowers it).
-        let tx = store::write(&mut inner.conn, server_ms)?;
-        if let Some(boot_ms) = boot {
-            meta::set_anchor(&tx, TimeAnchor { server_ms, boot_ms })?;
-        }
+        let (key, epoch) = (inner.keyring.integrity(), inner.keyring.epoch());
+        let current = match meta::time_state(&inner.conn, key, epoch) {
+            Ok(st) => st,
+            Err(Error::Tampered(_)) => TimeState::from_high_water(server_ms),
+            Err(e) => return Err(e),
+        };
+        let next = current.anchored_at(server_ms, &reading);
+        let stamp = Stamp { ms: next.high_water_ms, state: Some((next, meta::seal_time_state(key, epoch, &next)?)) };
+        let tx = store::write(&mut inner.conn, &stamp)?;
         tx.commit()
     }
 
@@ -144,20 +162,63 @@ impl Vault {
     }
 }
 
+/// A read-only call persists the trusted-time state only when it has moved this far (or the boot
+/// changed), so reads cost no fsync; after a reboot with the clock set back, at most this much of
+/// the time that read-only calls saw can be lost.
+const READ_PERSIST_MS: i64 = 60_000;
+
 impl Inner {
-    /// Trusted time from the persisted state and the clocks.
-    fn trusted_now(&self) -> Result<i64> {
-        let (wall, boot) = clock::read(self.clock.as_ref());
-        Ok(meta::time_state(&self.conn)?.trusted_ms(wall, boot))
+    /// Trusted time now and the trusted-time state to persist with it (sealed), computed from the
+    /// persisted state (checked against its tag) and the clocks.
+    fn stamp(&self) -> Result<(Stamp, bool)> {
+        let (key, epoch) = (self.keyring.integrity(), self.keyring.epoch());
+        let stored = meta::time_state(&self.conn, key, epoch)?;
+        let (t, next) = stored.advance(&clock::read(self.clock.as_ref()));
+        let material = next.boot_id != stored.boot_id || t - stored.high_water_ms >= READ_PERSIST_MS;
+        Ok((Stamp { ms: t, state: Some((next, meta::seal_time_state(key, epoch, &next)?)) }, material))
+    }
+
+    /// Trusted time for a call that only reads, persisting the state when it moved materially.
+    fn trusted_now(&mut self) -> Result<i64> {
+        let (stamp, material) = self.stamp()?;
+        if material {
+            store::write(&mut self.conn, &stamp)?.commit()?;
+        }
+        Ok(stamp.ms)
+    }
+
+    /// Trusted time, persisted when it moved materially; or, when the trusted-time state was
+    /// edited, the wall clock with nothing to persist: for calls that can only shred, queue or
+    /// refuse, which an edit must not block.
+    fn begin_stamp(&mut self) -> Result<Stamp> {
+        match self.stamp() {
+            Ok((stamp, material)) => {
+                if material {
+                    store::write(&mut self.conn, &stamp)?.commit()?;
+                }
+                Ok(stamp)
+            }
+            Err(Error::Tampered(_)) => Ok(Stamp { ms: clock::read(self.clock.as_ref()).wall_ms, state: None }),
+            Err(e) => Err(e),
+        }
     }
 
     /// The common start of every call: trusted time, then hard expiry enforced at that time.
-    fn begin(&mut self) -> Result<i64> {
-        let now = self.trusted_now()?;
-        self.expire(now)?;
+    /// Tolerates an edited trusted-time state (see [`Inner::begin_stamp`]); a reveal does not
+    /// ([`Inner::begin_strict`]).
+    fn begin(&mut self) -> Result<Stamp> {
+        let now = self.begin_stamp()?;
+        self.expire(&now)?;
         Ok(now)
     }
 
+    /// [`Inner::begin`] for a call whose answer depends on the time being right (a reveal):
+    /// `Tampered` when the trusted-time state was edited.
+    fn begin_strict(&mut self) -> Result<Stamp> {
+        let (now, _) = self.stamp()?;
+        self.expire(&now)?;
+        Ok(now)
+    }
 }
 
 /// Unwraps a live job's data key: its absence is an integrity failure.

@@ -14,7 +14,7 @@ use crate::audit::{AuditKind, NewEvent};
 use crate::keyring::SecretId;
 use crate::model::ShredOutcome;
 use crate::policy::JobState;
-use crate::store::{self, jobs};
+use crate::store::{self, jobs, meta, Stamp};
 use crate::sync::wire::EventBody;
 use crate::{clock, crash_point, journal, Error, Result};
 use uuid::Uuid;
@@ -26,17 +26,17 @@ impl Vault {
         check_report(report)?;
         let mut inner = self.lock();
         let now = inner.begin()?;
-        inner.start_shred(job_id, JobState::Completed, Some(report), now)?;
+        inner.start_shred(job_id, JobState::Completed, Some(report), &now)?;
         crash_point("close:report-saved");
-        one(inner.shred_pending(now)?, job_id)
+        one(inner.shred_pending(&now)?, job_id)
     }
 
     /// Cancels the job on the technician's side and shreds its customer data.
     pub fn cancel(&self, job_id: Uuid) -> Result<ShredOutcome> {
         let mut inner = self.lock();
         let now = inner.begin()?;
-        inner.start_shred(job_id, JobState::Cancelled, None, now)?;
-        one(inner.shred_pending(now)?, job_id)
+        inner.start_shred(job_id, JobState::Cancelled, None, &now)?;
+        one(inner.shred_pending(&now)?, job_id)
     }
 
     /// Withdraws the job on dispatch's word (cancelled upstream, reassigned, device wiped) and
@@ -44,8 +44,8 @@ impl Vault {
     pub fn revoke(&self, job_id: Uuid) -> Result<ShredOutcome> {
         let mut inner = self.lock();
         let now = inner.begin()?;
-        inner.start_shred(job_id, JobState::Revoked, None, now)?;
-        one(inner.shred_pending(now)?, job_id)
+        inner.start_shred(job_id, JobState::Revoked, None, &now)?;
+        one(inner.shred_pending(&now)?, job_id)
     }
 
     /// Shreds every job whose hard expiry has passed. Every other call does this too; sweep is for
@@ -53,22 +53,22 @@ impl Vault {
     /// jobs that opening the vault shredded.
     pub fn sweep(&self) -> Result<Vec<ShredOutcome>> {
         let mut inner = self.lock();
-        let now = inner.trusted_now()?;
+        let now = inner.begin_stamp()?;
         let mut out = std::mem::take(&mut inner.opened_with);
-        out.extend(inner.expire(now)?);
+        out.extend(inner.expire(&now)?);
         Ok(out)
     }
 }
 
 impl Inner {
     /// Shreds, as Expired, every live job whose hard expiry is at or before `now`.
-    pub(super) fn expire(&mut self, now: i64) -> Result<Vec<ShredOutcome>> {
-        let due = jobs::due_for_expiry(&self.conn, now)?;
+    pub(super) fn expire(&mut self, now: &Stamp) -> Result<Vec<ShredOutcome>> {
+        let due = jobs::due_for_expiry(&self.conn, now.ms)?;
         if !due.is_empty() {
             self.shreds_pending = true;
             let tx = store::write(&mut self.conn, now)?;
             for job_id in due {
-                jobs::mark_expired(&tx, job_id)?;
+                jobs::mark_expired(&tx, self.keyring.integrity(), job_id)?;
             }
             tx.commit()?;
         }
@@ -78,15 +78,23 @@ impl Inner {
 
     /// Marks a live job for shredding into `target`, storing the report if any. This commits
     /// before the shred begins, so a crash after it still ends in the shred at the next open and
-    /// the report is never lost.
-    pub(super) fn start_shred(&mut self, job_id: Uuid, target: JobState, report: Option<&str>, now: i64) -> Result<()> {
+    /// the report is never lost. The job row's integrity tag is not checked: an edited row can
+    /// always be shredded.
+    pub(super) fn start_shred(
+        &mut self,
+        job_id: Uuid,
+        target: JobState,
+        report: Option<&str>,
+        stamp: &Stamp,
+    ) -> Result<()> {
+        let now = stamp.ms;
         self.shreds_pending = true;
-        let tx = store::write(&mut self.conn, now)?;
-        let job = jobs::load_live(&tx, job_id)?;
+        let tx = store::write(&mut self.conn, stamp)?;
+        let job = jobs::load_live_for_shred(&tx, job_id)?;
         if target == JobState::Completed && !job.state.can_close() {
             return Err(Error::IllegalTransition { from: job.state, to: target });
         }
-        jobs::mark_closing(&tx, job_id, target, report, now)?;
+        jobs::mark_closing(&tx, self.keyring.integrity(), job_id, target, report, now)?;
         if let Some(text) = report {
             journal::send(&tx, Some(job_id), now, &EventBody::Report { text: text.to_owned() })?;
         }
@@ -95,7 +103,8 @@ impl Inner {
 
     /// Shreds every job marked `closing`, all under one key rotation, and returns what was
     /// destroyed. Does nothing when no job is marked.
-    pub(super) fn shred_pending(&mut self, now: i64) -> Result<Vec<ShredOutcome>> {
+    pub(super) fn shred_pending(&mut self, stamp: &Stamp) -> Result<Vec<ShredOutcome>> {
+        let now = stamp.ms;
         if !self.shreds_pending {
             return Ok(Vec::new());
         }
@@ -110,9 +119,9 @@ impl Inner {
         let signer = self.receipt_signer()?;
         let mut outcomes = Vec::with_capacity(marked.len());
         let Inner { conn, keyring, .. } = self;
-        let tx = store::write(conn, now)?;
+        let mut tx = store::write(conn, stamp)?;
         for m in &marked {
-            let fields = jobs::shred(&tx, m.job_id, m.closing, now, next)?;
+            let fields = jobs::shred(&tx, keyring.integrity(), m.job_id, m.closing, now, next)?;
             keyring.delete(&tx, SecretId::JobKey(m.job_id))?;
             journal::record(
                 &tx,
@@ -135,6 +144,11 @@ impl Inner {
             outcomes.push(outcome);
         }
         keyring.rewrap_all(&tx, &rotation, now)?;
+        // The trusted-time state is bound to the epoch: seal it again under the new one, which
+        // also makes every copy of it taken before this shred useless.
+        if let Some((state, _)) = &stamp.state {
+            tx.set_time(meta::seal_time_state(keyring.integrity(), next, state)?);
+        }
         crash_point("shred:before-commit");
         tx.commit()?;
         // Every marked job is shredded, and nothing marks one while this call holds the vault.
@@ -147,7 +161,8 @@ impl Inner {
 
     /// Writes a value-free tombstone (and a receipt) for a job dispatch withdrew before this device
     /// ever held it, so that its sheet is refused if it arrives later.
-    pub(super) fn tombstone_unknown(&mut self, job_id: Uuid, now: i64) -> Result<ShredOutcome> {
+    pub(super) fn tombstone_unknown(&mut self, job_id: Uuid, stamp: &Stamp) -> Result<ShredOutcome> {
+        let now = stamp.ms;
         let signer = self.receipt_signer()?;
         let epoch = self.keyring.epoch();
         let outcome = ShredOutcome {
@@ -158,8 +173,8 @@ impl Inner {
             epoch,
             fields_destroyed: 0,
         };
-        let tx = store::write(&mut self.conn, now)?;
-        jobs::insert_tombstone(&tx, job_id, JobState::Revoked, now, epoch)?;
+        let tx = store::write(&mut self.conn, stamp)?;
+        jobs::insert_tombstone(&tx, self.keyring.integrity(), job_id, JobState::Revoked, now, epoch)?;
         journal::record(
             &tx,
             &NewEvent::job(now, job_id, AuditKind::Shredded, JobState::Revoked)
@@ -177,13 +192,13 @@ impl Inner {
     /// The revocation's reason stays in dispatch's records; on the device the shred says "revoked".
     pub(super) fn revoke_for_dispatch(&mut self, job_id: Uuid) -> Result<Option<ShredOutcome>> {
         let now = self.begin()?;
-        match self.start_shred(job_id, JobState::Revoked, None, now) {
+        match self.start_shred(job_id, JobState::Revoked, None, &now) {
             Ok(()) => {}
             Err(Error::JobClosed { .. }) => return Ok(None),
-            Err(Error::JobNotFound(_)) => return self.tombstone_unknown(job_id, now).map(Some),
+            Err(Error::JobNotFound(_)) => return self.tombstone_unknown(job_id, &now).map(Some),
             Err(e) => return Err(e),
         }
-        let outcomes = self.shred_pending(now)?;
+        let outcomes = self.shred_pending(&now)?;
         Ok(outcomes.into_iter().find(|o| o.job_id == job_id))
     }
 }

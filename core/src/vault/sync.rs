@@ -73,8 +73,8 @@ impl Vault {
 
     /// The outbox and sync health.
     pub fn sync_status(&self) -> Result<SyncStatus> {
-        let inner = self.lock();
-        let now = inner.trusted_now()?;
+        let mut inner = self.lock();
+        let now = inner.begin_stamp()?.ms;
         let health = meta::sync_health(&inner.conn)?;
         Ok(SyncStatus {
             enrolled: device::enrolled(&inner.conn)?,
@@ -102,7 +102,7 @@ impl Vault {
                 json_request("POST", "/sync", Some(&token), &wire::SyncRequest { device_id, events: events.clone() })?;
         }
         if let Some(last) = events.last() {
-            let tx = store::write(&mut inner.conn, now)?;
+            let tx = store::write(&mut inner.conn, &now)?;
             journal::attempted(&tx, last.seq)?;
             tx.commit()?;
         }
@@ -119,8 +119,8 @@ impl Vault {
         report.server_time = Some(answer.server_time);
         {
             let mut inner = self.lock();
-            let now = inner.trusted_now()?;
-            let tx = store::write(&mut inner.conn, now)?;
+            let now = inner.begin_stamp()?;
+            let tx = store::write(&mut inner.conn, &now)?;
             report.acknowledged =
                 report.acknowledged.saturating_add(u32::try_from(journal::acknowledge(&tx, &answer.acked)?).unwrap_or(u32::MAX));
             tx.commit()?;
@@ -152,8 +152,9 @@ impl Vault {
     pub fn sync(&self, transport: &dyn Transport) -> Result<SyncReport> {
         let result = self.sync_rounds(transport);
         let mut inner = self.lock();
-        let now = inner.trusted_now()?;
-        let tx = store::write(&mut inner.conn, now)?;
+        let stamp = inner.begin_stamp()?;
+        let now = stamp.ms;
+        let tx = store::write(&mut inner.conn, &stamp)?;
         let mut health = meta::sync_health(&tx)?;
         match &result {
             Ok(_) => {
@@ -211,16 +212,16 @@ impl Inner {
     }
 
     fn store_device_token(&mut self, token: &str) -> Result<()> {
-        let now = self.trusted_now()?;
-        let tx = store::write(&mut self.conn, now)?;
+        let now = self.begin_stamp()?;
+        let tx = store::write(&mut self.conn, &now)?;
         self.keyring.put(&tx, SecretId::DeviceToken, token.as_bytes())?;
         tx.commit()
     }
 
     fn record_rejection(&mut self, job_id: Uuid, version: u64, reason: &str) -> Result<()> {
-        let now = self.trusted_now()?;
-        let tx = store::write(&mut self.conn, now)?;
-        journal::send(&tx, Some(job_id), now, &EventBody::Rejected { version, reason: reason.to_owned() })?;
+        let now = self.begin_stamp()?;
+        let tx = store::write(&mut self.conn, &now)?;
+        journal::send(&tx, Some(job_id), now.ms, &EventBody::Rejected { version, reason: reason.to_owned() })?;
         tx.commit()
     }
 }
