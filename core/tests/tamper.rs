@@ -192,3 +192,55 @@ fn after_a_reboot_a_forward_jump_opens_a_window_at_most_the_credit_early() {
     assert!(visible(&r).is_empty(), "a forward jump opened the window two days early");
     assert!(r.at <= at(1) + chrono::Duration::milliseconds(jobseal::clock::MAX_WALL_CREDIT_MS), "{}", r.at);
 }
+
+/// Turns a vault back into what release 0.2 wrote: schema 2, no tags, the untagged high-water
+/// mark, and the epoch master key wrapped without the format byte (which needs the keystore).
+fn make_legacy(dir: &Path, high_water: chrono::DateTime<chrono::Utc>) {
+    use jobseal::KeyStore;
+    let keystore = jobseal::FileKeyStore::open(dir.join(jobseal::KEYSTORE_DIR)).unwrap();
+    let conn = rusqlite::Connection::open(dir.join(DB)).unwrap();
+    let (epoch, wrapped): (i64, Vec<u8>) =
+        conn.query_row("SELECT epoch, wrapped_emk FROM epochs", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let alias = jobseal::keys::kek_alias(epoch as u64);
+    let raw = keystore.unwrap(&alias, &wrapped).unwrap();
+    assert_eq!(raw.len(), 33, "a tagged vault's master key carries its format byte");
+    let legacy = keystore.wrap(&alias, &raw[..32]).unwrap();
+    conn.execute("UPDATE epochs SET wrapped_emk = ?1", [legacy]).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE jobs DROP COLUMN mac;
+         DELETE FROM secrets WHERE id = 'vault:integrity';
+         DELETE FROM meta WHERE key = 'time_state';
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    conn.execute("INSERT INTO meta (key, value) VALUES ('high_water_ms', ?1)", [jobseal::clock::to_ms(high_water)])
+        .unwrap();
+}
+
+#[test]
+fn a_vault_written_before_tags_is_upgraded_once_and_cannot_be_made_to_look_old_again() {
+    let (dir, clock, job) = job_in(JobState::OnSite);
+    make_legacy(dir.path(), at(200));
+    {
+        // The upgrade takes the rows and the high-water mark as found, and tags them.
+        let v = open_vault(dir.path(), clock.clone()).unwrap();
+        assert_eq!(visible(&v.reveal(job).unwrap()).len(), 5);
+        let conn = rusqlite::Connection::open(dir.path().join(DB)).unwrap();
+        let untagged: i64 = conn.query_row("SELECT count(*) FROM jobs WHERE mac IS NULL", [], |r| r.get(0)).unwrap();
+        assert_eq!(untagged, 0);
+    }
+    // Now the technician edits a row and tries to pass the vault off as untagged, without the
+    // keystore: the master key's wrap still says "tagged", so the edit is caught.
+    sqlite(
+        dir.path(),
+        "UPDATE fields SET reveal_in = 'assigned,en-route,on-site';
+         ALTER TABLE jobs DROP COLUMN mac;
+         DELETE FROM secrets WHERE id = 'vault:integrity';
+         DELETE FROM meta WHERE key = 'time_state';
+         INSERT INTO meta (key, value) VALUES ('high_water_ms', 0);
+         PRAGMA user_version = 2;",
+    );
+    let v = open_vault(dir.path(), clock).unwrap();
+    assert_eq!(v.reveal(job).unwrap_err().kind(), ErrorKind::Tampered);
+    v.cancel(job).unwrap();
+}
