@@ -179,3 +179,41 @@ fn an_envelope_captured_before_opening_cannot_be_opened_after_the_close() {
     assert!(matches!(reopened, Err(jobseal::Error::KeyStore(_))), "the capture-time image opened");
     assert!(files_containing(dir.path(), door.as_bytes()).is_empty());
 }
+
+#[test]
+fn a_copy_taken_before_a_sheet_update_cannot_show_the_old_version_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open_vault(dir.path(), clock_at(200)).unwrap();
+    let p = plant(&vault);
+    let old_secrets = stored_secrets(dir.path(), p.job);
+
+    // The attacker's image while version 1 is held.
+    let image = tempfile::tempdir().unwrap();
+    copy_tree(dir.path(), image.path());
+    std::fs::remove_file(image.path().join("vault.lock")).ok();
+
+    // Dispatch updates the sheet: new values, a new data key.
+    let fresh: Vec<String> = ["name2", "phone2", "addr2", "door2", "note2"].iter().map(|l| canary(l)).collect();
+    vault.ingest(&Sheet::new(p.job).version(2).values(fresh.iter().map(String::as_str)).build()).unwrap();
+    let r = vault.reveal(p.job).unwrap();
+    assert!(r
+        .fields
+        .iter()
+        .any(|f| matches!(&f.access, FieldAccess::Visible { value, .. } if value.expose() == fresh[0])));
+    drop(vault);
+
+    // Nothing of version 1 is left in today's files: no value, no ciphertext, no wrapped key.
+    for (i, c) in p.canaries.iter().enumerate() {
+        assert_absent(dir.path(), &format!("old value {i}"), c.as_bytes());
+    }
+    for (i, s) in old_secrets.iter().enumerate() {
+        assert_absent(dir.path(), &format!("old secret {i}"), s);
+    }
+    // And the image, with the keystore as it is after the update, does not open.
+    let attack = tempfile::tempdir().unwrap();
+    copy_tree(image.path(), attack.path());
+    std::fs::remove_dir_all(attack.path().join("keystore")).unwrap();
+    copy_tree(&dir.path().join("keystore"), &attack.path().join("keystore"));
+    let opened = open_vault_at(attack.path(), 200);
+    assert!(matches!(opened, Err(jobseal::Error::KeyStore(_))), "the version-1 image opened with today's keystore");
+}

@@ -8,11 +8,12 @@ use super::{field_aad, live_data_key, Inner, Vault};
 use crate::audit::{AuditEvent, AuditKind, AuditVerification, NewEvent, RevealSummary};
 use crate::crypto::{Key32, SecretString};
 use crate::envelope::RecipientKeyId;
+use crate::keyring::Keyring;
 use crate::keyring::SecretId;
 use crate::model::{FieldAccess, JobInfo, Reveal, RevealedField};
 use crate::policy::{Denial, JobState};
 use crate::sheet::JobSheet;
-use crate::store::{self, jobs, Stamp};
+use crate::store::{self, jobs, Stamp, WriteTx};
 use crate::sync::wire::EventBody;
 use crate::{clock, crash_point, journal, Error, Result};
 use uuid::Uuid;
@@ -90,7 +91,10 @@ impl Vault {
 impl Inner {
     /// Stores a sheet in one transaction. A sealed sheet names the key it came to, and that
     /// prekey's private half is deleted in the same transaction (G4): the sheet is never stored
-    /// without the prekey being gone, nor the prekey gone without the sheet stored.
+    /// without the prekey being gone, nor the prekey gone without the sheet stored. A newer version
+    /// of a held job gets a new data key, and its transaction rotates the key epoch (as a shred
+    /// does), so that the old version's key, and its ciphertext with it, cannot be unwrapped from
+    /// a copy of the database taken before the update.
     pub(super) fn ingest(&mut self, sheet: &JobSheet, stamp: &Stamp, via: Option<RecipientKeyId>) -> Result<JobInfo> {
         let now = stamp.ms;
         let job_id = sheet.job_id;
@@ -98,8 +102,9 @@ impl Inner {
         if clock::to_ms(access.hard_expiry) <= now {
             return Err(Error::InvalidSheet("the sheet's hard expiry has already passed".into()));
         }
-        let tx = store::write(&mut self.conn, stamp)?;
-        let existing = match jobs::load_live(&tx, self.keyring.integrity(), job_id) {
+        // Read before the transaction (the vault lock keeps it current): an update needs a key
+        // rotation, which is prepared in the keystore before the transaction begins.
+        let existing = match jobs::load_live(&self.conn, self.keyring.integrity(), job_id) {
             Ok(job) => Some(job.job),
             Err(Error::JobNotFound(_)) => None,
             Err(e) => return Err(e),
@@ -109,53 +114,63 @@ impl Inner {
                 return Err(Error::StaleVersion { job_id, held: held.version, offered: sheet.version });
             }
         }
-        let dek = Key32::random()?;
-        let work = serde_json::to_string(&sheet.work).map_err(|_| Error::InvalidSheet("work details".into()))?;
-        let state = existing.as_ref().map_or(JobState::Assigned, |j| j.state);
-        jobs::upsert(
-            &tx,
-            &jobs::JobRow {
-                job_id,
-                version: sheet.version,
-                work_order: &sheet.work_order,
-                state,
-                window: sheet.window.clone(),
-                access,
-                work: &work,
-                site_area: &sheet.site_area,
-                now_ms: now,
-            },
-        )?;
-        let mut fields = Vec::with_capacity(sheet.customer.len());
-        for field in &sheet.customer {
-            let sealed =
-                dek.seal(field.value.expose().as_bytes(), field_aad(job_id, &field.name, sheet.version).bytes())?;
-            fields.push(jobs::FieldRow {
-                name: field.name.clone(),
-                kind: field.kind,
-                reveal_in: field.reveal_in.clone(),
-                sealed,
-            });
-        }
-        jobs::replace_fields(&tx, self.keyring.integrity(), job_id, &fields)?;
-        self.keyring.put(&tx, SecretId::JobKey(job_id), dek.as_bytes())?;
-        let mut detail = format!("version {}", sheet.version);
-        if let Some(via) = via {
-            jobs::set_delivered_via(&tx, job_id, via)?;
-            match via {
-                RecipientKeyId::Prekey(p) => {
-                    super::delivery::consume_prekey(&self.keyring, &tx, p)?;
-                    detail.push_str(&format!("; sealed to prekey {p}"));
-                }
-                RecipientKeyId::Identity => detail.push_str("; sealed to the identity key (no prekey left)"),
+        let store_sheet = |tx: &WriteTx<'_>, keyring: &Keyring| -> Result<()> {
+            let dek = Key32::random()?;
+            let work = serde_json::to_string(&sheet.work).map_err(|_| Error::InvalidSheet("work details".into()))?;
+            let state = existing.as_ref().map_or(JobState::Assigned, |j| j.state);
+            jobs::upsert(
+                tx,
+                &jobs::JobRow {
+                    job_id,
+                    version: sheet.version,
+                    work_order: &sheet.work_order,
+                    state,
+                    window: sheet.window.clone(),
+                    access,
+                    work: &work,
+                    site_area: &sheet.site_area,
+                    now_ms: now,
+                },
+            )?;
+            let mut fields = Vec::with_capacity(sheet.customer.len());
+            for field in &sheet.customer {
+                let sealed =
+                    dek.seal(field.value.expose().as_bytes(), field_aad(job_id, &field.name, sheet.version).bytes())?;
+                fields.push(jobs::FieldRow {
+                    name: field.name.clone(),
+                    kind: field.kind,
+                    reveal_in: field.reveal_in.clone(),
+                    sealed,
+                });
             }
-            journal::send(&tx, Some(job_id), now, &EventBody::Received { version: sheet.version, via })?;
+            jobs::replace_fields(tx, keyring.integrity(), job_id, &fields)?;
+            keyring.put(tx, SecretId::JobKey(job_id), dek.as_bytes())?;
+            let mut detail = format!("version {}", sheet.version);
+            if let Some(via) = via {
+                jobs::set_delivered_via(tx, job_id, via)?;
+                match via {
+                    RecipientKeyId::Prekey(p) => {
+                        super::delivery::consume_prekey(keyring, tx, p)?;
+                        detail.push_str(&format!("; sealed to prekey {p}"));
+                    }
+                    RecipientKeyId::Identity => detail.push_str("; sealed to the identity key (no prekey left)"),
+                }
+                journal::send(tx, Some(job_id), now, &EventBody::Received { version: sheet.version, via })?;
+            }
+            let kind = if existing.is_some() { AuditKind::Updated } else { AuditKind::Ingested };
+            journal::record(tx, &NewEvent::job(now, job_id, kind, state).detail(detail)).map(|_| ())
+        };
+        const POINTS: (&str, &str) = ("ingest:before-commit", "ingest:after-commit");
+        if existing.is_some() {
+            self.commit_with_rotation(stamp, POINTS, |tx, keyring, _| store_sheet(tx, keyring))?;
+        } else {
+            let Inner { conn, keyring, .. } = self;
+            let tx = store::write(conn, stamp)?;
+            store_sheet(&tx, keyring)?;
+            crash_point(POINTS.0);
+            tx.commit()?;
+            crash_point(POINTS.1);
         }
-        let kind = if existing.is_some() { AuditKind::Updated } else { AuditKind::Ingested };
-        journal::record(&tx, &NewEvent::job(now, job_id, kind, state).detail(detail))?;
-        crash_point("ingest:before-commit");
-        tx.commit()?;
-        crash_point("ingest:after-commit");
         jobs::load_info(&self.conn, job_id)
     }
 

@@ -11,10 +11,10 @@
 
 use super::{check_report, one, Inner, Vault};
 use crate::audit::{AuditKind, NewEvent};
-use crate::keyring::SecretId;
+use crate::keyring::{Keyring, SecretId};
 use crate::model::ShredOutcome;
 use crate::policy::JobState;
-use crate::store::{self, jobs, meta, Stamp};
+use crate::store::{self, jobs, meta, Stamp, WriteTx};
 use crate::sync::wire::EventBody;
 use crate::{clock, crash_point, journal, Error, Result};
 use uuid::Uuid;
@@ -114,49 +114,67 @@ impl Inner {
             return Ok(Vec::new());
         }
         let old_epoch = self.keyring.epoch();
+        let signer = self.receipt_signer()?;
+        let points = ("shred:before-commit", "shred:after-commit");
+        let outcomes = self.commit_with_rotation(stamp, points, |tx, keyring, next| {
+            let mut outcomes = Vec::with_capacity(marked.len());
+            for m in &marked {
+                let fields = jobs::shred(tx, keyring.integrity(), m.job_id, m.closing, now, next)?;
+                keyring.delete(tx, SecretId::JobKey(m.job_id))?;
+                journal::record(
+                    tx,
+                    &NewEvent::job(now, m.job_id, AuditKind::Shredded, m.closing)
+                        .detail(format!("{} -> {}; {fields} fields; epoch {old_epoch} -> {next}", m.state, m.closing)),
+                )?;
+                let outcome = ShredOutcome {
+                    job_id: m.job_id,
+                    version: m.version,
+                    state: m.closing,
+                    shredded_at: clock::from_ms(now),
+                    epoch: next,
+                    fields_destroyed: fields,
+                };
+                // The receipt is written by the shred itself, in its transaction (G7).
+                journal::send(tx, Some(m.job_id), now, &EventBody::State { from: m.state, to: m.closing })?;
+                if let Some((device_id, key)) = &signer {
+                    journal::send(tx, Some(m.job_id), now, &EventBody::Receipt(key.sign(*device_id, &outcome)))?;
+                }
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
+        })?;
+        // Every marked job is shredded, and nothing marks one while this call holds the vault.
+        self.shreds_pending = false;
+        Ok(outcomes)
+    }
+
+    /// Runs `body` in one write transaction that also moves every surviving secret to a fresh key
+    /// epoch, then, after the commit, deletes the old KEK and truncates the WAL (G3): from then on
+    /// no copy of the database taken before can unwrap anything. `points` name the crash points
+    /// just before and just after the commit.
+    pub(super) fn commit_with_rotation<T>(
+        &mut self,
+        stamp: &Stamp,
+        points: (&str, &str),
+        body: impl FnOnce(&WriteTx<'_>, &Keyring, u64) -> Result<T>,
+    ) -> Result<T> {
         let rotation = self.keyring.prepare_rotation()?;
         let next = rotation.epoch();
-        let signer = self.receipt_signer()?;
-        let mut outcomes = Vec::with_capacity(marked.len());
         let Inner { conn, keyring, .. } = self;
         let mut tx = store::write(conn, stamp)?;
-        for m in &marked {
-            let fields = jobs::shred(&tx, keyring.integrity(), m.job_id, m.closing, now, next)?;
-            keyring.delete(&tx, SecretId::JobKey(m.job_id))?;
-            journal::record(
-                &tx,
-                &NewEvent::job(now, m.job_id, AuditKind::Shredded, m.closing)
-                    .detail(format!("{} -> {}; {fields} fields; epoch {old_epoch} -> {next}", m.state, m.closing)),
-            )?;
-            let outcome = ShredOutcome {
-                job_id: m.job_id,
-                version: m.version,
-                state: m.closing,
-                shredded_at: clock::from_ms(now),
-                epoch: next,
-                fields_destroyed: fields,
-            };
-            // The receipt is written by the shred itself, in its transaction (G7).
-            journal::send(&tx, Some(m.job_id), now, &EventBody::State { from: m.state, to: m.closing })?;
-            if let Some((device_id, key)) = &signer {
-                journal::send(&tx, Some(m.job_id), now, &EventBody::Receipt(key.sign(*device_id, &outcome)))?;
-            }
-            outcomes.push(outcome);
-        }
-        keyring.rewrap_all(&tx, &rotation, now)?;
+        let out = body(&tx, keyring, next)?;
+        keyring.rewrap_all(&tx, &rotation, stamp.ms)?;
         // The trusted-time state is bound to the epoch: seal it again under the new one, which
-        // also makes every copy of it taken before this shred useless.
+        // also makes every copy of it taken before this commit useless.
         if let Some((state, _)) = &stamp.state {
             tx.set_time(meta::seal_time_state(keyring.integrity(), next, state)?);
         }
-        crash_point("shred:before-commit");
+        crash_point(points.0);
         tx.commit()?;
-        // Every marked job is shredded, and nothing marks one while this call holds the vault.
-        self.shreds_pending = false;
-        crash_point("shred:after-commit");
+        crash_point(points.1);
         self.keyring.complete_rotation(&self.conn, rotation)?;
         store::checkpoint_truncate(&self.conn)?;
-        Ok(outcomes)
+        Ok(out)
     }
 
     /// Writes a value-free tombstone (and a receipt) for a job dispatch withdrew before this device
