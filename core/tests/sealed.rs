@@ -109,6 +109,9 @@ fn envelopes_for_another_device_job_or_version_are_refused() {
     assert_eq!(e.tv.vault.device_bundle().unwrap().prekeys.len(), 2, "a refused envelope used up a prekey");
 }
 
+/// Refused envelopes that are authentic (a stale version, a closed job) still use up their
+/// prekey, so that a copy kept by anyone who saw them can never be opened; a forged one, which
+/// the device cannot authenticate, burns nothing.
 #[test]
 fn closed_jobs_cannot_come_back_and_versions_only_move_forward() {
     let e = enrolled(5);
@@ -126,7 +129,13 @@ fn closed_jobs_cannot_come_back_and_versions_only_move_forward() {
     let v9 = seal_job_sheet(&e.dispatch, &e.bundle, Some(4), &sheet_bytes(job, 9)).unwrap();
     assert!(matches!(e.tv.vault.receive(&v9), Err(Error::JobClosed { .. })), "a newer version revived a closed job");
     let ids: Vec<u32> = e.tv.vault.device_bundle().unwrap().prekeys.iter().map(|p| p.id).collect();
-    assert_eq!(ids, [1, 3, 4, 5], "refused envelopes must not use prekeys");
+    assert_eq!(ids, [5], "refused authentic envelopes must use up their prekeys");
+    // A forged envelope naming prekey 5 (sealed by a key that is not the pinned dispatch key).
+    let (impostor, _) = envelope::generate_keypair().unwrap();
+    let forged = seal_job_sheet(&impostor, &e.bundle, Some(5), &sheet_bytes(job, 10)).unwrap();
+    assert!(matches!(e.tv.vault.receive(&forged), Err(Error::JobClosed { .. })));
+    let ids: Vec<u32> = e.tv.vault.device_bundle().unwrap().prekeys.iter().map(|p| p.id).collect();
+    assert_eq!(ids, [5], "a forged envelope burned a prekey");
 }
 
 #[test]

@@ -151,16 +151,30 @@ impl Vault {
             return Err(Error::Misaddressed);
         }
         // Replay and rollback checks on the (still unauthenticated) header: they can only refuse.
-        match jobs::load_live(&inner.conn, inner.keyring.integrity(), header.job_id) {
-            Ok(held) if header.sheet_version <= held.job.version => {
-                return Err(Error::StaleVersion {
-                    job_id: header.job_id,
-                    held: held.job.version,
-                    offered: header.sheet_version,
-                })
+        let refusal = match jobs::load_live(&inner.conn, inner.keyring.integrity(), header.job_id) {
+            Ok(held) if header.sheet_version <= held.job.version => Some(Error::StaleVersion {
+                job_id: header.job_id,
+                held: held.job.version,
+                offered: header.sheet_version,
+            }),
+            Ok(_) | Err(Error::JobNotFound(_)) => None,
+            Err(e) => Some(e),
+        };
+        if let Some(refusal) = refusal {
+            // An authentic envelope refused all the same (a closed job, a stale version) still
+            // uses up its prekey: otherwise the envelope, kept by anyone who saw it, stays
+            // openable for as long as the prekey lives. A forged one burns nothing.
+            if let RecipientKeyId::Prekey(id) = header.recipient {
+                if let Some(key) = inner.keyring.secret_key(&inner.conn, SecretId::Prekey(id))? {
+                    if envelope::open_sheet(&parsed, &key, &dev.dispatch_key, dev.device_id).is_ok() {
+                        let Inner { conn, keyring, .. } = &mut *inner;
+                        let tx = store::write(conn, &now)?;
+                        consume_prekey(keyring, &tx, id)?;
+                        tx.commit()?;
+                    }
+                }
             }
-            Ok(_) | Err(Error::JobNotFound(_)) => {}
-            Err(e) => return Err(e),
+            return Err(refusal);
         }
         let key = match header.recipient {
             RecipientKeyId::Prekey(id) => {
