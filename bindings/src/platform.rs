@@ -53,6 +53,12 @@ pub trait PlatformClock: Send + Sync {
     /// `SystemClock.elapsedRealtime()` on Android, `mach_continuous_time` on iOS. Return null /
     /// nil where there is none; trusted time then rests on the wall clock and a high-water mark.
     fn boot_elapsed_ms(&self) -> Result<Option<i64>, JobsealError>;
+    /// An identity of the current boot, different after every reboot: on Android
+    /// `Settings.Global.getInt(contentResolver, Settings.Global.BOOT_COUNT)` as text, on iOS
+    /// `sysctl kern.boottime` as text. Return null / nil where there is none: after a reboot the
+    /// vault then cannot tell a new boot from the old one and treats dispatch's last time as a
+    /// lower bound only (see docs/architecture.md, "Trusted time").
+    fn boot_id(&self) -> Result<Option<String>, JobsealError>;
 }
 
 /// Moves sync requests to dispatch and back (OkHttp, URLSession).
@@ -112,6 +118,10 @@ impl jobseal::Clock for ClockAdapter {
         let ms = self.0.boot_elapsed_ms().ok().flatten()?;
         u64::try_from(ms).ok().map(std::time::Duration::from_millis)
     }
+
+    fn boot_id(&self) -> Option<String> {
+        self.0.boot_id().ok().flatten().filter(|id| !id.is_empty())
+    }
 }
 
 /// A [`PlatformTransport`] as the core's [`jobseal::Transport`].
@@ -152,6 +162,9 @@ mod tests {
         fn boot_elapsed_ms(&self) -> Result<Option<i64>, JobsealError> {
             Ok(Some(-5))
         }
+        fn boot_id(&self) -> Result<Option<String>, JobsealError> {
+            Err(JobsealError::Internal { detail: "no boot count".into() })
+        }
     }
 
     impl PlatformTransport for Broken {
@@ -176,5 +189,6 @@ mod tests {
         let c = ClockAdapter(Arc::new(Broken));
         assert!((c.wall_now() - Utc::now()).num_seconds().abs() < 5);
         assert_eq!(c.boot_elapsed(), None);
+        assert_eq!(jobseal::Clock::boot_id(&c), None);
     }
 }

@@ -194,6 +194,9 @@ mod tests {
         fn boot_elapsed_ms(&self) -> Result<Option<i64>> {
             Ok(None)
         }
+        fn boot_id(&self) -> Result<Option<String>> {
+            Ok(None)
+        }
     }
 
     fn sheet() -> String {

@@ -20,6 +20,15 @@ public final class SystemPlatformClock: PlatformClock {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 
+    /// `kern.boottime`, the moment the system booted: different after every reboot.
+    public func bootId() throws -> String? {
+        var boottime = timeval()
+        var size = MemoryLayout<timeval>.stride
+        var mib: [Int32] = [CTL_KERN, KERN_BOOTTIME]
+        guard sysctl(&mib, 2, &boottime, &size, nil, 0) == 0 else { return nil }
+        return "\(boottime.tv_sec).\(boottime.tv_usec)"
+    }
+
     public func bootElapsedMs() throws -> Int64? {
         let ticks = mach_continuous_time()
         let (nanos, overflow) = ticks.multipliedReportingOverflow(by: UInt64(timebase.numer))

@@ -64,6 +64,7 @@ final class TestClock: PlatformClock, @unchecked Sendable {
     func set(_ t: Date) { lock.lock(); wall = Int64(t.timeIntervalSince1970 * 1000); lock.unlock() }
     func wallNowMs() throws -> Int64 { lock.lock(); defer { lock.unlock() }; return wall }
     func bootElapsedMs() throws -> Int64? { nil }
+    func bootId() throws -> String? { nil }
 }
 
 /// A URLSession transport: any HTTP status is a response; no answer is `JobsealError.Network`.

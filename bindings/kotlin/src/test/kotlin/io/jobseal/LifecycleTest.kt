@@ -81,6 +81,9 @@ class LifecycleTest {
         clock.set(Slot.inside)
         assertTrue(vault.reveal(job.jobId).hidden("customer_name") is DenialReason.WindowClosed)
         assertTrue(vault.trustedNowMs() > Slot.closes.toEpochMilli())
+        // Nor does a reboot (a new boot id, the boot clock back near zero) with the clock set back.
+        clock.reboot(uptimeMs = 30_000)
+        assertTrue(vault.reveal(job.jobId).hidden("customer_name") is DenialReason.WindowClosed)
 
         val events = vault.auditLog(job.jobId)
         // One audit event per reveal, naming each field shown and each refused with its reason.
@@ -195,6 +198,7 @@ class LifecycleTest {
         val broken = object : PlatformClock {
             override fun wallNowMs(): Long = throw IllegalStateException("clock service unavailable")
             override fun bootElapsedMs(): Long? = throw JobsealException.Internal("no boot clock")
+            override fun bootId(): String? = throw IllegalStateException("no boot count")
         }
         val other = TempDir()
         try {

@@ -89,16 +89,25 @@ class MemoryKeyStore : PlatformKeyStore {
 }
 
 /**
- * A clock the test sets: a wall clock and, when [boot] is given, a monotonic boot clock (a phone's
- * `currentTimeMillis` and `elapsedRealtime`). [advance] moves both together; [set] moves the wall
- * clock alone, as a user changing the phone's time does.
+ * A clock the test sets: a wall clock and, when [boot] is given, a monotonic boot clock and a boot
+ * id (a phone's `currentTimeMillis`, `elapsedRealtime` and `BOOT_COUNT`). [advance] moves both
+ * clocks together; [set] moves the wall clock alone, as a user changing the phone's time does;
+ * [reboot] restarts the boot clock under a new boot id.
  */
 class TestClock(start: Instant, boot: Long? = null) : PlatformClock {
     private val wall = AtomicLong(start.toEpochMilli())
     private val bootMs = AtomicLong(boot ?: -1)
+    private val boots = AtomicLong(0)
 
     override fun wallNowMs(): Long = wall.get()
     override fun bootElapsedMs(): Long? = bootMs.get().takeIf { it >= 0 }
+    override fun bootId(): String? = if (bootMs.get() >= 0) "test-boot-${boots.get()}" else null
+
+    /** Simulates a reboot: the boot clock restarts at [uptimeMs] and the boot id changes. */
+    fun reboot(uptimeMs: Long) {
+        boots.incrementAndGet()
+        bootMs.set(uptimeMs)
+    }
 
     /** The boot clock, for the demo presenters' countdowns; only for a clock made with [boot]. */
     fun monotonicMs(): Long = checkNotNull(bootElapsedMs()) { "this TestClock was made without a boot clock" }
@@ -114,6 +123,12 @@ class TestClock(start: Instant, boot: Long? = null) : PlatformClock {
 class SystemTestClock : PlatformClock {
     override fun wallNowMs(): Long = System.currentTimeMillis()
     override fun bootElapsedMs(): Long = monotonicMs()
+    override fun bootId(): String = BOOT_ID
+
+    private companion object {
+        /** One per JVM: the JVM's nanoTime origin is what "boot" means for this clock. */
+        val BOOT_ID: String = java.util.UUID.randomUUID().toString()
+    }
 
     /** The boot clock, for the demo presenters' countdowns. */
     fun monotonicMs(): Long = System.nanoTime() / 1_000_000

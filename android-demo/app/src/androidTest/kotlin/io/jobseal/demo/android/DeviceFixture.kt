@@ -26,7 +26,7 @@ class DeviceFixture(transport: PlatformTransport = Offline) : AutoCloseable {
     val context: Context = ApplicationProvider.getApplicationContext()
     private val dir = File(context.cacheDir, "jobseal-test-${UUID.randomUUID()}")
     val keystore = AndroidKeystoreKeyStore(context, namespace = "test-${UUID.randomUUID()}-")
-    val vault = JobVault.open(dir.path, keystore, AndroidClock)
+    val vault = JobVault.open(dir.path, keystore, AndroidClock.also { it.init(context.contentResolver) })
     val services = Services({ vault }, transport, null)
     private val idling = BusyIdlingResource(services)
 

@@ -88,6 +88,7 @@ class Services(
             val meta = app.packageManager.getApplicationInfo(app.packageName, PackageManager.GET_META_DATA).metaData
             val url = meta?.getString("io.jobseal.demo.DISPATCH_URL").orEmpty().ifEmpty { "http://10.0.2.2:8787" }
             val key = meta?.getString("io.jobseal.demo.DISPATCH_KEY")?.takeIf { it.isNotBlank() }
+            AndroidClock.init(app.contentResolver)
             return Services({ JobVault.open(dir.path, AndroidKeystoreKeyStore(app), AndroidClock) }, HttpUrlConnectionTransport(url), key)
         }
     }
