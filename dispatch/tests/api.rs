@@ -865,6 +865,9 @@ fn a_device_cannot_close_or_annotate_a_job_it_never_held() {
     let moved: JobView = ok(d.op.reassign(job, intruder.id));
     assert_eq!(moved.status, JobStatus::Open);
     assert_eq!(moved.delivery.unwrap().status, DeliveryStatus::Pending);
+    // What the intruder said about the job before it was sealed for it stays out of the job's
+    // history after the reassignment too.
+    assert!(moved.audit_events.is_empty(), "records sent before the job was sealed for the device are shown");
     let cancelled: JobView = ok(d.op.cancel(job));
     assert_eq!(cancelled.status, JobStatus::Cancelled);
 }
