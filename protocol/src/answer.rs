@@ -119,8 +119,13 @@ impl AnswerKey {
     }
 }
 
+/// Why an answer is refused. One message for every cause, so that the error tells an attacker
+/// nothing about which check failed; it names the innocent cause a support desk should rule out.
 fn failed<E>(_: E) -> Error {
-    Error::Tampered("dispatch's answer failed authentication")
+    Error::Tampered(concat!(
+        "dispatch's answer failed authentication (forged, altered, cut short or not for this request; ",
+        "or dispatch is older than sync protocol 2)"
+    ))
 }
 
 #[cfg(test)]
