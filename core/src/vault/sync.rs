@@ -230,7 +230,7 @@ impl Vault {
 
     /// Dispatch's answer to the request `pending` was made with, as `T`, once authenticated: the
     /// MAC under this device's answer key, over the call, the device id, the request's nonce and
-    /// the answer's exact bytes, is checked before a byte of the answer is parsed. An error
+    /// the answer's exact bytes, is checked before the answer is deserialized. An error
     /// status is [`Error::Dispatch`]; anything else that does not authenticate is
     /// [`Error::Tampered`].
     fn open_answer<T: DeserializeOwned>(
