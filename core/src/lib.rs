@@ -11,7 +11,7 @@
 // Layers, each using only those above it in this list (see docs/architecture.md):
 // the protocol crate (pure data and crypto, re-exported here) and the platform seams; storage (the only SQL); the keyring (every wrapped secret) and the journal
 // (audit chain and outbox); the public vault API.
-pub use jobseal_protocol::{audit, bundle, crypto, envelope, hex, pairing, policy, receipt, sheet};
+pub use jobseal_protocol::{answer, audit, bundle, crypto, envelope, hex, pairing, policy, receipt, sheet};
 
 pub mod clock;
 mod error;
@@ -41,7 +41,7 @@ pub use receipt::ShredReceipt;
 pub use sheet::{AccessRules, CustomerField, FieldKind, JobSheet, ScheduledWindow, WorkDetails};
 #[cfg(feature = "http-transport")]
 pub use sync::http::HttpTransport;
-pub use sync::{HttpRequest, HttpResponse, SyncReport, SyncStatus, Transport, TransportError};
+pub use sync::{HttpRequest, HttpResponse, PendingCall, SyncReport, SyncStatus, Transport, TransportError};
 pub use vault::Vault;
 
 /// The folder of a vault directory that [`FileKeyStore`] uses by convention.

@@ -1,6 +1,7 @@
 //! The sans-IO sync engine against a scripted dispatch: what goes into the outbox, what leaves it,
 //! and what a failure does (G6, G7).
 
+use jobseal::answer::{AnswerKey, AnsweredCall};
 use jobseal::envelope;
 use jobseal::receipt::ReceiptKey;
 use jobseal::sync::wire::{self, EventBody, SyncRequest, SyncResponse};
@@ -36,26 +37,44 @@ fn ok<T: serde::Serialize>(body: &T) -> Option<HttpResponse> {
     Some(HttpResponse { status: 200, body: serde_json::to_vec(body).unwrap() })
 }
 
-/// Acknowledges everything pushed, offers nothing.
-fn ack_all(req: &HttpRequest) -> Option<HttpResponse> {
-    if req.path.ends_with("/enrol") {
-        return None;
-    }
+/// Answers a sync request as dispatch does: `answer`, MAC-ed for the device over the request's
+/// nonce.
+fn signed(key: &AnswerKey, req: &HttpRequest, answer: &SyncResponse) -> Option<HttpResponse> {
     let sync: SyncRequest = serde_json::from_slice(&req.body).unwrap();
-    ok(&SyncResponse {
-        server_time: at(200),
-        acked: sync.events.iter().map(|e| e.key).collect(),
-        envelopes: vec![],
-        revocations: vec![],
-        prekeys_available: 10,
-        prekeys_wanted: 0,
-    })
+    Some(HttpResponse { status: 200, body: key.seal(AnsweredCall::Sync, &sync.nonce, answer).unwrap() })
+}
+
+/// Acknowledges everything pushed, offers nothing.
+fn ack_all(d: &Device) -> impl FnMut(&HttpRequest) -> Option<HttpResponse> + Send + 'static {
+    let key = d.answer_key();
+    move |req| {
+        let sync: SyncRequest = serde_json::from_slice(&req.body).unwrap();
+        signed(
+            &key,
+            req,
+            &SyncResponse {
+                server_time: at(200),
+                acked: sync.events.iter().map(|e| e.key).collect(),
+                envelopes: vec![],
+                revocations: vec![],
+                prekeys_available: 10,
+                prekeys_wanted: 0,
+            },
+        )
+    }
 }
 
 struct Device {
     tv: TestVault,
     dispatch: envelope::SecretKey,
     bundle: jobseal::DeviceBundle,
+}
+
+impl Device {
+    /// Dispatch's side of the device's answer key.
+    fn answer_key(&self) -> AnswerKey {
+        AnswerKey::derive(&self.dispatch, &self.bundle.identity_key, self.bundle.device_id).unwrap()
+    }
 }
 
 fn enrolled_device() -> Device {
@@ -112,7 +131,7 @@ fn actions_are_in_the_outbox_before_they_return_and_leave_it_only_when_acknowled
     assert_eq!(status.consecutive_failures, 1);
     assert!(status.next_attempt_at.is_some(), "no backoff after a failure");
 
-    let online = Scripted::new(ack_all);
+    let online = Scripted::new(ack_all(&d));
     let report = d.tv.vault.sync(&online).unwrap();
     assert_eq!(report.acknowledged as u64, pending);
     assert_eq!(report.pending, 0);
@@ -161,7 +180,7 @@ fn an_unacknowledged_push_is_repeated_with_the_same_keys() {
     // Dispatch applies but its answer is lost.
     let lost = Scripted::new(|_| None);
     assert!(d.tv.vault.sync(&lost).is_err());
-    let online = Scripted::new(ack_all);
+    let online = Scripted::new(ack_all(&d));
     d.tv.vault.sync(&online).unwrap();
     let first: Vec<Uuid> = pushed(&lost).iter().map(|e| e.key).collect();
     let second: Vec<Uuid> = pushed(&online).iter().map(|e| e.key).collect();
@@ -175,6 +194,7 @@ fn revocations_shred_and_answer_with_a_receipt_even_for_unknown_jobs() {
     let (held, unknown) = (Uuid::new_v4(), Uuid::new_v4());
     d.tv.vault.ingest(&sheet(held, 1)).unwrap();
     let mut served = false;
+    let key = d.answer_key();
     let t = Scripted::new(move |req| {
         let sync: SyncRequest = serde_json::from_slice(&req.body).unwrap();
         let revocations = if served {
@@ -185,14 +205,18 @@ fn revocations_shred_and_answer_with_a_receipt_even_for_unknown_jobs() {
                 .map(|job_id| wire::Revocation { job_id, reason: wire::RevocationReason::Cancelled })
                 .to_vec()
         };
-        ok(&SyncResponse {
-            server_time: at(210),
-            acked: sync.events.iter().map(|e| e.key).collect(),
-            envelopes: vec![],
-            revocations,
-            prekeys_available: 10,
-            prekeys_wanted: 0,
-        })
+        signed(
+            &key,
+            req,
+            &SyncResponse {
+                server_time: at(210),
+                acked: sync.events.iter().map(|e| e.key).collect(),
+                envelopes: vec![],
+                revocations,
+                prekeys_available: 10,
+                prekeys_wanted: 0,
+            },
+        )
     });
     let report = d.tv.vault.sync(&t).unwrap();
     assert_eq!(report.revoked.len(), 2);
@@ -208,11 +232,40 @@ fn revocations_shred_and_answer_with_a_receipt_even_for_unknown_jobs() {
     assert!(d.tv.vault.trusted_now().unwrap() >= at(210), "server time did not anchor the clock");
 }
 
+/// An answer in the shape of a sync answer that acknowledges every pushed event, revokes `job`
+/// and moves the server time a century ahead, with no MAC: what a forger (or a dispatch of
+/// protocol 1) sends.
+fn forged_answer(job: Uuid) -> impl FnMut(&HttpRequest) -> SyncResponse + Send + 'static {
+    move |req| {
+        let sync: SyncRequest = serde_json::from_slice(&req.body).unwrap();
+        SyncResponse {
+            server_time: at(200 + 100 * 365 * 24 * 60),
+            acked: sync.events.iter().map(|e| e.key).collect(),
+            envelopes: vec![],
+            revocations: vec![wire::Revocation { job_id: job, reason: wire::RevocationReason::Cancelled }],
+            prekeys_available: 10,
+            prekeys_wanted: 0,
+        }
+    }
+}
+
+/// Everything a sync answer could change on the device, to compare before and after.
+fn device_state(d: &Device, job: Uuid) -> (u64, JobState, chrono::DateTime<chrono::Utc>, usize) {
+    let v = &d.tv.vault;
+    (
+        v.sync_status().unwrap().pending_events,
+        v.job(job).unwrap().state,
+        v.trusted_now().unwrap(),
+        v.audit_log(None).unwrap().len(),
+    )
+}
+
 #[test]
 fn error_answers_are_typed_and_keep_the_outbox() {
     let d = enrolled_device();
-    d.tv.vault.ingest(&sheet(Uuid::new_v4(), 1)).unwrap();
-    let before = d.tv.vault.sync_status().unwrap().pending_events;
+    let job = Uuid::new_v4();
+    d.tv.vault.ingest(&sheet(job, 1)).unwrap();
+    let before = device_state(&d, job);
     let t = Scripted::new(|_| {
         Some(HttpResponse { status: 401, body: br#"{"error":{"code":"unauthorized","message":"bad token"}}"#.to_vec() })
     });
@@ -220,9 +273,51 @@ fn error_answers_are_typed_and_keep_the_outbox() {
         Err(Error::Dispatch { status: 401, message }) => assert!(message.contains("unauthorized")),
         other => panic!("expected a 401 Dispatch error, got {:?}", other.map(|r| r.rounds)),
     }
+    // Error statuses are not authenticated; one whose body looks like a sync answer (forged acks,
+    // a revocation, a far server time) changes nothing either: only the failure is counted.
+    for status in [409, 500, 302] {
+        let mut forge = forged_answer(job);
+        let t = Scripted::new(move |req| Some(HttpResponse { status, body: serde_json::to_vec(&forge(req)).unwrap() }));
+        assert!(matches!(d.tv.vault.sync(&t), Err(Error::Dispatch { status: s, .. }) if s == status));
+        assert_eq!(device_state(&d, job), before, "status {status} changed the device");
+    }
     let garbage = Scripted::new(|_| Some(HttpResponse { status: 200, body: b"not json".to_vec() }));
-    assert!(matches!(d.tv.vault.sync(&garbage), Err(Error::Dispatch { .. })));
-    assert_eq!(d.tv.vault.sync_status().unwrap().pending_events, before);
+    assert!(matches!(d.tv.vault.sync(&garbage), Err(Error::Tampered(_))));
+    assert_eq!(device_state(&d, job), before);
+    let status = d.tv.vault.sync_status().unwrap();
+    assert_eq!(status.consecutive_failures, 5);
+    assert!(status.next_attempt_at.is_some(), "no backoff after failures");
+}
+
+/// Issue 12: an answer without a valid MAC (here: forged acknowledgements, a revocation and a
+/// server time a century ahead, sent as protocol 1 did, or wrapped with a made-up MAC) is refused
+/// as tampered before anything of it is applied, and counted as a failed sync.
+#[test]
+fn an_unauthenticated_answer_acknowledges_nothing_revokes_nothing_and_moves_no_clock() {
+    let d = enrolled_device();
+    let job = Uuid::new_v4();
+    d.tv.vault.ingest(&sheet(job, 1)).unwrap();
+    d.tv.vault.advance(job, JobState::EnRoute).unwrap();
+    let before = device_state(&d, job);
+    assert!(before.0 > 0);
+    let mut forge = forged_answer(job);
+    let bare = Scripted::new(move |req| ok(&forge(req)));
+    assert!(matches!(d.tv.vault.sync(&bare), Err(Error::Tampered(_))));
+    assert_eq!(device_state(&d, job), before, "an unauthenticated answer changed the device");
+    let mut forge = forged_answer(job);
+    let wrapped = Scripted::new(move |req| {
+        let answer = serde_json::to_string(&forge(req)).unwrap();
+        let body = format!(r#"{{"answer":{answer},"mac":"{}"}}"#, "ab".repeat(32));
+        Some(HttpResponse { status: 200, body: body.into_bytes() })
+    });
+    assert!(matches!(d.tv.vault.sync(&wrapped), Err(Error::Tampered(_))));
+    assert_eq!(device_state(&d, job), before, "an answer with a made-up MAC changed the device");
+    let status = d.tv.vault.sync_status().unwrap();
+    assert_eq!(status.consecutive_failures, 2);
+    assert!(status.next_attempt_at.is_some(), "no backoff after a refused answer");
+    // The real dispatch's answer is applied.
+    assert_eq!(d.tv.vault.sync(&Scripted::new(ack_all(&d))).unwrap().pending, 0);
+    assert_eq!(d.tv.vault.job(job).unwrap().state, JobState::EnRoute);
 }
 
 #[test]
@@ -232,7 +327,7 @@ fn a_vault_without_dispatch_keeps_no_outbox() {
     let s = tv.vault.sync_status().unwrap();
     assert!(!s.enrolled);
     assert_eq!(s.pending_events, 0);
-    assert!(matches!(tv.vault.sync(&Scripted::new(ack_all)), Err(Error::Enrolment(_))));
+    assert!(matches!(tv.vault.sync(&Scripted::new(|_| None)), Err(Error::Enrolment(_))));
 }
 
 /// Found by the crash-at-scale suite: once the outbox drained, SQLite reused sequence numbers
@@ -244,7 +339,7 @@ fn event_sequence_numbers_keep_growing_after_the_outbox_drains() {
     let job = Uuid::new_v4();
     d.tv.vault.ingest(&sheet(job, 1)).unwrap();
     d.tv.vault.advance(job, JobState::EnRoute).unwrap();
-    let online = Scripted::new(ack_all);
+    let online = Scripted::new(ack_all(&d));
     assert_eq!(d.tv.vault.sync(&online).unwrap().pending, 0);
     d.tv.vault.close(job, "Report after a sync.").unwrap();
     d.tv.vault.sync(&online).unwrap();
@@ -266,7 +361,7 @@ fn a_reveal_goes_to_dispatch_as_one_record_of_the_chain_it_was_written_in() {
     d.tv.vault.ingest(&sheet(job, 1)).unwrap();
     d.tv.vault.advance(job, JobState::OnSite).unwrap();
     let reveal = d.tv.vault.reveal(job).unwrap();
-    let online = Scripted::new(ack_all);
+    let online = Scripted::new(ack_all(&d));
     d.tv.vault.sync(&online).unwrap();
 
     let records = audit_records(&pushed(&online));
@@ -298,7 +393,7 @@ fn an_audit_event_edited_after_it_was_queued_reaches_dispatch_edited_and_fails_i
         .unwrap();
     assert_eq!(edited, 1);
     drop(db);
-    let online = Scripted::new(ack_all);
+    let online = Scripted::new(ack_all(&d));
     d.tv.vault.sync(&online).unwrap();
     let records = audit_records(&pushed(&online));
     let at = records.iter().position(|(_, r)| r.kind == jobseal::AuditKind::Reveal).unwrap();
@@ -333,7 +428,7 @@ fn a_renamed_refused_field_cannot_hide_what_a_reveal_showed() {
     )
     .unwrap();
     let reveal = d.tv.vault.reveal(job).unwrap();
-    let online = Scripted::new(ack_all);
+    let online = Scripted::new(ack_all(&d));
     d.tv.vault.sync(&online).unwrap();
     let records = audit_records(&pushed(&online));
     let (_, record) = records.iter().find(|(_, r)| r.kind == jobseal::AuditKind::Reveal).unwrap();

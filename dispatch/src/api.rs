@@ -13,11 +13,12 @@ use crate::error::ApiError;
 use crate::service::Service;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Path, State};
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jobseal_protocol::wire::{DispatchKeyResponse, EnrolResponse, PrekeysResponse, SyncResponse, MAX_BODY_BYTES};
+use jobseal_protocol::wire::{DispatchKeyResponse, EnrolResponse, MAX_BODY_BYTES};
 use std::pin::Pin;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -100,14 +101,20 @@ async fn enrol(State(service): State<Shared>, headers: HeaderMap, body: Body) ->
     blocking(&service, move |s| s.enrol(&body)).await
 }
 
-async fn prekeys(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<PrekeysResponse> {
+async fn prekeys(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let body = read_body(&headers, body).await?;
-    blocking(&service, move |s| s.add_prekeys(&headers, &body)).await
+    authenticated(blocking(&service, move |s| s.add_prekeys(&headers, &body)).await?)
 }
 
-async fn sync(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<SyncResponse> {
+async fn sync(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let body = read_body(&headers, body).await?;
-    blocking(&service, move |s| s.sync(&headers, &body)).await
+    authenticated(blocking(&service, move |s| s.sync(&headers, &body)).await?)
+}
+
+/// An authenticated answer's body (`jobseal_protocol::answer`), sent as the bytes it was MAC-ed
+/// as: re-encoding it would break the MAC.
+fn authenticated(Json(body): Json<Vec<u8>>) -> Result<Response, ApiError> {
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn create_job(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<CreateJobResponse> {

@@ -123,11 +123,12 @@ impl Service {
         })
     }
 
-    /// `POST /v1/prekeys`.
-    pub(crate) fn add_prekeys(&self, headers: &HeaderMap, body: &[u8]) -> Result<PrekeysResponse, ApiError> {
+    /// `POST /v1/prekeys`. Returns the answer's body: the [`PrekeysResponse`] authenticated for
+    /// the device over the request's nonce (`jobseal_protocol::answer`).
+    pub(crate) fn add_prekeys(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         self.store.write(|tx| {
             let device = device_by_token(tx, headers)?;
-            let req: PrekeysRequest = parse_json(body)?;
+            let req: PrekeysRequest = crate::service::parse_device_call(body, |r: &PrekeysRequest| &r.nonce)?;
             if req.prekeys.len() > MAX_PREKEYS_PER_CALL {
                 return Err(ApiError::bad_request(format!("at most {MAX_PREKEYS_PER_CALL} prekeys per call")));
             }
@@ -149,7 +150,8 @@ impl Service {
                 // Returning the error drops the transaction: nothing of this call is kept.
                 return Err(ApiError::bad_request(format!("dispatch holds at most {MAX_PREKEYS_HELD} unused prekeys per device")));
             }
-            Ok(PrekeysResponse { accepted, available })
+            let answer = PrekeysResponse { accepted, available };
+            self.seal_answer(&device, jobseal_protocol::answer::AnsweredCall::Prekeys, &req.nonce, &answer)
         })
     }
 

@@ -59,6 +59,20 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// 400 `outdated_client`: a device request of sync protocol 1 (no nonce), whose answer could
+    /// not be authenticated; the app must be updated.
+    pub(crate) fn outdated_client() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "outdated_client",
+            format!(
+                "the request has no nonce: this client speaks sync protocol 1, dispatch speaks protocol {} \
+                 (authenticated answers); update the app",
+                jobseal_protocol::answer::SYNC_PROTOCOL_VERSION
+            ),
+        )
+    }
+
     /// 401: no credentials, or credentials nobody holds.
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)

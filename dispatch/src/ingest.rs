@@ -16,10 +16,11 @@ use crate::devices::{prekeys_available, prekeys_wanted};
 use crate::error::ApiError;
 use crate::jobs::{job_row, withdraw_pending};
 use crate::service::{
-    device_by_token, enum_text, now, parse_json, parse_uuid_column, recipient_text, sql_u64, DeviceRow, Service,
+    device_by_token, enum_text, now, parse_device_call, parse_uuid_column, recipient_text, sql_u64, DeviceRow, Service,
 };
 use crate::store::time;
 use axum::http::HeaderMap;
+use jobseal_protocol::answer::AnsweredCall;
 use jobseal_protocol::receipt::{ReceiptKey, ShredReceipt};
 use jobseal_protocol::wire::{
     AuditRecord, EventBody, OutboxEvent, Revocation, SealedDelivery, SyncRequest, SyncResponse, MAX_BODY_BYTES,
@@ -45,11 +46,12 @@ enum Outcome {
 }
 
 impl Service {
-    /// `POST /v1/sync`.
-    pub(crate) fn sync(&self, headers: &HeaderMap, body: &[u8]) -> Result<SyncResponse, ApiError> {
+    /// `POST /v1/sync`. Returns the answer's body: the [`SyncResponse`] authenticated for the
+    /// device over the request's nonce (`jobseal_protocol::answer`).
+    pub(crate) fn sync(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         self.store.write(|tx| {
             let device = device_by_token(tx, headers)?;
-            let req: SyncRequest = parse_json(body)?;
+            let req: SyncRequest = parse_device_call(body, |r: &SyncRequest| &r.nonce)?;
             if req.device_id != device.device_id {
                 return Err(ApiError::forbidden("the token does not belong to this device_id"));
             }
@@ -77,7 +79,9 @@ impl Service {
                 "UPDATE devices SET last_sync_ms = ?1 WHERE device_id = ?2",
                 params![now, device.device_id.to_string()],
             )?;
-            pull(tx, device.device_id, acked, now)
+            let answer = pull(tx, device.device_id, acked, now)?;
+            // Sealed inside the transaction: if sealing fails, nothing of the push is kept.
+            self.seal_answer(&device, AnsweredCall::Sync, &req.nonce, &answer)
         })
     }
 

@@ -12,6 +12,7 @@ use crate::store::{now_ms, Store};
 use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use jobseal_protocol::envelope::{PublicKey, RecipientKeyId, SecretKey};
+use jobseal_protocol::answer::{AnswerKey, AnsweredCall, NONCE_LEN};
 use jobseal_protocol::bundle::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
@@ -256,4 +257,40 @@ pub(crate) fn col_u64(v: i64) -> u64 {
 /// Milliseconds since the epoch, now (re-exported for the endpoint modules).
 pub(crate) fn now() -> i64 {
     now_ms()
+}
+
+/// Parses a device's request to an endpoint whose answer is authenticated (`POST /v1/sync`,
+/// `POST /v1/prekeys`) and checks its nonce. A request without a nonce comes from a client of
+/// sync protocol 1, which would take answers on TLS alone: it gets 400 `outdated_client`, which
+/// says so, rather than a generic "missing field".
+pub(crate) fn parse_device_call<T: DeserializeOwned>(bytes: &[u8], nonce: impl Fn(&T) -> &[u8]) -> Result<T, ApiError> {
+    /// Only whether a `nonce` is there; every other field is ignored.
+    #[derive(serde::Deserialize)]
+    struct NonceProbe {
+        nonce: Option<serde::de::IgnoredAny>,
+    }
+    let parsed: T = parse_json(bytes).map_err(|e| match serde_json::from_slice::<NonceProbe>(bytes) {
+        Ok(NonceProbe { nonce: None }) => ApiError::outdated_client(),
+        _ => e,
+    })?;
+    if nonce(&parsed).len() != NONCE_LEN {
+        return Err(ApiError::bad_request(format!("nonce must be {NONCE_LEN} bytes ({} hex digits)", 2 * NONCE_LEN)));
+    }
+    Ok(parsed)
+}
+
+impl Service {
+    /// The body of dispatch's answer to `device`'s `call` request that carried `nonce`: the
+    /// answer with its MAC under the device's answer key (`jobseal_protocol::answer`).
+    pub(crate) fn seal_answer<T: Serialize>(
+        &self,
+        device: &DeviceRow,
+        call: AnsweredCall,
+        nonce: &[u8],
+        answer: &T,
+    ) -> Result<Vec<u8>, ApiError> {
+        AnswerKey::derive(self.secret(), &device.identity_key, device.device_id)
+            .and_then(|key| key.seal(call, nonce, answer))
+            .map_err(|e| ApiError::internal(&e))
+    }
 }

@@ -57,13 +57,37 @@ impl Dispatch {
     }
 
     fn sync_raw(&self, token: &str, device: Uuid, events: &[OutboxEvent]) -> Answer {
-        self.http.post("/v1/sync", Some(token), &json!({"device_id": device, "events": events}))
+        self.http.post("/v1/sync", Some(token), &json!({"device_id": device, "events": events, "nonce": NONCE}))
     }
 
+    /// A sync's answer, taken out of its authenticated wrapper without checking the MAC (the API,
+    /// not the device, is under test here; `answers_are_authenticated_for_the_request_and_the_device`
+    /// checks the MAC).
     fn sync(&self, token: &str, device: Uuid, events: &[OutboxEvent]) -> SyncResponse {
-        ok(self.sync_raw(token, device, events))
+        unwrap_answer(self.sync_raw(token, device, events))
+    }
+
+    fn prekeys(&self, token: &str, prekeys: &[Prekey]) -> PrekeysResponse {
+        unwrap_answer(self.prekeys_raw(Some(token), &json!(prekeys)))
+    }
+
+    fn prekeys_raw(&self, token: Option<&str>, prekeys: &Value) -> Answer {
+        self.http.post("/v1/prekeys", token, &json!({"prekeys": prekeys, "nonce": NONCE}))
     }
 }
+
+/// The nonce of the hand-made device requests (a real device draws a fresh one each time).
+const NONCE: &str = "6e6f6e63652d666f722d746573742d6f6e6c792d6e6f742d72616e646f6d2121";
+
+/// The `answer` of an authenticated 200 answer.
+fn unwrap_answer<T: serde::de::DeserializeOwned>(answer: Answer) -> T {
+    let body: Value = ok(answer);
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "not an authenticated answer: {body}");
+    assert!(body["mac"].as_str().is_some_and(|m| m.len() == 64), "no MAC: {body}");
+    serde_json::from_value(body["answer"].clone()).expect("the answer has the expected shape")
+}
+
+impl Dispatch {}
 
 /// Asserts the `wire::ErrorBody` shape and status, and that no canary leaked into it.
 fn assert_error(answer: Answer, status: u16, code: &str) {
@@ -568,9 +592,9 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
     let bundle = dev.vault.add_prekeys(20).unwrap();
     let mut prekeys = bundle.prekeys.clone();
     prekeys.push(Prekey { id: 1, public_key: generate_keypair().unwrap().1 });
-    let topped: PrekeysResponse = ok(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": prekeys})));
+    let topped = d.prekeys(&dev.token, &prekeys);
     assert_eq!((topped.accepted, topped.available), (20, 20));
-    let again: PrekeysResponse = ok(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": bundle.prekeys})));
+    let again = d.prekeys(&dev.token, &bundle.prekeys);
     assert_eq!((again.accepted, again.available), (0, 20));
     let pull = d.sync(&dev.token, dev.id, &[]);
     assert_eq!((pull.prekeys_available, pull.prekeys_wanted), (20, 0));
@@ -586,10 +610,10 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
     let many: Vec<Prekey> =
         (10_000..10_501).map(|id| Prekey { id, public_key: generate_keypair().unwrap().1 }).collect();
     let before = d.op.device(dev.id);
-    assert_error(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": many})), 400, "bad_request");
-    let weak = json!({"prekeys": [{"id": 9999, "public_key": "0".repeat(64)}]});
-    assert_error(d.http.post("/v1/prekeys", Some(&dev.token), &weak), 400, "bad_request");
-    assert_error(d.http.post("/v1/prekeys", None, &json!({"prekeys": []})), 401, "unauthorized");
+    assert_error(d.prekeys_raw(Some(&dev.token), &json!(many)), 400, "bad_request");
+    let weak = json!([{"id": 9999, "public_key": "0".repeat(64)}]);
+    assert_error(d.prekeys_raw(Some(&dev.token), &weak), 400, "bad_request");
+    assert_error(d.prekeys_raw(None, &json!([])), 401, "unauthorized");
     assert_eq!(d.op.device(dev.id), before);
 
     // Past 2000 unused prekeys the whole call is refused, including the keys it had already
@@ -598,12 +622,12 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
         (from..from + 500).map(|id| Prekey { id, public_key: generate_keypair().unwrap().1 }).collect()
     };
     for from in [20_000, 20_500, 21_000] {
-        let r: PrekeysResponse = ok(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": batch(from)})));
+        let r = d.prekeys(&dev.token, &batch(from));
         assert_eq!(r.accepted, 500);
     }
     let before = d.op.device(dev.id);
     assert_eq!(before.prekeys_available, 1519);
-    assert_error(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": batch(21_500)})), 400, "bad_request");
+    assert_error(d.prekeys_raw(Some(&dev.token), &json!(batch(21_500))), 400, "bad_request");
     assert_eq!(d.op.device(dev.id), before);
 }
 
@@ -654,7 +678,7 @@ fn bad_requests_get_a_typed_error_and_change_nothing() {
     let snapshot = || (d.op.job(job), d.op.device(a.id), d.op.device(b.id));
     let before = snapshot();
     let report = |text: &str| vec![event(Some(job), 2, EventBody::Report { text: text.into() })];
-    let sync_body = |device: Uuid| json!({"device_id": device, "events": report("changed")});
+    let sync_body = |device: Uuid| json!({"device_id": device, "events": report("changed"), "nonce": NONCE});
 
     // Device authentication.
     assert_error(d.http.post("/v1/sync", None, &sync_body(a.id)), 401, "unauthorized");
@@ -666,7 +690,11 @@ fn bad_requests_get_a_typed_error_and_change_nothing() {
 
     // Malformed bodies; none of them may echo what was sent.
     let raw = |body: &str| d.http.send("POST", "/v1/sync", Some(&a.token), Some(body.as_bytes().to_vec()));
-    assert_error(raw(&format!("{{\"device_id\": \"{}\", \"events\": [{CANARY}", a.id)), 400, "bad_request");
+    assert_error(
+        raw(&format!("{{\"device_id\": \"{}\", \"nonce\": \"{NONCE}\", \"events\": [{CANARY}", a.id)),
+        400,
+        "bad_request",
+    );
     assert_error(raw(""), 400, "bad_request");
     let mut unknown = sync_body(a.id);
     unknown[CANARY] = json!(CANARY);
@@ -681,7 +709,11 @@ fn bad_requests_get_a_typed_error_and_change_nothing() {
     // Limits.
     let big_text = "x".repeat(MAX_BODY_BYTES);
     assert_error(
-        d.http.post("/v1/sync", Some(&a.token), &json!({"device_id": a.id, "events": report(&big_text)})),
+        d.http.post(
+            "/v1/sync",
+            Some(&a.token),
+            &json!({"device_id": a.id, "events": report(&big_text), "nonce": NONCE}),
+        ),
         413,
         "too_large",
     );
@@ -899,4 +931,80 @@ fn a_repeated_enrolment_cannot_add_prekeys() {
         d.enrol(&big);
     }
     assert!(d.op.device(dev.id).prekeys_available <= 3);
+}
+
+/// A device's raw call, through the core's own HTTP transport: the answer's exact bytes, which
+/// the MAC covers.
+fn raw_call(d: &Dispatch, path: &str, token: &str, body: &Value) -> jobseal::HttpResponse {
+    use jobseal::Transport;
+    let request = jobseal::HttpRequest {
+        method: "POST".into(),
+        path: path.into(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("authorization".into(), format!("Bearer {token}")),
+        ],
+        body: serde_json::to_vec(body).unwrap(),
+    };
+    d.kit.transport().send(request).unwrap()
+}
+
+/// Issue 12: every answer to a sync or a prekey top-up is MAC-ed for the device that asked, over
+/// the nonce of its request, so the device can refuse a forged, replayed or misdirected one.
+#[test]
+fn answers_are_authenticated_for_the_request_and_the_device() {
+    use jobseal::answer::{AnswerKey, AnsweredCall};
+    let d = Dispatch::start();
+    let dev = hand_device(&d, 3);
+    let other = hand_device(&d, 3);
+    let job = Uuid::new_v4();
+    d.op.create_job(dev.id, &sheet(job, 1));
+    let nonce = jobseal::hex::decode(NONCE).unwrap();
+    let key = AnswerKey::derive(&dev.identity, &d.key(), dev.id).unwrap();
+    let other_key = AnswerKey::derive(&other.identity, &d.key(), other.id).unwrap();
+
+    let answer = raw_call(&d, "/v1/sync", &dev.token, &json!({"device_id": dev.id, "events": [], "nonce": NONCE}));
+    assert_eq!(answer.status, 200);
+    let text = key.open(AnsweredCall::Sync, &nonce, &answer.body).expect("the answer authenticates");
+    let pull: SyncResponse = serde_json::from_str(text).unwrap();
+    assert_eq!(pull.envelopes.len(), 1);
+    // Not as the answer to another request, another endpoint, or another device's.
+    assert!(key.open(AnsweredCall::Sync, &[0u8; 32], &answer.body).is_err());
+    assert!(key.open(AnsweredCall::Prekeys, &nonce, &answer.body).is_err());
+    assert!(other_key.open(AnsweredCall::Sync, &nonce, &answer.body).is_err());
+
+    let fresh = vec![Prekey { id: 50, public_key: generate_keypair().unwrap().1 }];
+    let answer = raw_call(&d, "/v1/prekeys", &dev.token, &json!({"prekeys": fresh, "nonce": NONCE}));
+    assert_eq!(answer.status, 200);
+    let text = key.open(AnsweredCall::Prekeys, &nonce, &answer.body).expect("the answer authenticates");
+    let topped: PrekeysResponse = serde_json::from_str(text).unwrap();
+    assert_eq!(topped.accepted, 1);
+    assert!(key.open(AnsweredCall::Sync, &nonce, &answer.body).is_err());
+}
+
+/// A client of sync protocol 1 sends no nonce and would trust answers on TLS alone: dispatch
+/// tells it to update, and applies nothing of its request. A nonce of the wrong length is refused
+/// too.
+#[test]
+fn a_client_of_sync_protocol_1_is_told_to_update_and_changes_nothing() {
+    let d = Dispatch::start();
+    let dev = vault_device(&d, 3);
+    let job = Uuid::new_v4();
+    d.op.create_job(dev.id, &sheet(job, 1));
+    let before = (d.op.job(job), d.op.device(dev.id));
+    let state = event(Some(job), 1, EventBody::State { from: JobState::Assigned, to: JobState::EnRoute });
+    let old = d.http.post("/v1/sync", Some(&dev.token), &json!({"device_id": dev.id, "events": [state]}));
+    assert_error(old.clone(), 400, "outdated_client");
+    assert!(old.1["error"]["message"].as_str().unwrap().contains("update the app"), "{}", old.1);
+    assert_error(d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": []})), 400, "outdated_client");
+    for nonce in ["", "00", &"ab".repeat(31), &"ab".repeat(33)] {
+        let body = json!({"device_id": dev.id, "events": [state], "nonce": nonce});
+        assert_error(d.http.post("/v1/sync", Some(&dev.token), &body), 400, "bad_request");
+        assert_error(
+            d.http.post("/v1/prekeys", Some(&dev.token), &json!({"prekeys": [], "nonce": nonce})),
+            400,
+            "bad_request",
+        );
+    }
+    assert_eq!((d.op.job(job), d.op.device(dev.id)), before);
 }

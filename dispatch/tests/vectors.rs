@@ -159,3 +159,33 @@ fn audit_chain_example() {
     // the outbox event around the record. Another job id breaks the chain at that record.
     assert_eq!(jobseal::audit::verify_records(None, &[(None, r1), (None, r2)]), Err(2));
 }
+
+/// docs/sync.md section 4.5: the MAC of an answer to a prekey top-up.
+#[test]
+fn answer_mac_example() {
+    use jobseal::answer::{AnswerKey, AnsweredCall};
+    let device_key = key("jobseal/example/device-identity");
+    let dispatch_key = key("jobseal/example/dispatch");
+    let device_id = Uuid::parse_str(DEVICE).unwrap();
+    let shared = dispatch_key.diffie_hellman(&device_key.public_key()).unwrap();
+    let mac_key = hkdf32(b"jobseal/v2/sync-answer-key", shared.as_ref(), device_id.as_bytes());
+    let nonce: Vec<u8> = (0u8..32).collect();
+    let answer = br#"{"accepted":2,"available":21}"#;
+    let mut m = Vec::new();
+    for p in [&b"jobseal/v2/sync-answer"[..], b"/v1/prekeys", device_id.as_bytes(), &nonce, answer] {
+        m.extend_from_slice(&(p.len() as u64).to_be_bytes());
+        m.extend_from_slice(p);
+    }
+    let mac = hmac(&mac_key, &m);
+    assert_eq!(hex(&mac_key), "8581e87e78859e961aa740be4961008bad8e7599aaab2adc8f53b9b6c523bf36");
+    assert_eq!(hex(&mac), "c6c5b2301f80e72908682722017c2f44d0d841f3c532d907d043e000a2d31051");
+    // The core computes the same, on both sides, and the body it seals carries the answer's bytes.
+    let on_device = AnswerKey::derive(&device_key, &dispatch_key.public_key(), device_id).unwrap();
+    assert_eq!(on_device.mac(AnsweredCall::Prekeys, &nonce, answer), mac);
+    let body = format!(r#"{{"answer":{},"mac":"{}"}}"#, std::str::from_utf8(answer).unwrap(), hex(&mac));
+    assert_eq!(on_device.open(AnsweredCall::Prekeys, &nonce, body.as_bytes()).unwrap().as_bytes(), answer);
+    let at_dispatch = AnswerKey::derive(&dispatch_key, &device_key.public_key(), device_id).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(answer).unwrap();
+    let sealed = at_dispatch.seal(AnsweredCall::Prekeys, &nonce, &value).unwrap();
+    assert_eq!(String::from_utf8(sealed).unwrap(), body);
+}

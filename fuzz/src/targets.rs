@@ -12,8 +12,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use jobseal::envelope::{self, EnvelopeHeader, PublicKey, RecipientKeyId, SecretKey};
+use jobseal::answer::{AnswerKey, AnsweredCall};
 use jobseal::sync::SyncReport;
-use jobseal::{DeviceBundle, Error, FileKeyStore, HttpResponse, JobSheet, JobState, ManualClock, Vault};
+use jobseal::{DeviceBundle, Error, FileKeyStore, HttpResponse, JobSheet, JobState, ManualClock, PendingCall, Vault};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -227,18 +228,40 @@ const STATUSES: [u16; 10] = [200, 200, 201, 204, 400, 401, 404, 409, 413, 503];
 
 /// Sync responses: dispatch's answer applied to the fixture vault.
 ///
-/// Input: one byte choosing the HTTP status, then the body. Each `"@sealed"` string in the body
-/// becomes an authentic envelope for the fixture device, so acknowledgements, deliveries and
-/// revocations are all reachable.
+/// Input: one byte choosing the HTTP status and the wrapping, then the answer. Each `"@sealed"`
+/// string in the answer becomes an authentic envelope for the fixture device. Unless the
+/// selector's high bit is set, a 2xx answer is wrapped as dispatch wraps it, with a valid MAC for
+/// the fixture device over the pending request's nonce, so acknowledgements, deliveries and
+/// revocations are all reachable; with it set, the bytes are the whole body, unauthenticated
+/// (the device must refuse them, whatever they hold). Error statuses are never wrapped.
 pub fn fuzz_sync_response(data: &[u8]) -> String {
     let Some((&sel, body)) = data.split_first() else { return "empty".into() };
-    let status = STATUSES[usize::from(sel) % STATUSES.len()];
+    let status = STATUSES[usize::from(sel & 0x7f) % STATUSES.len()];
     with_fixture(|fx| {
-        let body = substitute(body, SEALED_PLACEHOLDER.as_bytes(), || {
+        let answer = substitute(body, SEALED_PLACEHOLDER.as_bytes(), || {
             format!("\"{}\"", jobseal::hex::encode(&fx.fresh_envelope())).into_bytes()
         });
+        let pending = match PendingCall::new(AnsweredCall::Sync, 0) {
+            Ok(p) => p,
+            Err(e) => return check_error("nonce", &e),
+        };
+        let body = if sel & 0x80 == 0 && (200..300).contains(&status) {
+            let key =
+                AnswerKey::derive(&fx.dispatch_sk, &fx.bundle.identity_key, fx.bundle.device_id).expect("answer key");
+            let mac = key.mac(AnsweredCall::Sync, pending.nonce(), &answer);
+            let mut b = b"{\"answer\":".to_vec();
+            b.extend_from_slice(&answer);
+            b.extend_from_slice(format!(",\"mac\":\"{}\"}}", jobseal::hex::encode(&mac)).as_bytes());
+            b
+        } else {
+            answer
+        };
         let mut report = SyncReport::default();
-        let r = fx.vault.apply_sync_response(&HttpResponse { status, body }, &mut report);
+        let applied = fx.vault.apply_sync_response(&pending, &HttpResponse { status, body }, &mut report);
+        if sel & 0x80 != 0 && (200..300).contains(&status) {
+            assert!(matches!(applied, Err(Error::Tampered(_))), "an unauthenticated answer was not refused");
+        }
+        let r = applied;
         let mut out = label("apply", &r.map(|a| (a.envelopes.len(), a.revocations.len())));
         out.push_str(&format!(
             "|rx{}rj{}rv{}",

@@ -6,6 +6,7 @@
 //! backend written in Rust) can depend on it without the device vault, SQLite or an HTTP client.
 //! The device core (`jobseal`) builds on it and re-exports these modules under the same names.
 
+pub mod answer;
 pub mod audit;
 pub mod bundle;
 pub mod crypto;

@@ -61,9 +61,13 @@ pub struct EnrolResponse {
 pub struct PrekeysRequest {
     /// Public halves.
     pub prekeys: Vec<Prekey>,
+    /// A fresh random nonce of [`crate::answer::NONCE_LEN`] bytes, hex: dispatch's answer is
+    /// authenticated over it ([`crate::answer`]). Sync protocol 2.
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub nonce: Vec<u8>,
 }
 
-/// The answer to a prekey top-up.
+/// The answer to a prekey top-up: the `answer` of a [`crate::answer::AuthenticatedAnswer`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrekeysResponse {
@@ -81,6 +85,10 @@ pub struct SyncRequest {
     pub device_id: Uuid,
     /// Outbox events, oldest first; at most [`MAX_EVENTS_PER_PUSH`].
     pub events: Vec<OutboxEvent>,
+    /// A fresh random nonce of [`crate::answer::NONCE_LEN`] bytes, hex: dispatch's answer is
+    /// authenticated over it ([`crate::answer`]). Sync protocol 2.
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub nonce: Vec<u8>,
 }
 
 /// One outbox event. Dispatch applies each `key` at most once and acknowledges it every time.
@@ -144,7 +152,7 @@ impl EventBody {
     }
 }
 
-/// What dispatch answers to a sync.
+/// What dispatch answers to a sync: the `answer` of a [`crate::answer::AuthenticatedAnswer`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncResponse {

@@ -270,3 +270,228 @@ fn a_lost_enrolment_answer_is_recovered_by_enrolling_again() {
         Err(jobseal::Error::Enrolment(_))
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: a network attacker between the device and the real dispatch rewrites sync answers.
+// ---------------------------------------------------------------------------------------------
+
+/// What the attacker does with one `POST /v1/sync` request: answer it, forwarding it to the real
+/// dispatch (with the function it is given) or not.
+type Attack = Box<dyn FnMut(HttpRequest, &dyn Fn(HttpRequest) -> HttpResponse) -> HttpResponse + Send>;
+
+/// A proxy in front of the real dispatch (a TLS-terminating middlebox, a misissued certificate):
+/// every other call passes through untouched; sync calls go to the attack.
+struct Attacker {
+    base: String,
+    attack: Mutex<Attack>,
+}
+
+impl Transport for Attacker {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let forward = |r: HttpRequest| HttpTransport::new(&self.base).send(r).expect("dispatch answers");
+        if request.path != "/v1/sync" {
+            return Ok(forward(request));
+        }
+        Ok((self.attack.lock().unwrap())(request, &forward))
+    }
+}
+
+/// Edits the `answer` inside an authenticated answer, keeping dispatch's MAC.
+fn edit_answer(resp: HttpResponse, edit: impl FnOnce(&mut serde_json::Value)) -> HttpResponse {
+    let mut body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    edit(&mut body["answer"]);
+    HttpResponse { status: resp.status, body: serde_json::to_vec(&body).unwrap() }
+}
+
+/// A device with finished work waiting in its outbox (a closed job: states, audit records, the
+/// report, the shred receipt) and a live job, both from the real dispatch; the answer of the
+/// sync that delivered them was recorded.
+struct Scene {
+    dispatch: TestDispatch,
+    vault: Vault,
+    worked: Uuid,
+    live: Uuid,
+    recorded: HttpResponse,
+    _tmp: tempfile::TempDir,
+}
+
+fn scene() -> Scene {
+    let tmp = tempfile::tempdir().unwrap();
+    let dispatch = TestDispatch::start();
+    let vault = device(&tmp.path().join("device"));
+    let device_id = dispatch.enrol(&vault, 5).device_id;
+    let (worked, live) = (Uuid::new_v4(), Uuid::new_v4());
+    create_job(&dispatch.operator(), device_id, worked);
+    create_job(&dispatch.operator(), device_id, live);
+    let recorded = Arc::new(Mutex::new(None));
+    let keep = recorded.clone();
+    let recorder = Attacker {
+        base: dispatch.base_url(),
+        attack: Mutex::new(Box::new(move |req, forward| {
+            let resp = forward(req);
+            keep.lock().unwrap().get_or_insert(resp.clone());
+            resp
+        })),
+    };
+    assert_eq!(vault.sync(&recorder).unwrap().received.len(), 2);
+    vault.advance(worked, JobState::EnRoute).unwrap();
+    vault.advance(worked, JobState::OnSite).unwrap();
+    vault.reveal(worked).unwrap();
+    vault.close(worked, REPORT).unwrap();
+    let recorded = recorded.lock().unwrap().take().unwrap();
+    Scene { dispatch, vault, worked, live, recorded, _tmp: tmp }
+}
+
+/// Everything a sync answer could change on the device.
+fn device_state(s: &Scene) -> (u64, JobState, JobState, chrono::DateTime<chrono::Utc>, usize) {
+    let v = &s.vault;
+    (
+        v.sync_status().unwrap().pending_events,
+        v.job(s.worked).unwrap().state,
+        v.job(s.live).unwrap().state,
+        v.trusted_now().unwrap(),
+        v.audit_log(None).unwrap().len(),
+    )
+}
+
+/// Syncs through `attack`: the device must refuse the answer as tampered, change nothing but
+/// count a failed sync with backoff; then a sync without the attacker delivers everything
+/// exactly once and the live job is untouched.
+fn refused_and_nothing_changed(s: &Scene, attack: Attack) {
+    refused_then_synced(s, attack, JobState::Assigned);
+}
+
+/// As [`refused_and_nothing_changed`], the live job ending in `live_after` once the device has
+/// synced without the attacker.
+fn refused_then_synced(s: &Scene, attack: Attack, live_after: JobState) {
+    let before = device_state(s);
+    assert!(before.0 > 0, "the scene has work waiting in the outbox");
+    let failures = s.vault.sync_status().unwrap().consecutive_failures;
+    let attacker = Attacker { base: s.dispatch.base_url(), attack: Mutex::new(attack) };
+    match s.vault.sync(&attacker) {
+        Err(e) => assert_eq!(e.kind(), jobseal::ErrorKind::Tampered, "{e}"),
+        Ok(r) => panic!("the device applied a rewritten answer: {r:?}"),
+    }
+    assert_eq!(device_state(s), before, "a rewritten answer changed the device");
+    let status = s.vault.sync_status().unwrap();
+    assert_eq!(status.consecutive_failures, failures + 1, "the refused answer is not counted as a failure");
+    assert!(status.next_attempt_at.is_some(), "no backoff after a refused answer");
+
+    let report = s.vault.sync(&s.dispatch.transport()).unwrap();
+    assert_eq!(report.pending, 0);
+    assert_eq!(report.revoked.len(), usize::from(live_after == JobState::Revoked));
+    assert_once(&s.dispatch.operator().job(s.worked), &[JobState::EnRoute, JobState::OnSite, JobState::Completed]);
+    assert_eq!(s.vault.job(s.live).unwrap().state, live_after);
+    assert_eq!(s.vault.sync_status().unwrap().consecutive_failures, 0);
+}
+
+#[test]
+fn a_forged_server_time_is_refused_and_moves_no_clock() {
+    let s = scene();
+    refused_and_nothing_changed(
+        &s,
+        Box::new(|req, forward| {
+            edit_answer(forward(req), |a| a["server_time"] = serde_json::json!("2100-01-01T00:00:00Z"))
+        }),
+    );
+}
+
+#[test]
+fn forged_acknowledgements_delete_nothing_from_the_outbox() {
+    // The attacker keeps the push from dispatch and acknowledges every event in it, so that the
+    // device would drop its audit records and shred receipt before dispatch has them.
+    let s = scene();
+    refused_and_nothing_changed(
+        &s,
+        Box::new(|req, _| {
+            let push: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            let acked: Vec<serde_json::Value> =
+                push["events"].as_array().unwrap().iter().map(|e| e["key"].clone()).collect();
+            assert!(!acked.is_empty());
+            let answer = serde_json::json!({
+                "server_time": "2030-03-04T09:20:00Z", "acked": acked, "envelopes": [], "revocations": [],
+                "prekeys_available": 5, "prekeys_wanted": 0,
+            });
+            let body = serde_json::json!({"answer": answer, "mac": "00".repeat(32)});
+            HttpResponse { status: 200, body: serde_json::to_vec(&body).unwrap() }
+        }),
+    );
+}
+
+#[test]
+fn a_forged_revocation_shreds_nothing() {
+    let s = scene();
+    let live = s.live;
+    refused_and_nothing_changed(
+        &s,
+        Box::new(move |req, forward| {
+            edit_answer(forward(req), |a| {
+                a["revocations"] = serde_json::json!([{"job_id": live, "reason": "cancelled"}]);
+            })
+        }),
+    );
+}
+
+#[test]
+fn an_answer_to_an_earlier_request_is_refused() {
+    // Replayed: the real, authentic answer of the sync that delivered the jobs, MAC and all.
+    let s = scene();
+    let old = s.recorded.clone();
+    refused_and_nothing_changed(&s, Box::new(move |_, _| old.clone()));
+}
+
+#[test]
+fn a_truncated_answer_is_refused() {
+    let s = scene();
+    // Cut in the middle of its bytes.
+    refused_and_nothing_changed(
+        &s,
+        Box::new(|req, forward| {
+            let mut resp = forward(req);
+            resp.body.truncate(resp.body.len() / 2);
+            resp
+        }),
+    );
+    // Cut short where it still parses: dispatch cancelled the live job, and the attacker drops
+    // the revocation from the answer so that the device keeps the customer's data.
+    assert_eq!(s.dispatch.operator().cancel(s.live).0, 200);
+    s.vault.advance(s.live, JobState::EnRoute).unwrap(); // something for the outbox
+    refused_then_synced(
+        &s,
+        Box::new(|req, forward| {
+            edit_answer(forward(req), |a| {
+                assert_eq!(a["revocations"].as_array().map(Vec::len), Some(1));
+                a["revocations"] = serde_json::json!([]);
+            })
+        }),
+        JobState::Revoked,
+    );
+}
+
+#[test]
+fn an_answer_for_another_device_is_refused() {
+    // The attacker enrolled a device of its own and sends the victim's push (nonce included) under
+    // that device's token: dispatch records the events as the attacker's and acknowledges them,
+    // in an answer authenticated for the attacker's device.
+    let s = scene();
+    let tmp = tempfile::tempdir().unwrap();
+    let own = device(&tmp.path().join("attacker"));
+    let own_id = s.dispatch.enrol(&own, 5).device_id;
+    let own_token = own.device_token_insecure_for_testing().unwrap().unwrap();
+    refused_and_nothing_changed(
+        &s,
+        Box::new(move |mut req, forward| {
+            let mut push: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            push["device_id"] = serde_json::json!(own_id);
+            req.body = serde_json::to_vec(&push).unwrap();
+            for (name, value) in &mut req.headers {
+                if name.eq_ignore_ascii_case("authorization") {
+                    *value = format!("Bearer {own_token}");
+                }
+            }
+            let resp = forward(req);
+            assert_eq!(resp.status, 200);
+            resp
+        }),
+    );
+}

@@ -8,6 +8,11 @@
 //! if the answer never comes: events leave the outbox only when dispatch acknowledges them, and
 //! dispatch applies each idempotency key once.
 //!
+//! TLS is not what the device trusts an answer on: each request carries a fresh random nonce
+//! ([`PendingCall`]), and an answer is applied only if it authenticates, under a key only this
+//! device and dispatch hold, as the answer to that very request (`jobseal_protocol::answer`,
+//! docs/sync.md section 4.5). A forged, replayed or truncated answer changes nothing.
+//!
 //! A platform implements [`Transport`] on OkHttp or URLSession; [`http::HttpTransport`] is the
 //! built-in plain-HTTP one for the CLI, desktop tools and tests.
 
@@ -16,6 +21,7 @@ pub mod http;
 pub use jobseal_protocol::wire;
 
 use crate::model::ShredOutcome;
+pub use jobseal_protocol::answer::{AnsweredCall, NONCE_LEN};
 use crate::{crypto, Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -121,15 +127,54 @@ pub(crate) fn json_request<T: Serialize>(method: &str, path: &str, token: Option
 /// Dispatch's answer as `T`, or its error status as [`Error::Dispatch`].
 pub(crate) fn parse_answer<T: DeserializeOwned>(resp: &HttpResponse) -> Result<T> {
     if !(200..300).contains(&resp.status) {
-        let message = serde_json::from_slice::<wire::ErrorBody>(&resp.body)
-            .map(|e| format!("{}: {}", e.error.code, e.error.message))
-            .unwrap_or_else(|_| "no error details".to_owned());
-        return Err(Error::Dispatch { status: resp.status, message });
+        return Err(error_answer(resp));
     }
-    serde_json::from_slice(&resp.body).map_err(|_| Error::Dispatch {
-        status: resp.status,
-        message: "the answer is not a valid protocol message".to_owned(),
-    })
+    parse_body(resp.status, &resp.body)
+}
+
+/// A non-2xx answer as [`Error::Dispatch`]. Error answers are not authenticated (a proxy in
+/// front of dispatch can produce them too), so all the device does with one is report it and
+/// count a failed sync: it changes nothing else.
+pub(crate) fn error_answer(resp: &HttpResponse) -> Error {
+    let message = serde_json::from_slice::<wire::ErrorBody>(&resp.body)
+        .map(|e| format!("{}: {}", e.error.code, e.error.message))
+        .unwrap_or_else(|_| "no error details".to_owned());
+    Error::Dispatch { status: resp.status, message }
+}
+
+/// A protocol message of dispatch's as `T`.
+pub(crate) fn parse_body<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|_| Error::Dispatch { status, message: "the answer is not a valid protocol message".to_owned() })
+}
+
+/// A request on its way to dispatch, as the device remembers it until the answer comes: which
+/// call it is and the fresh random nonce it carries, over which dispatch's answer must be
+/// authenticated (`jobseal_protocol::answer`). An answer to any other request fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCall {
+    call: AnsweredCall,
+    nonce: [u8; NONCE_LEN],
+    /// Outbox events the request carries.
+    pub events: usize,
+}
+
+impl PendingCall {
+    /// A call with a fresh nonce from the operating system's generator ([`Error::Randomness`]
+    /// when it fails). The nonce cannot be chosen: that is what makes an old answer useless.
+    pub fn new(call: AnsweredCall, events: usize) -> Result<PendingCall> {
+        Ok(PendingCall { call, nonce: crypto::random_bytes()?, events })
+    }
+
+    /// The call.
+    pub fn call(&self) -> AnsweredCall {
+        self.call
+    }
+
+    /// The nonce the request carries (no secret: it travels in the request).
+    pub fn nonce(&self) -> &[u8; NONCE_LEN] {
+        &self.nonce
+    }
 }
 
 /// Sends a request; a failure to get any answer is [`Error::Network`].

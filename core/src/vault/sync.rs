@@ -3,7 +3,8 @@
 //! The request is built and the answer applied under the vault lock; the bytes travel in between
 //! without it, so the technician's app keeps working during a slow sync, and whatever happens
 //! meanwhile simply waits in the outbox for the next push. Events leave the outbox only when
-//! dispatch acknowledges them, and dispatch applies each idempotency key once.
+//! dispatch acknowledges them, in an answer authenticated for this request (its nonce) and this
+//! device, and dispatch applies each idempotency key once.
 
 use super::{Inner, Vault};
 use crate::bundle::{DeviceBundle, MAX_PREKEYS_PER_CALL};
@@ -12,8 +13,11 @@ use crate::keyring::SecretId;
 use crate::store::{self, device, meta};
 use crate::sync::wire::{self, EventBody};
 use crate::sync::{backoff_ms, json_request, parse_answer, refusal_code, send};
+use crate::sync::{error_answer, parse_body, AnsweredCall, PendingCall};
 use crate::sync::{HttpRequest, HttpResponse, SyncReport, SyncStatus, Transport};
 use crate::{clock, crash_point, journal, Error, Result};
+use jobseal_protocol::answer::AnswerKey;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 /// Most request/response rounds in one [`Vault::sync`]: a round's answer can create events (a
@@ -86,35 +90,53 @@ impl Vault {
     }
 
     /// Builds the next `POST /v1/sync` request: the oldest unacknowledged events, at most
-    /// [`wire::MAX_EVENTS_PER_PUSH`]. Returns the request and the number of events in it.
-    pub fn sync_request(&self) -> Result<(HttpRequest, usize)> {
+    /// [`wire::MAX_EVENTS_PER_PUSH`], and a fresh random nonce. Returns the request and what the
+    /// device needs to check the answer to it ([`PendingCall`], which also counts the events).
+    pub fn sync_request(&self) -> Result<(HttpRequest, PendingCall)> {
         let mut inner = self.lock();
         let now = inner.begin()?;
         let token = inner.device_token()?.ok_or(NOT_ENROLLED)?;
         let device_id = inner.device_id()?.ok_or(NOT_ENROLLED)?;
         let mut events = journal::pending(&inner.conn, wire::MAX_EVENTS_PER_PUSH)?;
-        let mut req =
-            json_request("POST", "/sync", Some(&token), &wire::SyncRequest { device_id, events: events.clone() })?;
+        let mut pending = PendingCall::new(AnsweredCall::Sync, 0)?;
+        let nonce = pending.nonce().to_vec();
+        let body = |events: &[wire::OutboxEvent]| wire::SyncRequest {
+            device_id,
+            events: events.to_vec(),
+            nonce: nonce.clone(),
+        };
+        let mut req = json_request("POST", "/sync", Some(&token), &body(&events))?;
         // Keep well inside dispatch's body limit even when events are large (long reports).
         while req.body.len() > wire::MAX_BODY_BYTES / 2 && events.len() > 1 {
             events.truncate(events.len() / 2);
-            req =
-                json_request("POST", "/sync", Some(&token), &wire::SyncRequest { device_id, events: events.clone() })?;
+            req = json_request("POST", "/sync", Some(&token), &body(&events))?;
         }
         if let Some(last) = events.last() {
             let tx = store::write(&mut inner.conn, &now)?;
             journal::attempted(&tx, last.seq)?;
             tx.commit()?;
         }
-        Ok((req, events.len()))
+        pending.events = events.len();
+        Ok((req, pending))
     }
 
-    /// Applies dispatch's answer to a sync request: drops acknowledged events, anchors trusted
-    /// time, stores sealed sheets, shreds revoked jobs. Each sheet and each revocation is applied
-    /// in its own transaction, so a crash part-way leaves a consistent vault and the rest is
-    /// simply offered again by dispatch.
-    pub fn apply_sync_response(&self, response: &HttpResponse, report: &mut SyncReport) -> Result<wire::SyncResponse> {
-        let answer: wire::SyncResponse = parse_answer(response)?;
+    /// Applies dispatch's answer to the sync request `pending` was made with: drops acknowledged
+    /// events, anchors trusted time, stores sealed sheets, shreds revoked jobs. Each sheet and
+    /// each revocation is applied in its own transaction, so a crash part-way leaves a consistent
+    /// vault and the rest is simply offered again by dispatch.
+    ///
+    /// Nothing of the answer is applied unless it is authenticated for this device and this very
+    /// request (its MAC, over `pending`'s nonce, checked in constant time before the answer is
+    /// parsed): a forged, altered, truncated or replayed answer, or one for another device, is
+    /// [`Error::Tampered`] and changes nothing. An error status is [`Error::Dispatch`] and changes
+    /// nothing either.
+    pub fn apply_sync_response(
+        &self,
+        pending: &PendingCall,
+        response: &HttpResponse,
+        report: &mut SyncReport,
+    ) -> Result<wire::SyncResponse> {
+        let answer: wire::SyncResponse = self.open_answer(pending, AnsweredCall::Sync, response)?;
         self.anchor_server_time(answer.server_time)?;
         report.server_time = Some(answer.server_time);
         {
@@ -178,12 +200,12 @@ impl Vault {
     fn sync_rounds(&self, transport: &dyn Transport) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         for _ in 0..MAX_ROUNDS {
-            let (req, count) = self.sync_request()?;
+            let (req, pending) = self.sync_request()?;
             report.rounds += 1;
-            report.pushed = report.pushed.saturating_add(u32::try_from(count).unwrap_or(u32::MAX));
+            report.pushed = report.pushed.saturating_add(u32::try_from(pending.events).unwrap_or(u32::MAX));
             let resp = send(transport, req)?;
             crash_point("sync:answer-received");
-            let answer = self.apply_sync_response(&resp, &mut report)?;
+            let answer = self.apply_sync_response(&pending, &resp, &mut report)?;
             if answer.prekeys_wanted > 0 {
                 report.prekeys_uploaded += self.upload_prekeys(transport, answer.prekeys_wanted)?;
             }
@@ -199,9 +221,38 @@ impl Vault {
         let count = wanted.min(MAX_PREKEYS_PER_CALL);
         let bundle = self.add_prekeys(count)?;
         let token = self.lock().device_token()?.ok_or(NOT_ENROLLED)?;
-        let req = json_request("POST", "/prekeys", Some(&token), &wire::PrekeysRequest { prekeys: bundle.prekeys })?;
-        let answer: wire::PrekeysResponse = parse_answer(&send(transport, req)?)?;
+        let pending = PendingCall::new(AnsweredCall::Prekeys, 0)?;
+        let body = wire::PrekeysRequest { prekeys: bundle.prekeys, nonce: pending.nonce().to_vec() };
+        let req = json_request("POST", "/prekeys", Some(&token), &body)?;
+        let answer: wire::PrekeysResponse =
+            self.open_answer(&pending, AnsweredCall::Prekeys, &send(transport, req)?)?;
         Ok(answer.accepted)
+    }
+
+    /// Dispatch's answer to the request `pending` was made with, as `T`, once authenticated: the
+    /// MAC under this device's answer key, over the call, the device id, the request's nonce and
+    /// the answer's exact bytes, is checked before the answer is deserialized. An error
+    /// status is [`Error::Dispatch`]; anything else that does not authenticate is
+    /// [`Error::Tampered`].
+    fn open_answer<T: DeserializeOwned>(
+        &self,
+        pending: &PendingCall,
+        call: AnsweredCall,
+        resp: &HttpResponse,
+    ) -> Result<T> {
+        if !(200..300).contains(&resp.status) {
+            return Err(error_answer(resp));
+        }
+        if pending.call() != call {
+            return Err(Error::InvalidInput("the pending call is not this endpoint's".into()));
+        }
+        let key = {
+            let inner = self.lock();
+            let device = device::get(&inner.conn)?.ok_or(NOT_ENROLLED)?;
+            AnswerKey::derive(&inner.identity_secret()?, &device.dispatch_key, device.device_id)?
+        };
+        let text = key.open(call, pending.nonce(), &resp.body)?;
+        parse_body(resp.status, text.as_bytes())
     }
 }
 

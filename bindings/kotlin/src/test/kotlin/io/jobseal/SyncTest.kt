@@ -154,6 +154,38 @@ class SyncTest {
     }
 
     @Test
+    fun `a sync answer rewritten on the way is refused as tampered and changes nothing`() {
+        val bundle = vault.enrolWithDispatch(transport, server.dispatchKeyHex, 5u)
+        val (jobId, sheet) = liveSheet()
+        server.createJob(bundle.deviceId, sheet)
+        vault.sync(transport)
+        vault.advance(jobId, JobState.EN_ROUTE)
+        val pending = vault.syncStatus().pendingEvents
+        assertTrue(pending > 0u)
+
+        // A proxy that answers in dispatch's name adds a revocation to the real answer, keeping
+        // dispatch's MAC: the device must not shred the job.
+        val forger = object : PlatformTransport {
+            override fun send(request: HttpRequest): HttpResponse {
+                val real = transport.send(request)
+                if (!request.path.endsWith("/sync")) return real
+                val revoke = "\"revocations\":[{\"job_id\":\"$jobId\",\"reason\":\"cancelled\"}]"
+                val body = String(real.body).replace("\"revocations\":[]", revoke)
+                assertTrue(body.contains(jobId), "the answer was rewritten")
+                return HttpResponse(real.status, body.toByteArray())
+            }
+        }
+        assertThrows<JobsealException.Tampered> { vault.sync(forger) }
+        assertEquals(JobState.EN_ROUTE, vault.job(jobId).state)
+        assertEquals(pending, vault.syncStatus().pendingEvents)
+        assertEquals(1u, vault.syncStatus().consecutiveFailures)
+        assertNotNull(vault.syncStatus().nextAttemptAtMs)
+
+        assertEquals(0uL, vault.sync(transport).pending)
+        assertEquals(JobState.EN_ROUTE, vault.job(jobId).state)
+    }
+
+    @Test
     fun `enrolment refuses a dispatch that answers with another key`() {
         val wrong = dispatchKeygen().publicKeyHex
         assertThrows<JobsealException.Enrolment> { vault.enrolWithDispatch(transport, wrong, 3u) }
