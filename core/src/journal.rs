@@ -7,7 +7,7 @@
 //! needs that is not an audit event (state changes, reports, receipts). A vault not enrolled with
 //! dispatch keeps no outbox.
 
-use crate::audit::{self, AuditEvent, AuditVerification, NewEvent, GENESIS};
+use crate::audit::{self, AuditEvent, AuditKey, AuditVerification, NewEvent, GENESIS};
 use crate::store::outbox::{self, Payload};
 use crate::store::{audit as rows, device, meta};
 use crate::sync::wire::{EventBody, OutboxEvent};
@@ -16,12 +16,13 @@ use rusqlite::Connection;
 use uuid::Uuid;
 
 /// Appends `event` to the audit chain and queues it for dispatch. Call inside the transaction that
-/// makes the change it records. Returns the event's sequence number. The outbox row refers to the
+/// makes the change it records, with the chain key once the device is enrolled
+/// (`Keyring::audit_key`). Returns the event's sequence number. The outbox row refers to the
 /// audit row rather than copying it: the record is written once.
-pub(crate) fn record(tx: &Connection, event: &NewEvent) -> Result<u64> {
+pub(crate) fn record(tx: &Connection, key: Option<&AuditKey>, event: &NewEvent) -> Result<u64> {
     let (seq, prev) = meta::audit_head(tx)?.unwrap_or((0, GENESIS.to_vec()));
     let seq = seq + 1;
-    let hash = audit::event_hash(seq, event, &prev);
+    let hash = audit::chain_hash(key, seq, event, &prev);
     rows::insert(tx, seq, event, &prev, &hash)?;
     queue(tx, event.job_id, event.at_ms, &Payload::Audit(seq))?;
     meta::set_audit_head(tx, seq, &hash)?;
@@ -43,6 +44,29 @@ fn queue(tx: &Connection, job_id: Option<Uuid>, at_ms: i64, payload: &Payload) -
         return Ok(());
     }
     outbox::insert(tx, job_id, at_ms, payload)
+}
+
+/// Re-links every event already in the chain under `key`, so that the chain dispatch receives is
+/// keyed from its first event. Called once, in the enrolment transaction, before
+/// [`enqueue_existing`]: nothing of the chain has left the device yet.
+pub(crate) fn key_existing(tx: &Connection, key: &AuditKey) -> Result<()> {
+    let mut stored = Vec::new();
+    rows::for_each(tx, None, |row| {
+        stored.push(row);
+        Ok(true)
+    })?;
+    let mut prev = GENESIS.to_vec();
+    let mut seq = 0;
+    for row in stored {
+        let hash = audit::chain_hash(Some(key), row.seq, &row.event, &prev);
+        rows::set_links(tx, row.seq, &prev, &hash)?;
+        prev = hash.to_vec();
+        seq = row.seq;
+    }
+    if seq > 0 {
+        meta::set_audit_head(tx, seq, &prev)?;
+    }
+    meta::set_audit_keyed_from(tx, 1)
 }
 
 /// Queues every event already in the chain for dispatch. Called once, in the enrolment
@@ -79,9 +103,14 @@ pub(crate) fn list(conn: &Connection, job: Option<Uuid>) -> Result<Vec<AuditEven
     Ok(out)
 }
 
-/// Walks the whole chain and reports the first event that does not fit.
-pub(crate) fn verify(conn: &Connection) -> Result<AuditVerification> {
+/// Walks the whole chain and reports the first event that does not fit. `key` is the chain key
+/// once enrolled: events from where the chain is keyed are checked under it.
+pub(crate) fn verify(conn: &Connection, key: Option<&AuditKey>) -> Result<AuditVerification> {
     let (head_seq, head_hash) = meta::audit_head(conn)?.unwrap_or((0, GENESIS.to_vec()));
+    let keyed_from = match key {
+        Some(_) => meta::audit_keyed_from(conn)?.unwrap_or(1),
+        None => u64::MAX,
+    };
     let mut expected_seq: u64 = 1;
     let mut prev = GENESIS.to_vec();
     let mut problem: Option<(u64, String)> = None;
@@ -91,7 +120,9 @@ pub(crate) fn verify(conn: &Connection) -> Result<AuditVerification> {
             problem = Some((expected_seq, format!("event {expected_seq} is missing")));
         } else if row.prev != prev {
             problem = Some((seq, format!("event {seq} does not follow event {}", seq - 1)));
-        } else if audit::event_hash(seq, &row.event, &row.prev).as_slice() != row.hash.as_slice() {
+        } else if audit::chain_hash(key.filter(|_| seq >= keyed_from), seq, &row.event, &row.prev).as_slice()
+            != row.hash.as_slice()
+        {
             problem = Some((seq, format!("event {seq} was altered")));
         }
         prev = row.hash;
@@ -165,7 +196,7 @@ mod tests {
     fn fill(c: &Connection, n: i64) {
         let job = Uuid::new_v4();
         for i in 0..n {
-            record(c, &NewEvent::job(1000 + i, job, AuditKind::Reveal, JobState::OnSite).field("phone")).unwrap();
+            record(c, None, &NewEvent::job(1000 + i, job, AuditKind::Reveal, JobState::OnSite).field("phone")).unwrap();
         }
     }
 
@@ -206,7 +237,7 @@ mod tests {
     fn an_intact_chain_verifies() {
         let c = db();
         fill(&c, 5);
-        let v = verify(&c).unwrap();
+        let v = verify(&c, None).unwrap();
         assert!(v.valid, "{v:?}");
         assert_eq!(v.events, 5);
         assert_eq!(list(&c, None).unwrap().len(), 5);
@@ -217,23 +248,23 @@ mod tests {
         let c = db();
         fill(&c, 5);
         c.execute("UPDATE audit SET field = 'door_code' WHERE seq = 3", []).unwrap();
-        assert_eq!(verify(&c).unwrap().broken_at, Some(3));
+        assert_eq!(verify(&c, None).unwrap().broken_at, Some(3));
 
         let c = db();
         fill(&c, 5);
         c.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
-        assert_eq!(verify(&c).unwrap().broken_at, Some(2));
+        assert_eq!(verify(&c, None).unwrap().broken_at, Some(2));
 
         let c = db();
         fill(&c, 5);
         c.execute("DELETE FROM audit WHERE seq = 5", []).unwrap();
-        let v = verify(&c).unwrap();
+        let v = verify(&c, None).unwrap();
         assert!(!v.valid);
         assert_eq!(v.broken_at, Some(0));
 
         let c = db();
         fill(&c, 5);
         c.execute("UPDATE audit SET at_ms = at_ms + 1 WHERE seq = 4", []).unwrap();
-        assert_eq!(verify(&c).unwrap().broken_at, Some(4));
+        assert_eq!(verify(&c, None).unwrap().broken_at, Some(4));
     }
 }

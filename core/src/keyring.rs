@@ -25,6 +25,7 @@
 //! is the one of `current + 1`, which the next attempt and the next open delete by name, and the
 //! retired KEK's row is forgotten by the next rotation's transaction, after deleting it again.
 
+use crate::audit::AuditKey;
 use crate::crypto::{Aad, Key32};
 use crate::envelope::SecretKey;
 use crate::integrity::IntegrityKey;
@@ -49,6 +50,8 @@ pub(crate) enum SecretId {
     DeviceToken,
     /// The key of the integrity tags on job rows and the trusted-time state.
     Integrity,
+    /// The audit chain key shared with dispatch, stored at enrolment.
+    AuditKey,
 }
 
 impl SecretId {
@@ -60,6 +63,7 @@ impl SecretId {
             SecretId::Identity => "device:identity".to_owned(),
             SecretId::DeviceToken => "device:token".to_owned(),
             SecretId::Integrity => "vault:integrity".to_owned(),
+            SecretId::AuditKey => "device:audit-key".to_owned(),
         }
     }
 }
@@ -231,6 +235,11 @@ impl Keyring {
     /// A job's data key, if the job has one.
     pub(crate) fn data_key(&self, conn: &Connection, job_id: Uuid) -> Result<Option<Key32>> {
         Ok(self.get(conn, SecretId::JobKey(job_id))?.map(|raw| Key32::from_slice(&raw)).transpose()?)
+    }
+
+    /// The audit chain key, once the device is enrolled.
+    pub(crate) fn audit_key(&self, conn: &Connection) -> Result<Option<AuditKey>> {
+        Ok(self.get(conn, SecretId::AuditKey)?.map(|raw| AuditKey::from_bytes(&raw)).transpose()?)
     }
 
     /// An X25519 private key (prekey or identity key), if it exists.

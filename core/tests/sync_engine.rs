@@ -347,6 +347,11 @@ fn event_sequence_numbers_keep_growing_after_the_outbox_drains() {
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "a sequence number went backwards or repeated");
 }
 
+/// The device's audit chain key, as dispatch derives it from its own secret key.
+fn audit_key(d: &Device) -> jobseal::audit::AuditKey {
+    jobseal::audit::AuditKey::derive(&d.dispatch, &d.bundle.identity_key, d.bundle.device_id).unwrap()
+}
+
 fn audit_records(events: &[wire::OutboxEvent]) -> Vec<(Option<Uuid>, jobseal::audit::AuditRecord)> {
     events
         .iter()
@@ -368,7 +373,10 @@ fn a_reveal_goes_to_dispatch_as_one_record_of_the_chain_it_was_written_in() {
     // Every event of the device's chain went out, once, in order, and the run verifies as
     // dispatch checks it.
     assert_eq!(records.len() as u64, d.tv.vault.verify_audit().unwrap().events);
-    assert_eq!(jobseal::audit::verify_records(None, &records), Ok(()));
+    assert_eq!(jobseal::audit::verify_records(Some(&audit_key(&d)), None, &records), Ok(()));
+    // The chain is keyed from its first event (re-linked at enrolment): plain SHA-256 links,
+    // which anyone could compute, do not verify.
+    assert_eq!(jobseal::audit::verify_records(None, None, &records), Err(1));
     let reveals: Vec<_> = records
         .iter()
         .filter(|(_, r)| matches!(r.kind, jobseal::AuditKind::Reveal | jobseal::AuditKind::RevealDenied))
@@ -398,7 +406,7 @@ fn an_audit_event_edited_after_it_was_queued_reaches_dispatch_edited_and_fails_i
     let records = audit_records(&pushed(&online));
     let at = records.iter().position(|(_, r)| r.kind == jobseal::AuditKind::Reveal).unwrap();
     assert_eq!(records[at].1.detail.as_deref(), Some("shown: -; refused: -"));
-    assert_eq!(jobseal::audit::verify_records(None, &records), Err(records[at].1.seq));
+    assert_eq!(jobseal::audit::verify_records(Some(&audit_key(&d)), None, &records), Err(records[at].1.seq));
 }
 
 /// A refused field's row renamed with sqlite3 (here into text that would break the reveal's

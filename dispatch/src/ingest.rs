@@ -21,6 +21,7 @@ use crate::service::{
 use crate::store::time;
 use axum::http::HeaderMap;
 use jobseal_protocol::answer::AnsweredCall;
+use jobseal_protocol::audit::AuditKey;
 use jobseal_protocol::receipt::{ReceiptKey, ShredReceipt};
 use jobseal_protocol::wire::{
     AuditRecord, EventBody, OutboxEvent, Revocation, SealedDelivery, SyncRequest, SyncResponse, MAX_BODY_BYTES,
@@ -59,6 +60,9 @@ impl Service {
                 return Err(ApiError::bad_request(format!("at most {MAX_EVENTS_PER_PUSH} events per sync")));
             }
             let now = now();
+            // The device's audit chain key, derived once per request (one X25519).
+            let audit_key = AuditKey::derive(self.secret(), &device.identity_key, device.device_id)
+                .map_err(|e| ApiError::internal(&e))?;
             let mut acked = Vec::with_capacity(req.events.len());
             let mut seen = HashSet::new();
             for event in &req.events {
@@ -68,7 +72,7 @@ impl Service {
                     continue;
                 }
                 if !already_applied(tx, device.device_id, event.key)? {
-                    let outcome = self.apply(tx, &device, event, now)?;
+                    let outcome = self.apply(tx, &device, &audit_key, event, now)?;
                     record_key(tx, device.device_id, event, &outcome, now)?;
                 }
                 if seen.insert(event.key) {
@@ -85,7 +89,14 @@ impl Service {
         })
     }
 
-    fn apply(&self, tx: &Transaction<'_>, device: &DeviceRow, e: &OutboxEvent, now: i64) -> Result<Outcome, ApiError> {
+    fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        device: &DeviceRow,
+        audit_key: &AuditKey,
+        e: &OutboxEvent,
+        now: i64,
+    ) -> Result<Outcome, ApiError> {
         let dev = device.device_id.to_string();
         match &e.body {
             EventBody::Received { version, via } => {
@@ -174,7 +185,7 @@ impl Service {
                 )?;
                 Ok(Outcome::Applied)
             }
-            EventBody::Audit(record) => ingest_audit(tx, device.device_id, e.job_id, record, e.key, now),
+            EventBody::Audit(record) => ingest_audit(tx, device.device_id, audit_key, e.job_id, record, e.key, now),
             EventBody::Receipt(receipt) => self.ingest_receipt(tx, device, e.job_id, receipt, e.key, now),
         }
     }
@@ -276,6 +287,7 @@ fn held(tx: &Transaction<'_>, job_id: Uuid, device: Uuid) -> Result<bool, ApiErr
 fn ingest_audit(
     tx: &Transaction<'_>,
     device: Uuid,
+    audit_key: &AuditKey,
     job_id: Option<Uuid>,
     r: &AuditRecord,
     key: Uuid,
@@ -343,19 +355,26 @@ fn ingest_audit(
             params![seq, dev],
         )?;
     }
-    advance_chain(tx, device)?;
+    advance_chain(tx, device, audit_key)?;
     Ok(Outcome::Applied)
 }
 
 /// Moves the device's verified chain head forward through consecutive pending records.
-fn advance_chain(tx: &Transaction<'_>, device: Uuid) -> Result<(), ApiError> {
+///
+/// A device enrolled by this release keys its chain from its first event (`audit_keyed_from` is
+/// 1 from enrolment); one enrolled before keeps an unkeyed chain until a record verifies under
+/// the key, and from that record on only keyed records are accepted, so a rewritten tail cannot
+/// fall back to plain SHA-256.
+fn advance_chain(tx: &Transaction<'_>, device: Uuid, audit_key: &AuditKey) -> Result<(), ApiError> {
     let dev = device.to_string();
     loop {
-        let (verified_seq, verified_hash, broken_at): (i64, Option<Vec<u8>>, Option<i64>) = tx.query_row(
-            "SELECT audit_verified_seq, audit_verified_hash, audit_broken_at FROM devices WHERE device_id = ?1",
-            [&dev],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+        let (verified_seq, verified_hash, broken_at, keyed_from): (i64, Option<Vec<u8>>, Option<i64>, Option<i64>) = tx
+            .query_row(
+                "SELECT audit_verified_seq, audit_verified_hash, audit_broken_at, audit_keyed_from
+                 FROM devices WHERE device_id = ?1",
+                [&dev],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
         if broken_at.is_some() {
             return Ok(());
         }
@@ -398,7 +417,18 @@ fn advance_chain(tx: &Transaction<'_>, device: Uuid) -> Result<(), ApiError> {
             (Some(h), s) if s > 0 => Some((s as u64, h.as_slice())),
             _ => None,
         };
-        match jobseal_protocol::audit::verify_records(previous, &[(job, record)]) {
+        let records = [(job, record)];
+        let keyed = jobseal_protocol::audit::verify_records(Some(audit_key), previous, &records);
+        let verdict = match keyed_from {
+            Some(k) if next >= k => keyed,
+            Some(_) => jobseal_protocol::audit::verify_records(None, previous, &records),
+            None if keyed.is_ok() => {
+                tx.execute("UPDATE devices SET audit_keyed_from = ?1 WHERE device_id = ?2", params![next, dev])?;
+                keyed
+            }
+            None => jobseal_protocol::audit::verify_records(None, previous, &records),
+        };
+        match verdict {
             Ok(()) => {
                 tx.execute("UPDATE audit_records SET chain = 'verified' WHERE record_id = ?1", [record_id])?;
                 tx.execute(

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// Schema version written to `PRAGMA user_version`.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = r#"
 -- Dispatch's own X25519 key pair, made on first start. A production deployment keeps the secret
@@ -173,6 +173,13 @@ CREATE TABLE receipts (
 CREATE INDEX receipts_by_job ON receipts (job_id, device_id);
 "#;
 
+/// Version 2: where each device's audit chain becomes keyed (`jobseal_protocol::audit::AuditKey`):
+/// 1 for a device enrolled by this release, the first keyed record for one enrolled before, NULL
+/// while it has sent none.
+const SCHEMA_V2: &str = r#"
+ALTER TABLE devices ADD COLUMN audit_keyed_from INTEGER;
+"#;
+
 /// Brings a database from schema `version` to [`VERSION`]. Each arm is one step; a future
 /// version adds an arm, so that every older database upgrades along the same path as a new one.
 fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError> {
@@ -180,6 +187,7 @@ fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError>
     while v < VERSION {
         match v {
             0 => tx.execute_batch(SCHEMA_V1)?,
+            1 => tx.execute_batch(SCHEMA_V2)?,
             other => return Err(DispatchError::Integrity(format!("no upgrade from schema version {other}"))),
         }
         v += 1;

@@ -154,10 +154,10 @@ fn audit_chain_example() {
         prev_hash: h1,
         hash: h2,
     };
-    assert_eq!(jobseal::audit::verify_records(None, &[(None, r1.clone()), (Some(job_id), r2.clone())]), Ok(()));
+    assert_eq!(jobseal::audit::verify_records(None, None, &[(None, r1.clone()), (Some(job_id), r2.clone())]), Ok(()));
     // The job id is part of the hash although the record does not carry it: it is the job_id of
     // the outbox event around the record. Another job id breaks the chain at that record.
-    assert_eq!(jobseal::audit::verify_records(None, &[(None, r1), (None, r2)]), Err(2));
+    assert_eq!(jobseal::audit::verify_records(None, None, &[(None, r1), (None, r2)]), Err(2));
 }
 
 /// docs/sync.md section 4.5: the MAC of an answer to a prekey top-up.

@@ -11,8 +11,16 @@
 //! This module is the chain's pure logic (what an event is, how it is hashed, how a run of events
 //! is checked), shared by the device and dispatch. The journal stores events; dispatch verifies
 //! what devices push with [`verify_records`].
+//!
+//! Once a device is enrolled its chain is keyed: each link is an HMAC-SHA256 under an
+//! [`AuditKey`] that only the device (from its identity key) and dispatch (from its own key) can
+//! derive. A rooted technician who rewrites events not yet synced and recomputes the links with
+//! plain SHA-256, as the unkeyed chain would allow, produces links dispatch refuses.
 
 use crate::crypto::Aad;
+use crate::crypto::{PublicKey, SecretKey};
+use hmac::{Hmac, Mac};
+use zeroize::Zeroizing;
 use crate::policy::JobState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -237,11 +245,64 @@ pub struct AuditVerification {
     pub head: String,
 }
 
-/// The chain hash of event number `seq` following `prev`.
+/// HKDF salt of the audit chain key (see [`crate::pairing::shared_key`]).
+pub const AUDIT_KEY_SALT: &[u8] = b"jobseal/v1/audit-chain-key";
+
+/// The key of one device's keyed audit chain, derived by either side of the identity/dispatch
+/// key pair.
+pub struct AuditKey(Zeroizing<[u8; 32]>);
+
+impl AuditKey {
+    /// Derives the key from one side's secret key and the other side's public key (the device:
+    /// its identity secret and the pinned dispatch key; dispatch: its secret and the device's
+    /// identity key).
+    pub fn derive(own: &SecretKey, peer: &PublicKey, device_id: Uuid) -> crate::Result<AuditKey> {
+        Ok(AuditKey(crate::pairing::shared_key(own, peer, device_id, AUDIT_KEY_SALT)?))
+    }
+
+    /// A key from its stored bytes.
+    pub fn from_bytes(raw: &[u8]) -> crate::Result<AuditKey> {
+        let bytes: [u8; 32] = raw.try_into().map_err(|_| crate::Error::Tampered("audit key has the wrong length"))?;
+        Ok(AuditKey(Zeroizing::new(bytes)))
+    }
+
+    /// The raw bytes, for wrapping.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+/// The chain hash of event number `seq` following `prev`: keyed (HMAC-SHA256 under `key`) once
+/// the device is enrolled, plain SHA-256 ([`event_hash`]) before.
+#[expect(clippy::expect_used, reason = "HMAC accepts keys of any length, so this cannot fail")]
+pub fn chain_hash(key: Option<&AuditKey>, seq: u64, e: &NewEvent, prev: &[u8]) -> [u8; 32] {
+    match key {
+        None => event_hash(seq, e, prev),
+        Some(k) => {
+            let mut m = <Hmac<Sha256> as Mac>::new_from_slice(k.as_bytes()).expect("HMAC takes any key length");
+            m.update(event_content("jobseal/audit/v2", seq, e, prev).bytes());
+            m.finalize().into_bytes().into()
+        }
+    }
+}
+
+/// The unkeyed chain hash of event number `seq` following `prev` (SHA-256), used before
+/// enrolment and by chains enrolled before keyed chains existed.
 pub fn event_hash(seq: u64, e: &NewEvent, prev: &[u8]) -> [u8; 32] {
+    Sha256::digest(event_content("jobseal/audit/v1", seq, e, prev).bytes()).into()
+}
+
+/// What a link covers, each part length-prefixed under a domain label.
+fn event_content(label: &str, seq: u64, e: &NewEvent, prev: &[u8]) -> Aad {
     let job = e.job_id.map(|j| *j.as_bytes()).unwrap_or([0u8; 16]);
     let opt = |s: &Option<String>| s.as_deref().unwrap_or("\u{0}").to_owned();
-    let aad = Aad::new("jobseal/audit/v1")
+    Aad::new(label)
         .u64(seq)
         .part(&e.at_ms.to_be_bytes())
         .part(&job)
@@ -249,15 +310,16 @@ pub fn event_hash(seq: u64, e: &NewEvent, prev: &[u8]) -> [u8; 32] {
         .part(opt(&e.field).as_bytes())
         .part(e.state.map(|s| s.as_str()).unwrap_or("\u{0}").as_bytes())
         .part(opt(&e.detail).as_bytes())
-        .part(prev);
-    Sha256::digest(aad.bytes()).into()
+        .part(prev)
 }
 
 /// Checks a run of audit events as received from a device, in order, against each other: every
 /// hash recomputed, every link to the previous event, no gaps. `previous` is the last event
 /// already verified (its seq and hash), or `None` when the run starts the chain. Returns the seq of
-/// the first event that does not fit. Dispatch uses this on what devices push.
+/// the first event that does not fit. Dispatch uses this on what devices push, with the device's
+/// [`AuditKey`] for a keyed chain, `None` for an unkeyed one.
 pub fn verify_records(
+    key: Option<&AuditKey>,
     previous: Option<(u64, &[u8])>,
     records: &[(Option<Uuid>, AuditRecord)],
 ) -> std::result::Result<(), u64> {
@@ -274,7 +336,8 @@ pub fn verify_records(
             state: r.state,
             detail: r.detail.clone(),
         };
-        if r.seq != seq + 1 || r.prev_hash != prev || event_hash(r.seq, &event, &prev).as_slice() != r.hash.as_slice() {
+        if r.seq != seq + 1 || r.prev_hash != prev || chain_hash(key, r.seq, &event, &prev).as_slice() != r.hash.as_slice()
+        {
             return Err(seq + 1);
         }
         seq = r.seq;

@@ -1,7 +1,7 @@
 //! The `audit` table: the rows of the hash-chained audit log (G2, G7).
 //!
-//! Rows are only ever inserted, through the journal, which computes each row's chain hash; this
-//! module stores and reads them. Reading checks every column so that a row edited into something
+//! Rows are only ever inserted, through the journal, which computes each row's chain hash (and
+//! once, at enrolment, re-links them under the chain key); this module stores and reads them. Reading checks every column so that a row edited into something
 //! unparseable is reported as an integrity failure, not skipped.
 
 use crate::audit::{AuditKind, NewEvent};
@@ -39,6 +39,13 @@ pub(crate) fn insert(conn: &Connection, seq: u64, event: &NewEvent, prev: &[u8],
         prev,
         hash,
     ])?;
+    Ok(())
+}
+
+/// Replaces a row's links (the enrolment that keys the chain recomputes every link).
+pub(crate) fn set_links(conn: &Connection, seq: u64, prev: &[u8], hash: &[u8]) -> Result<()> {
+    conn.prepare_cached("UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1")?
+        .execute(params![seq as i64, prev, hash])?;
     Ok(())
 }
 

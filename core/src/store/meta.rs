@@ -17,6 +17,7 @@ const LEGACY_HIGH_WATER: &str = "high_water_ms";
 const LEGACY_KEYS: [&str; 3] = ["high_water_ms", "anchor_server_ms", "anchor_boot_ms"];
 const AUDIT_HEAD_SEQ: &str = "audit_head_seq";
 const AUDIT_HEAD_HASH: &str = "audit_head_hash";
+const AUDIT_KEYED_FROM: &str = "audit_keyed_from";
 const OUTBOX_NEXT_SEQ: &str = "outbox_next_seq";
 const SYNC_FAILURES: &str = "sync_failures";
 const SYNC_NEXT_ATTEMPT: &str = "sync_next_attempt_ms";
@@ -128,6 +129,16 @@ pub(crate) fn audit_head(conn: &Connection) -> Result<Option<(u64, Vec<u8>)>> {
 pub(crate) fn set_audit_head(conn: &Connection, seq: u64, hash: &[u8]) -> Result<()> {
     set(conn, AUDIT_HEAD_SEQ, seq as i64)?;
     set(conn, AUDIT_HEAD_HASH, hash)
+}
+
+/// The first event of the chain that is keyed (`None`: the chain is unkeyed throughout).
+pub(crate) fn audit_keyed_from(conn: &Connection) -> Result<Option<u64>> {
+    Ok(get_i64(conn, AUDIT_KEYED_FROM)?.map(|s| s as u64))
+}
+
+/// Records where the keyed part of the chain starts.
+pub(crate) fn set_audit_keyed_from(conn: &Connection, seq: u64) -> Result<()> {
+    set(conn, AUDIT_KEYED_FROM, seq as i64)
 }
 
 /// The persisted next outbox sequence number, if any was stored.

@@ -9,6 +9,7 @@
 //! and the job and the audit log say so.
 
 use super::{Inner, Vault};
+use crate::audit::AuditKey;
 use crate::bundle::{check_count, DeviceBundle, Prekey, BUNDLE_FORMAT, MAX_PREKEYS_HELD};
 use crate::envelope::{self, PublicKey, RecipientKeyId, SecretKey};
 use crate::keyring::{Keyring, SecretId};
@@ -98,7 +99,13 @@ impl Vault {
         if device::get(&tx)?.is_some() {
             return Err(Error::Enrolment("this device is already enrolled"));
         }
-        device::insert(&tx, crate::crypto::random_uuid()?, &dispatch_key, &identity_pub, now)?;
+        let device_id = crate::crypto::random_uuid()?;
+        device::insert(&tx, device_id, &dispatch_key, &identity_pub, now)?;
+        // From enrolment on, the audit chain is keyed with a key dispatch can derive too; the
+        // events so far are re-linked under it before any of them leaves the device.
+        let audit_key = AuditKey::derive(&identity, &dispatch_key, device_id)?;
+        keyring.put(&tx, SecretId::AuditKey, audit_key.as_bytes())?;
+        journal::key_existing(&tx, &audit_key)?;
         journal::enqueue_existing(&tx)?;
         keyring.put(&tx, SecretId::Identity, identity.to_bytes().as_ref())?;
         mint_prekeys(keyring, &tx, 1, prekeys, now)?;

@@ -59,6 +59,7 @@ impl Vault {
         jobs::set_state(&tx, keyring.integrity(), job_id, to, now)?;
         journal::record(
             &tx,
+            keyring.audit_key(&tx)?.as_ref(),
             &NewEvent::job(now, job_id, AuditKind::Transition, to).detail(format!("{} -> {}", job.state, to)),
         )?;
         journal::send(&tx, Some(job_id), now, &EventBody::State { from: job.state, to })?;
@@ -84,7 +85,7 @@ impl Vault {
     /// Checks the audit chain end to end.
     pub fn verify_audit(&self) -> Result<AuditVerification> {
         let inner = self.lock();
-        journal::verify(&inner.conn)
+        journal::verify(&inner.conn, inner.keyring.audit_key(&inner.conn)?.as_ref())
     }
 }
 
@@ -158,7 +159,12 @@ impl Inner {
                 journal::send(tx, Some(job_id), now, &EventBody::Received { version: sheet.version, via })?;
             }
             let kind = if existing.is_some() { AuditKind::Updated } else { AuditKind::Ingested };
-            journal::record(tx, &NewEvent::job(now, job_id, kind, state).detail(detail)).map(|_| ())
+            journal::record(
+                tx,
+                keyring.audit_key(tx)?.as_ref(),
+                &NewEvent::job(now, job_id, kind, state).detail(detail),
+            )
+            .map(|_| ())
         };
         const POINTS: (&str, &str) = ("ingest:before-commit", "ingest:after-commit");
         if existing.is_some() {
@@ -207,7 +213,7 @@ impl Inner {
             fields.push(RevealedField { name: row.name, kind: row.kind, access });
         }
         // One audit event for the whole reveal, naming every field shown and refused (G2).
-        journal::record(&tx, &NewEvent::reveal(now, job_id, job.state, &summary))?;
+        journal::record(&tx, keyring.audit_key(&tx)?.as_ref(), &NewEvent::reveal(now, job_id, job.state, &summary))?;
         tx.commit()?;
         Ok(Reveal { job_id, state: job.state, at, fields })
     }

@@ -75,6 +75,7 @@ impl Vault {
             meta::store_sealed_time(tx, &meta::seal_time_state(key, 1, &TimeState::initial(&reading))?)?;
             journal::record(
                 tx,
+                None,
                 &NewEvent {
                     at_ms: wall,
                     job_id: None,

@@ -118,11 +118,13 @@ impl Inner {
         let points = ("shred:before-commit", "shred:after-commit");
         let outcomes = self.commit_with_rotation(stamp, points, |tx, keyring, next| {
             let mut outcomes = Vec::with_capacity(marked.len());
+            let audit_key = keyring.audit_key(tx)?;
             for m in &marked {
                 let fields = jobs::shred(tx, keyring.integrity(), m.job_id, m.closing, now, next)?;
                 keyring.delete(tx, SecretId::JobKey(m.job_id))?;
                 journal::record(
                     tx,
+                    audit_key.as_ref(),
                     &NewEvent::job(now, m.job_id, AuditKind::Shredded, m.closing)
                         .detail(format!("{} -> {}; {fields} fields; epoch {old_epoch} -> {next}", m.state, m.closing)),
                 )?;
@@ -195,6 +197,7 @@ impl Inner {
         jobs::insert_tombstone(&tx, self.keyring.integrity(), job_id, JobState::Revoked, now, epoch)?;
         journal::record(
             &tx,
+            self.keyring.audit_key(&tx)?.as_ref(),
             &NewEvent::job(now, job_id, AuditKind::Shredded, JobState::Revoked)
                 .detail("withdrawn by dispatch before it reached this device; tombstone only"),
         )?;
