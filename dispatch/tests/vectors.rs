@@ -189,3 +189,43 @@ fn answer_mac_example() {
     let sealed = at_dispatch.seal(AnsweredCall::Prekeys, &nonce, &value).unwrap();
     assert_eq!(String::from_utf8(sealed).unwrap(), body);
 }
+
+/// docs/sync.md section 11: the keyed chain of an enrolled device. The key comes from the same
+/// agreement as the receipt key (section 10), with its own salt; a link is HMAC-SHA256 under it
+/// over the section 11 parts with the label "jobseal/audit/v2".
+#[test]
+fn keyed_audit_chain_example() {
+    let device_key = key("jobseal/example/device-identity");
+    let dispatch_key = key("jobseal/example/dispatch");
+    let device_id = Uuid::parse_str(DEVICE).unwrap();
+    let shared = dispatch_key.diffie_hellman(&device_key.public_key()).unwrap();
+    let audit_key = hkdf32(b"jobseal/v1/audit-chain-key", shared.as_ref(), device_id.as_bytes());
+    assert_eq!(hex(&audit_key), "36e79736684b36d4306ee55539dc9a7398e31d6e9e2e7e01669d7c74ebe3eb52");
+    let mut m = Vec::new();
+    part(&mut m, b"jobseal/audit/v2");
+    part(&mut m, &1u64.to_be_bytes());
+    part(&mut m, &1_900_000_000_000i64.to_be_bytes());
+    part(&mut m, &[0u8; 16]);
+    part(&mut m, b"vault-created");
+    part(&mut m, b"\0");
+    part(&mut m, b"\0");
+    part(&mut m, b"\0");
+    part(&mut m, &[0u8; 32]);
+    let link = hmac(&audit_key, &m);
+    assert_eq!(hex(&link), "ebe2adf82ab29b04b127dac3d95e30a2829c5294144fdad1306eceefe6f831eb");
+    // The library computes the same, on both sides of the key pair.
+    let event = jobseal::audit::NewEvent {
+        at_ms: 1_900_000_000_000,
+        job_id: None,
+        kind: AuditKind::VaultCreated,
+        field: None,
+        state: None,
+        detail: None,
+    };
+    for k in [
+        jobseal::audit::AuditKey::derive(&dispatch_key, &device_key.public_key(), device_id).unwrap(),
+        jobseal::audit::AuditKey::derive(&device_key, &dispatch_key.public_key(), device_id).unwrap(),
+    ] {
+        assert_eq!(jobseal::audit::chain_hash(Some(&k), 1, &event, &[0u8; 32]).to_vec(), link);
+    }
+}
