@@ -213,7 +213,10 @@ fn a_received_envelope_is_stale_the_second_time_and_a_closed_job_takes_none() {
         assert!(r.stderr.contains("closed (completed)"), "{what}: {}", r.stderr);
     }
     assert_eq!(s.env.list_json(), closed, "a closed job takes no sheet");
-    assert_eq!(s.prekey_ids(), ids, "prekey 2 was not spent on a closed job");
+    // The authentic v2 envelope was refused, but it used up prekey 2 all the same: kept by anyone
+    // who saw it, it can never be opened (issue 12).
+    let left: Vec<_> = ids.iter().copied().filter(|id| *id != 2).collect();
+    assert_eq!(s.prekey_ids(), left, "a refused authentic envelope must use up its prekey");
 }
 
 #[test]

@@ -59,6 +59,7 @@ fn ack_all(d: &Device) -> impl FnMut(&HttpRequest) -> Option<HttpResponse> + Sen
                 revocations: vec![],
                 prekeys_available: 10,
                 prekeys_wanted: 0,
+                prekey_floor: None,
             },
         )
     }
@@ -215,6 +216,7 @@ fn revocations_shred_and_answer_with_a_receipt_even_for_unknown_jobs() {
                 revocations,
                 prekeys_available: 10,
                 prekeys_wanted: 0,
+                prekey_floor: None,
             },
         )
     });
@@ -245,6 +247,7 @@ fn forged_answer(job: Uuid) -> impl FnMut(&HttpRequest) -> SyncResponse + Send +
             revocations: vec![wire::Revocation { job_id: job, reason: wire::RevocationReason::Cancelled }],
             prekeys_available: 10,
             prekeys_wanted: 0,
+            prekey_floor: None,
         }
     }
 }
@@ -443,4 +446,90 @@ fn a_renamed_refused_field_cannot_hide_what_a_reveal_showed() {
     let summary = record.reveal_summary().expect("a reveal record names its fields");
     assert_eq!(summary.shown.len() + summary.refused.len(), reveal.fields.len());
     assert!(summary.refused.iter().any(|(name, code)| name == "door_code" && code == "wrong-state"));
+}
+
+/// Dispatch asks for 15 prekeys from a device that already holds 505 (more than one call may
+/// carry): only the 15 new ones go up. Before the fix every unused prekey was uploaded again, so
+/// once a device held more than 500, every top-up failed on dispatch's per-call limit.
+#[test]
+fn a_top_up_uploads_only_the_new_prekeys() {
+    let d = enrolled_device();
+    d.tv.vault.add_prekeys(500).unwrap();
+    let held_before: Vec<u32> = d.tv.vault.device_bundle().unwrap().prekeys.iter().map(|p| p.id).collect();
+    assert_eq!(held_before.len(), 505);
+    let key = d.answer_key();
+    let mut asked = false;
+    let t = Scripted::new(move |req| {
+        if req.path.ends_with("/prekeys") {
+            let up: wire::PrekeysRequest = serde_json::from_slice(&req.body).unwrap();
+            let n = up.prekeys.len() as u32;
+            let answer = wire::PrekeysResponse { accepted: n, available: n };
+            return Some(HttpResponse {
+                status: 200,
+                body: key.seal(AnsweredCall::Prekeys, &up.nonce, &answer).unwrap(),
+            });
+        }
+        let sync: SyncRequest = serde_json::from_slice(&req.body).unwrap();
+        let wanted = if asked { 0 } else { 15 };
+        asked = true;
+        signed(
+            &key,
+            req,
+            &SyncResponse {
+                server_time: at(200),
+                acked: sync.events.iter().map(|e| e.key).collect(),
+                envelopes: vec![],
+                revocations: vec![],
+                prekeys_available: 5,
+                prekeys_wanted: wanted,
+                prekey_floor: None,
+            },
+        )
+    });
+    let report = d.tv.vault.sync(&t).unwrap();
+    assert_eq!(report.prekeys_uploaded, 15);
+    let uploads: Vec<wire::PrekeysRequest> = t
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path.ends_with("/prekeys"))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].prekeys.len(), 15, "prekeys dispatch already holds were uploaded again");
+    assert!(uploads[0].prekeys.iter().all(|p| !held_before.contains(&p.id)));
+}
+
+/// Dispatch says every prekey below 4 is spent (one of them was sealed to for an envelope it
+/// withdrew before the device fetched it): the device deletes their private halves, so that
+/// envelope, if anyone kept it, can never be opened.
+#[test]
+fn prekeys_below_dispatchs_floor_are_deleted() {
+    let d = enrolled_device();
+    let key = d.answer_key();
+    let t = Scripted::new(move |req| {
+        let sync: SyncRequest = serde_json::from_slice(&req.body).unwrap();
+        signed(
+            &key,
+            req,
+            &SyncResponse {
+                server_time: at(200),
+                acked: sync.events.iter().map(|e| e.key).collect(),
+                envelopes: vec![],
+                revocations: vec![],
+                prekeys_available: 2,
+                prekeys_wanted: 0,
+                prekey_floor: Some(4),
+            },
+        )
+    });
+    // An envelope sealed to prekey 2 and then withdrawn by dispatch: the device never saw it.
+    let withdrawn =
+        jobseal::seal_job_sheet(&d.dispatch, &d.bundle, Some(2), sheet_value(Uuid::new_v4(), 1).to_string().as_bytes())
+            .unwrap();
+    d.tv.vault.sync(&t).unwrap();
+    let ids: Vec<u32> = d.tv.vault.device_bundle().unwrap().prekeys.iter().map(|p| p.id).collect();
+    assert_eq!(ids, [4, 5]);
+    assert!(matches!(d.tv.vault.receive(&withdrawn), Err(Error::PrekeyUnavailable(2))));
 }

@@ -449,6 +449,27 @@ fn advance_chain(tx: &Transaction<'_>, device: Uuid, audit_key: &AuditKey) -> Re
 }
 
 /// The pull half of a sync answer.
+/// How long dispatch keeps an unused prekey before retiring it: 30 days.
+pub const MAX_PREKEY_AGE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+/// The lowest prekey id the device may still need: the lowest one dispatch holds unused, or one
+/// a pending envelope is sealed to, whichever is lower; past every id dispatch knows when there is
+/// neither. Dispatch always seals to its lowest unused prekey, so everything below is spent.
+fn prekey_floor(tx: &Transaction<'_>, device: Uuid) -> Result<Option<u32>, ApiError> {
+    let floor: Option<i64> = tx.query_row(
+        "SELECT min(x) FROM (
+             SELECT min(prekey_id) AS x FROM prekeys WHERE device_id = ?1 AND used_ms IS NULL
+             UNION ALL
+             SELECT min(CAST(substr(sealed_to, 8) AS INTEGER)) FROM deliveries
+                 WHERE device_id = ?1 AND status = 'pending' AND sealed_to LIKE 'prekey:%'
+             UNION ALL
+             SELECT max(prekey_id) + 1 FROM prekeys WHERE device_id = ?1)",
+        [device.to_string()],
+        |r| r.get(0),
+    )?;
+    Ok(floor.and_then(|f| u32::try_from(f).ok()))
+}
+
 fn pull(tx: &Transaction<'_>, device: Uuid, acked: Vec<Uuid>, now: i64) -> Result<SyncResponse, ApiError> {
     let dev = device.to_string();
     let mut envelopes = Vec::new();
@@ -486,6 +507,12 @@ fn pull(tx: &Transaction<'_>, device: Uuid, acked: Vec<Uuid>, now: i64) -> Resul
             });
         }
     }
+    // Prekeys unused for too long are retired (never sealed to), so that the device can let
+    // them go: a private key kept for months is one more thing a copy of the phone could open.
+    tx.execute(
+        "UPDATE prekeys SET used_ms = ?1 WHERE device_id = ?2 AND used_ms IS NULL AND added_ms < ?3",
+        params![now, dev, now.saturating_sub(MAX_PREKEY_AGE_MS)],
+    )?;
     let available = prekeys_available(tx, device)?;
     Ok(SyncResponse {
         server_time: time(now),
@@ -494,5 +521,6 @@ fn pull(tx: &Transaction<'_>, device: Uuid, acked: Vec<Uuid>, now: i64) -> Resul
         revocations,
         prekeys_available: available,
         prekeys_wanted: prekeys_wanted(available),
+        prekey_floor: prekey_floor(tx, device)?,
     })
 }

@@ -1008,3 +1008,26 @@ fn a_client_of_sync_protocol_1_is_told_to_update_and_changes_nothing() {
     }
     assert_eq!((d.op.job(job), d.op.device(dev.id)), before);
 }
+
+/// The prekey floor in every sync answer: below it, every prekey is spent and no envelope still
+/// offered uses one, so the device may delete those it holds. A job cancelled before the device
+/// fetched it moves the floor past the prekey its envelope was sealed to.
+#[test]
+fn the_prekey_floor_passes_prekeys_of_withdrawn_envelopes_but_never_a_pending_one() {
+    let d = Dispatch::start();
+    let dev = hand_device(&d, 3);
+    assert_eq!(d.sync(&dev.token, dev.id, &[]).prekey_floor, Some(1));
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    d.op.create_job(dev.id, &sheet(a, 1));
+    d.op.create_job(dev.id, &sheet(b, 1));
+    // Prekeys 1 and 2 are used, but their envelopes are still offered: the floor stays at 1.
+    let pull = d.sync(&dev.token, dev.id, &[]);
+    assert_eq!(pull.envelopes.len(), 2);
+    assert_eq!(pull.prekey_floor, Some(1));
+    // Job a (prekey 1) is cancelled before the device fetched it: its envelope is withdrawn.
+    let _: JobView = ok(d.op.cancel(a));
+    assert_eq!(d.sync(&dev.token, dev.id, &[]).prekey_floor, Some(2));
+    // Job b's envelope is reported received: everything up to the unused prekey 3 is spent.
+    let received = event(Some(b), 1, EventBody::Received { version: 1, via: RecipientKeyId::Prekey(2) });
+    assert_eq!(d.sync(&dev.token, dev.id, &[received]).prekey_floor, Some(3));
+}

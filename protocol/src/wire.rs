@@ -168,6 +168,12 @@ pub struct SyncResponse {
     pub prekeys_available: u32,
     /// How many more prekeys dispatch would like (0 when it has enough).
     pub prekeys_wanted: u32,
+    /// Every prekey id below this one is spent at dispatch: sealed to (and delivered, refused or
+    /// withdrawn) or retired for age, and no envelope still waiting for the device uses one. The
+    /// device deletes the private halves it still holds below it, so that an envelope withdrawn
+    /// before it arrived can never be opened. `None` before dispatch holds any prekey.
+    #[serde(default)]
+    pub prekey_floor: Option<u32>,
 }
 
 /// One sealed sheet.

@@ -99,7 +99,18 @@ pub(crate) fn prekeys(conn: &Connection) -> Result<Vec<(u32, PublicKey)>> {
     Ok(out)
 }
 
-/// How many unused prekeys are held.
+/// The ids of the unused prekeys below `floor`.
+pub(crate) fn prekey_ids_below(conn: &Connection, floor: u32) -> Result<Vec<u32>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM prekeys WHERE id < ?1 ORDER BY id")?;
+    let rows = stmt.query_map([i64::from(floor)], |r| r.get::<_, i64>(0))?;
+    let mut ids = Vec::new();
+    for id in rows {
+        ids.push(u32::try_from(id?).map_err(|_| Error::integrity("stored prekey id out of range"))?);
+    }
+    Ok(ids)
+}
+
+/// How many unused prekeys the device holds.
 pub(crate) fn prekey_count(conn: &Connection) -> Result<u32> {
     Ok(conn.prepare_cached("SELECT count(*) FROM prekeys")?.query_row([], |r| r.get(0))?)
 }

@@ -75,6 +75,24 @@ impl Inner {
         Ok(device::get(&self.conn)?.map(|d| d.device_id))
     }
 
+    /// Deletes every prekey below `floor` (see `wire::SyncResponse::prekey_floor`): dispatch has
+    /// spent them, and no envelope waiting for the device is sealed to one. Returns how many.
+    pub(super) fn burn_prekeys_below(&mut self, floor: u32) -> Result<u32> {
+        let ids = device::prekey_ids_below(&self.conn, floor)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let stamp = self.begin_stamp()?;
+        let Inner { conn, keyring, .. } = self;
+        let tx = store::write(conn, &stamp)?;
+        for &id in &ids {
+            keyring.delete(&tx, SecretId::Prekey(id))?;
+            device::delete_prekey(&tx, id)?;
+        }
+        tx.commit()?;
+        Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
+    }
+
     /// The device id and shred-receipt key, when the device is enrolled. Reads the identity key
     /// under the current epoch, so a shred calls it before its rotation.
     pub(super) fn receipt_signer(&self) -> Result<Option<(Uuid, ReceiptKey)>> {
@@ -123,6 +141,28 @@ impl Vault {
     pub fn dispatch_key(&self) -> Result<PublicKey> {
         let inner = self.lock();
         Ok(device::get(&inner.conn)?.ok_or(NOT_ENROLLED)?.dispatch_key)
+    }
+
+    /// Mints prekeys for a top-up dispatch asked for: `wanted` of them, or fewer so that the
+    /// device never holds more than [`MAX_PREKEYS_HELD`], and returns only the new ones (at most
+    /// [`crate::MAX_PREKEYS_PER_CALL`]): dispatch already has the others, and a top-up must never
+    /// fail on the per-call limit however many the device holds.
+    pub(crate) fn mint_prekeys_for_top_up(&self, wanted: u32) -> Result<Vec<Prekey>> {
+        let mut inner = self.lock();
+        let stamp = inner.begin()?;
+        let Inner { conn, keyring, .. } = &mut *inner;
+        let tx = store::write(conn, &stamp)?;
+        let dev = device::get(&tx)?.ok_or(NOT_ENROLLED)?;
+        let room = MAX_PREKEYS_HELD.saturating_sub(device::prekey_count(&tx)?);
+        let count = wanted.min(room).min(crate::MAX_PREKEYS_PER_CALL);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let first = dev.next_prekey_id;
+        mint_prekeys(keyring, &tx, first, count, stamp.ms)?;
+        let fresh = bundle(&tx)?.prekeys.into_iter().filter(|p| p.id >= first).collect();
+        tx.commit()?;
+        Ok(fresh)
     }
 
     /// Mints `count` more prekeys when dispatch runs low, and returns the bundle of all unused ones.

@@ -7,7 +7,7 @@
 //! device, and dispatch applies each idempotency key once.
 
 use super::{Inner, Vault};
-use crate::bundle::{DeviceBundle, MAX_PREKEYS_PER_CALL};
+use crate::bundle::DeviceBundle;
 use crate::envelope::PublicKey;
 use crate::keyring::SecretId;
 use crate::store::{self, device, meta};
@@ -165,6 +165,10 @@ impl Vault {
                 report.revoked.push(outcome);
             }
         }
+        // After the envelopes: none of those dispatch still offers is sealed below the floor.
+        if let Some(floor) = answer.prekey_floor {
+            self.lock().burn_prekeys_below(floor)?;
+        }
         Ok(answer)
     }
 
@@ -218,11 +222,14 @@ impl Vault {
     }
 
     fn upload_prekeys(&self, transport: &dyn Transport, wanted: u32) -> Result<u32> {
-        let count = wanted.min(MAX_PREKEYS_PER_CALL);
-        let bundle = self.add_prekeys(count)?;
+        // Only the newly minted prekeys go up: dispatch has the others.
+        let prekeys = self.mint_prekeys_for_top_up(wanted)?;
+        if prekeys.is_empty() {
+            return Ok(0);
+        }
         let token = self.lock().device_token()?.ok_or(NOT_ENROLLED)?;
         let pending = PendingCall::new(AnsweredCall::Prekeys, 0)?;
-        let body = wire::PrekeysRequest { prekeys: bundle.prekeys, nonce: pending.nonce().to_vec() };
+        let body = wire::PrekeysRequest { prekeys, nonce: pending.nonce().to_vec() };
         let req = json_request("POST", "/prekeys", Some(&token), &body)?;
         let answer: wire::PrekeysResponse =
             self.open_answer(&pending, AnsweredCall::Prekeys, &send(transport, req)?)?;
