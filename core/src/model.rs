@@ -48,7 +48,7 @@ pub struct JobInfo {
     pub shredded_at: Option<DateTime<Utc>>,
     /// Which device key the sealed sheet came to: a one-time prekey, or the identity key when
     /// dispatch had no prekey left (no forward secrecy for that sheet). `None` for a sheet
-    /// stored in plaintext through [`Vault::ingest`].
+    /// stored in plaintext through [`crate::Vault::ingest`].
     pub delivered_via: Option<RecipientKeyId>,
 }
 

@@ -5,7 +5,7 @@
 //! refused, with the refusal's code. Each event's hash
 //! covers its content and the previous event's hash, and the head of the chain is kept apart in
 //! `meta`, so editing, removing or reordering any event, or cutting the tail, is found by
-//! [`verify`]. Events name fields and states, never values: the log is meant to leave the phone
+//! [`verify_records`] (and the device's own check). Events name fields and states, never values: the log is meant to leave the phone
 //! (it is synced to dispatch) and to outlive the job.
 //!
 //! This module is the chain's pure logic (what an event is, how it is hashed, how a run of events

@@ -35,7 +35,7 @@ pub struct DispatchKeyResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
-    /// The bundle from [`crate::Vault::enrol`].
+    /// The bundle from `jobseal::Vault::enrol` (the core).
     pub bundle: DeviceBundle,
 }
 

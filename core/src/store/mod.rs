@@ -8,7 +8,7 @@
 //!
 //! This folder is the only place in the core with SQL: one module per table family, each called
 //! only by the layer that owns those tables (the keyring for `secrets`, the journal for `audit`
-//! and `outbox`). Every write goes through [`WriteTx`], whose commit also persists the trusted-time
+//! and `outbox`). Every write goes through `WriteTx`, whose commit also persists the trusted-time
 //! state, so no write can forget it (G2).
 
 pub(crate) mod audit;
