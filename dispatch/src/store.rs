@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// Schema version written to `PRAGMA user_version`.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = r#"
 -- Dispatch's own X25519 key pair, made on first start. A production deployment keeps the secret
@@ -173,6 +173,32 @@ CREATE TABLE receipts (
 CREATE INDEX receipts_by_job ON receipts (job_id, device_id);
 "#;
 
+// Version 2: authenticated enrolment (issue 12).
+const SCHEMA_V2: &str = r#"
+-- One-time enrolment codes an operator issued. Only the key derived from the code (HKDF, the key
+-- its proofs are made with) is kept, never the code. code_id is the code's first group, sent in
+-- clear by the device. device_id: the only device the code may enrol (NULL: any new device).
+CREATE TABLE enrolment_codes (
+    code_id     TEXT PRIMARY KEY,
+    proof_key   BLOB NOT NULL,
+    device_id   TEXT,
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL,
+    used_ms     INTEGER,
+    used_by     TEXT,
+    revoked_ms  INTEGER
+) WITHOUT ROWID;
+
+-- Every enrolment request nonce dispatch accepted, per device: a request seen before is a replay
+-- and is refused. Only a request with a valid proof adds one, so nobody else can grow it.
+CREATE TABLE enrolment_nonces (
+    device_id    TEXT NOT NULL REFERENCES devices (device_id),
+    nonce        BLOB NOT NULL,
+    accepted_ms  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, nonce)
+) WITHOUT ROWID;
+"#;
+
 /// Brings a database from schema `version` to [`VERSION`]. Each arm is one step; a future
 /// version adds an arm, so that every older database upgrades along the same path as a new one.
 fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError> {
@@ -180,6 +206,7 @@ fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError>
     while v < VERSION {
         match v {
             0 => tx.execute_batch(SCHEMA_V1)?,
+            1 => tx.execute_batch(SCHEMA_V2)?,
             other => return Err(DispatchError::Integrity(format!("no upgrade from schema version {other}"))),
         }
         v += 1;

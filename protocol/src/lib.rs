@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod bundle;
 pub mod crypto;
+pub mod enrolment;
 pub mod envelope;
 mod error;
 pub mod hex;
