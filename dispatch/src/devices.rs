@@ -149,7 +149,9 @@ impl Service {
                 None => {
                     consume_code(tx, &req, now)?;
                     if !proven(&bundle.identity_key)? {
-                        return Err(ApiError::unauthorized("the identity proof does not verify"));
+                        return Err(ApiError::unauthorized(
+                            "the identity proof does not verify (does the device pin another dispatch key?)",
+                        ));
                     }
                     tx.execute(
                         "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",

@@ -800,45 +800,99 @@ fn bad_requests_get_a_typed_error_and_change_nothing() {
     assert_eq!(pull.prekeys_available, 9);
 }
 
-#[test]
-fn the_binary_serves_with_a_generated_operator_token() {
+/// Starts the binary with `args`; returns the child, its base URL and everything it printed to
+/// stderr before it listened.
+fn spawn_dispatch(args: &[&std::ffi::OsStr], env_token: Option<&str>) -> (std::process::Child, String, String) {
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch"))
-        .args(["serve", "--db"])
-        .arg(dir.path().join("d.db"))
-        .args(["--addr", "127.0.0.1:0"])
-        .env_remove("JOBSEAL_OPERATOR_TOKEN")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch"));
+    cmd.args(args).args(["--addr", "127.0.0.1:0"]).env_remove("JOBSEAL_OPERATOR_TOKEN");
+    if let Some(t) = env_token {
+        cmd.env("JOBSEAL_OPERATOR_TOKEN", t);
+    }
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut token = None;
-    let mut base = None;
-    while base.is_none() {
+    let mut printed = String::new();
+    loop {
         let line = lines.next().expect("the server exited early").unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
         if let Some(url) = line.strip_prefix("jobseal-dispatch: listening on ") {
-            base = Some(url.to_owned());
-        } else if line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()) {
-            token = Some(line);
+            // Keep reading: a closed pipe would make the server's next line its last.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (child, url.to_owned(), printed);
         }
     }
-    let (token, base) = (token.expect("a generated token is printed once"), base.unwrap());
+}
+
+/// The status of an operator call to the server at `base` with `token`.
+fn operator_status(base: &str, token: &str) -> u16 {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let status = |token: &str| {
-        agent
-            .get(format!("{base}/v1/operator/devices/{}", Uuid::new_v4()))
-            .header("Authorization", format!("Bearer {token}"))
-            .call()
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    agent
+        .get(format!("{base}/v1/operator/devices/{}", Uuid::new_v4()))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The operator token never goes on the command line or to a log (issue 12): a generated one is
+/// written to an owner-only file next to the database and only its path is printed; a token
+/// file others can read is refused; `--operator-token` no longer exists.
+#[cfg(unix)]
+#[test]
+fn the_binary_keeps_the_operator_token_off_the_command_line_and_out_of_its_output() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let (mut child, base, printed) = spawn_dispatch(&["serve".as_ref(), "--db".as_ref(), db.as_os_str()], None);
+    let file = dir.path().join("d.db.operator-token");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64);
+    assert!(!printed.contains(&token), "the generated token was printed");
+    assert!(printed.contains("d.db.operator-token"), "{printed}");
     // The generated token is the operator's: an unknown device is 404, not 401.
-    assert_eq!(status(&token), 404);
-    assert_eq!(status("wrong"), 401);
+    assert_eq!(operator_status(&base, &token), 404);
+    assert_eq!(operator_status(&base, "wrong"), 401);
     child.kill().unwrap();
     child.wait().unwrap();
+    // Started again, the server keeps the same token.
+    let (mut child, base, _) = spawn_dispatch(&["serve".as_ref(), "--db".as_ref(), db.as_os_str()], None);
+    assert_eq!(operator_status(&base, &token), 404);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // --operator-token-file: used when owner-only, refused otherwise.
+    let own = dir.path().join("token");
+    std::fs::write(&own, "operator-token-from-a-file-for-tests-only\n").unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let args = ["serve".as_ref(), "--db".as_ref(), db.as_os_str(), "--operator-token-file".as_ref(), own.as_os_str()];
+    let (mut child, base, printed) = spawn_dispatch(&args, None);
+    assert!(!printed.contains("from-a-file"), "{printed}");
+    assert_eq!(operator_status(&base, "operator-token-from-a-file-for-tests-only"), 404);
+    assert_eq!(operator_status(&base, &token), 401);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch")).args(args).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600") && !err.contains("from-a-file"), "{err}");
+    // The environment variable still works.
+    let (mut child, base, _) =
+        spawn_dispatch(&["serve".as_ref(), "--db".as_ref(), db.as_os_str()], Some("operator-token-from-the-env-0123"));
+    assert_eq!(operator_status(&base, "operator-token-from-the-env-0123"), 404);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The old flag is gone.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch"))
+        .args(["serve", "--db"])
+        .arg(&db)
+        .args(["--operator-token", "secret-on-the-command-line"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// An operator endpoint answers a caller without the operator token before reading a byte of its
