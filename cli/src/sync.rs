@@ -94,7 +94,9 @@ fn dispatch_url(ctx: &Context, given: Option<&str>) -> Result<String, CliError> 
     let dir = ctx.open(false)?.dir().to_path_buf();
     let file = dir.join(DISPATCH_URL_FILE);
     let text = std::fs::read_to_string(&file).map_err(|_| {
-        CliError::Usage("no dispatch URL saved for this device; pass --dispatch URL (or enrol with `device enrol`)".into())
+        CliError::Usage(
+            "no dispatch URL saved for this device; pass --dispatch URL (or enrol with `device enrol`)".into(),
+        )
     })?;
     check_url(&text)
 }

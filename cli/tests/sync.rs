@@ -22,7 +22,14 @@ fn token_file(env: &Env) -> PathBuf {
 fn issue_code(env: &Env, dispatch: &TestDispatch) -> String {
     let file = token_file(env);
     let run = bare(
-        &["dispatch", "enrolment-code", "--dispatch", &dispatch.base_url(), "--operator-token-file", file.to_str().unwrap()],
+        &[
+            "dispatch",
+            "enrolment-code",
+            "--dispatch",
+            &dispatch.base_url(),
+            "--operator-token-file",
+            file.to_str().unwrap(),
+        ],
         None,
     )
     .expect(0, "enrolment-code");

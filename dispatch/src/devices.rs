@@ -8,6 +8,7 @@
 //! at most one envelope, ever (docs/protocol.md section 7.1); a prekey id dispatch has seen is
 //! never accepted again, used or not, so a device cannot be made to reuse one.
 
+use crate::enrolment::consume_code;
 use crate::error::ApiError;
 use crate::operator::{ChainStatus, DeviceJobView, DeviceView, RevocationStatus};
 use crate::service::{
@@ -16,7 +17,6 @@ use crate::service::{
 };
 use crate::store::{found, time};
 use axum::http::HeaderMap;
-use crate::enrolment::consume_code;
 use jobseal_protocol::bundle::BUNDLE_FORMAT;
 use jobseal_protocol::enrolment::{seal_answer_token, verify_identity_proof, ENROL_REQUEST_FORMAT, NONCE_LEN};
 use jobseal_protocol::wire::{EnrolRequest, EnrolResponse, PrekeysRequest, PrekeysResponse};
@@ -100,25 +100,21 @@ impl Service {
             return Err(ApiError::bad_request(format!("nonce must be {NONCE_LEN} bytes")));
         }
         let proven = |identity: &jobseal_protocol::crypto::PublicKey| {
-            verify_identity_proof(self.secret(), identity, &req).map_err(|_| ApiError::bad_request("bundle.identity_key cannot be used"))
+            verify_identity_proof(self.secret(), identity, &req)
+                .map_err(|_| ApiError::bad_request("bundle.identity_key cannot be used"))
         };
         let token = new_device_token()?;
         let now = now();
         // Sealed before the transaction: a failure here leaves nothing to roll back. Bound to
         // the request's nonce and the answer's time, so the device refuses any other answer.
-        let sealed_device_token = seal_answer_token(
-            self.secret(),
-            &bundle.identity_key,
-            bundle.device_id,
-            &req.nonce,
-            now,
-            &token,
-        )
-        .map_err(|e| match e {
-            // The server's own failure, not the bundle's: a 500, so the device retries.
-            jobseal_protocol::Error::Randomness => ApiError::internal(&e),
-            _ => ApiError::bad_request("bundle.identity_key cannot be used"),
-        })?;
+        let sealed_device_token =
+            seal_answer_token(self.secret(), &bundle.identity_key, bundle.device_id, &req.nonce, now, &token).map_err(
+                |e| match e {
+                    // The server's own failure, not the bundle's: a 500, so the device retries.
+                    jobseal_protocol::Error::Randomness => ApiError::internal(&e),
+                    _ => ApiError::bad_request("bundle.identity_key cannot be used"),
+                },
+            )?;
         self.store.write(|tx| {
             let id = bundle.device_id.to_string();
             match device_by_id(tx, bundle.device_id)? {

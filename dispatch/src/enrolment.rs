@@ -30,9 +30,7 @@ impl Service {
         let req: IssueCodeRequest = if body.is_empty() { IssueCodeRequest::default() } else { parse_json(body)? };
         let secs = req.valid_for_seconds.unwrap_or(DEFAULT_CODE_VALIDITY_SECS);
         if secs == 0 || secs > MAX_CODE_VALIDITY_SECS {
-            return Err(ApiError::bad_request(format!(
-                "valid_for_seconds must be 1 to {MAX_CODE_VALIDITY_SECS}"
-            )));
+            return Err(ApiError::bad_request(format!("valid_for_seconds must be 1 to {MAX_CODE_VALIDITY_SECS}")));
         }
         if req.device_id.is_some_and(|d| d.is_nil()) {
             return Err(ApiError::bad_request("device_id must not be the nil UUID"));
@@ -67,9 +65,8 @@ impl Service {
     pub(crate) fn list_codes(&self) -> Result<EnrolmentCodesView, ApiError> {
         let now = now();
         self.store.read(|tx| {
-            let mut stmt = tx.prepare_cached(
-                "SELECT code_id FROM enrolment_codes ORDER BY created_ms DESC, code_id",
-            )?;
+            let mut stmt =
+                tx.prepare_cached("SELECT code_id FROM enrolment_codes ORDER BY created_ms DESC, code_id")?;
             let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             let mut codes = Vec::with_capacity(ids.len());
             for id in ids {

@@ -34,13 +34,14 @@ mod server;
 mod service;
 mod store;
 
-pub use enrolment::{DEFAULT_CODE_VALIDITY_SECS, MAX_CODE_VALIDITY_SECS};
 pub use devices::{MAX_PREKEYS_HELD, MAX_PREKEYS_PER_CALL, PREKEY_LOW_WATER, PREKEY_TARGET};
+pub use enrolment::{DEFAULT_CODE_VALIDITY_SECS, MAX_CODE_VALIDITY_SECS};
 pub use error::DispatchError;
 pub use operator::{
-    AuditEntryView, ChainMark, ChainStatus, CodeStatus, CreateJobRequest, CreateJobResponse, DeliveryStatus, DeliveryView,
-    DeviceJobView, DeviceView, EnrolmentCodeView, EnrolmentCodesView, IssueCodeRequest, IssuedCode, JobStatus, JobView, ReassignRequest, ReceiptView, ReportView, RevocationStatus,
-    RevocationView, StateChangeView, WipeResponse,
+    AuditEntryView, ChainMark, ChainStatus, CodeStatus, CreateJobRequest, CreateJobResponse, DeliveryStatus,
+    DeliveryView, DeviceJobView, DeviceView, EnrolmentCodeView, EnrolmentCodesView, IssueCodeRequest, IssuedCode,
+    JobStatus, JobView, ReassignRequest, ReceiptView, ReportView, RevocationStatus, RevocationView, StateChangeView,
+    WipeResponse,
 };
 pub use server::{RunningServer, ServerConfig};
 

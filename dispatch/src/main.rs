@@ -87,7 +87,8 @@ fn operator_token(db: &Path, file: Option<&Path>) -> Result<String, String> {
         return read_token_file(&path);
     }
     let token = generate_operator_token().map_err(|e| format!("cannot generate an operator token: {e}"))?;
-    write_owner_only(&path, &token).map_err(|e| format!("cannot write the operator token to {}: {e}", path.display()))?;
+    write_owner_only(&path, &token)
+        .map_err(|e| format!("cannot write the operator token to {}: {e}", path.display()))?;
     eprintln!("jobseal-dispatch: no operator token configured; generated one into {} (owner-only)", path.display());
     Ok(token)
 }

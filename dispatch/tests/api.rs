@@ -7,10 +7,14 @@ use jobseal::enrolment::{build_request, open_answer_token, EnrolmentCode};
 use jobseal::envelope::{generate_keypair, SecretKey};
 use jobseal::receipt::{ReceiptKey, ShredReceipt};
 use jobseal::sync::wire::{
-    AuditRecord, EnrolRequest, EnrolResponse, EventBody, OutboxEvent, PrekeysResponse, RevocationReason, SyncResponse, MAX_BODY_BYTES,
+    AuditRecord, EnrolRequest, EnrolResponse, EventBody, OutboxEvent, PrekeysResponse, RevocationReason, SyncResponse,
+    MAX_BODY_BYTES,
 };
 use jobseal::{DeviceBundle, JobState, Prekey, PublicKey, RecipientKeyId, ShredOutcome, Vault, BUNDLE_FORMAT};
-use jobseal_dispatch::{ChainMark, CodeStatus, DeliveryStatus, EnrolmentCodeView, IssuedCode, JobStatus, JobView, RevocationStatus, WipeResponse};
+use jobseal_dispatch::{
+    ChainMark, CodeStatus, DeliveryStatus, EnrolmentCodeView, IssuedCode, JobStatus, JobView, RevocationStatus,
+    WipeResponse,
+};
 use jobseal_testkit::device::{vault_at, TestVault};
 use jobseal_testkit::server::{TestDispatch, OPERATOR_TOKEN as OPERATOR};
 use jobseal_testkit::sheet::{t0, Sheet};
@@ -802,6 +806,7 @@ fn bad_requests_get_a_typed_error_and_change_nothing() {
 
 /// Starts the binary with `args`; returns the child, its base URL and everything it printed to
 /// stderr before it listened.
+#[expect(clippy::zombie_processes, reason = "the child is returned: every caller kills and waits for it")]
 fn spawn_dispatch(args: &[&std::ffi::OsStr], env_token: Option<&str>) -> (std::process::Child, String, String) {
     use std::io::{BufRead, BufReader};
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch"));
@@ -1040,7 +1045,8 @@ fn a_wrong_expired_reused_or_revoked_code_is_refused_and_changes_nothing() {
     let d = Dispatch::start();
     let (identity, bundle) = hand_bundle(3);
     let id = bundle.device_id;
-    let enrol_with = |code: &EnrolmentCode| d.enrol_raw(&build_request(bundle.clone(), &identity, &d.key(), Some(code)).unwrap());
+    let enrol_with =
+        |code: &EnrolmentCode| d.enrol_raw(&build_request(bundle.clone(), &identity, &d.key(), Some(code)).unwrap());
 
     // Wrong: a code never issued, and an issued code's id with another secret part (a typo).
     assert_error(enrol_with(&EnrolmentCode::generate().unwrap()), 401, "unauthorized");
@@ -1113,7 +1119,11 @@ fn claiming_an_unused_device_id_without_a_code_is_refused() {
     let elsewhere: IssuedCode = ok(d.op.post_code(Some(Uuid::new_v4()), None));
     let elsewhere = EnrolmentCode::parse(&elsewhere.code).unwrap();
     assert_error(d.enrol_raw(&attacker_request(&d, claim.clone(), Some(&elsewhere))), 403, "forbidden");
-    assert_error(d.enrol_raw(&attacker_request(&d, claim, Some(&EnrolmentCode::generate().unwrap()))), 401, "unauthorized");
+    assert_error(
+        d.enrol_raw(&attacker_request(&d, claim, Some(&EnrolmentCode::generate().unwrap()))),
+        401,
+        "unauthorized",
+    );
     let id = bundle.device_id;
     assert_error(d.http.get(&format!("/v1/operator/devices/{id}"), Some(OPERATOR)), 404, "not_found");
     // The real device then enrols with its code.

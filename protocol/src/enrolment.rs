@@ -229,7 +229,8 @@ pub fn seal_answer_token(
     server_time_ms: i64,
     token: &str,
 ) -> Result<Vec<u8>> {
-    answer_key(dispatch, identity, device_id)?.seal(token.as_bytes(), answer_aad(device_id, nonce, server_time_ms).bytes())
+    answer_key(dispatch, identity, device_id)?
+        .seal(token.as_bytes(), answer_aad(device_id, nonce, server_time_ms).bytes())
 }
 
 /// The device's side: opens the token of an answer to its request with `nonce`. Fails
@@ -242,8 +243,8 @@ pub fn open_answer_token(
     server_time_ms: i64,
     sealed: &[u8],
 ) -> Result<Zeroizing<String>> {
-    let plain =
-        answer_key(identity, dispatch, device_id)?.open(sealed, answer_aad(device_id, nonce, server_time_ms).bytes())?;
+    let plain = answer_key(identity, dispatch, device_id)?
+        .open(sealed, answer_aad(device_id, nonce, server_time_ms).bytes())?;
     String::from_utf8(plain.to_vec()).map(Zeroizing::new).map_err(|_| Error::Tampered("device token is not UTF-8"))
 }
 
@@ -271,7 +272,10 @@ mod tests {
         assert_eq!(EnrolmentCode::parse(&shown.to_lowercase()).unwrap(), code);
         assert_eq!(EnrolmentCode::parse(&shown.replace('-', " ")).unwrap(), code);
         assert!(EnrolmentCode::is_code_id(code.id()));
-        assert_eq!(EnrolmentCode::parse("0000o-11111-iiiii-LLLLL").unwrap().display().as_str(), "00000-11111-11111-11111");
+        assert_eq!(
+            EnrolmentCode::parse("0000o-11111-iiiii-LLLLL").unwrap().display().as_str(),
+            "00000-11111-11111-11111"
+        );
         for bad in ["", "ABCDE-ABCDE-ABCDE", "ABCDE-ABCDE-ABCDE-ABCDU", "ABCDE-ABCDE-ABCDE-ABCDEF", "SECRET*VALUE"] {
             let e = EnrolmentCode::parse(bad).unwrap_err().to_string();
             assert!(!e.contains("SECRET") && !e.contains("ABCDE"), "{e}");

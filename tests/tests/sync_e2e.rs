@@ -130,7 +130,8 @@ fn cancel_and_reassign_while_offline_shred_at_the_next_sync_and_keep_the_report(
     let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
     let other = device(&tmp.path().join("other"));
     let other_net = Net::new(dispatch.base_url());
-    let other_bundle = other.enrol_with_dispatch(other_net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let other_bundle =
+        other.enrol_with_dispatch(other_net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
     let (worked, cancelled, reassigned) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     for j in [worked, cancelled, reassigned] {
         create_job(&op, bundle.device_id, j);
@@ -233,7 +234,8 @@ fn a_device_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
         let bundle_device = {
             let vault = device(&dir);
             let net = Net::new(base.clone());
-            let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+            let bundle =
+                vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
             create_job(&op, bundle.device_id, job);
             vault.sync(net.as_ref()).unwrap();
             vault.advance(job, JobState::EnRoute).unwrap();
