@@ -880,7 +880,23 @@ fn the_binary_keeps_the_operator_token_off_the_command_line_and_out_of_its_outpu
     child.kill().unwrap();
     child.wait().unwrap();
     std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch")).args(args).output().unwrap();
+    let mut refused = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch"))
+        .args(args)
+        .args(["--addr", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must exit at once; a server that starts serving instead fails the test (not hangs it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while refused.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            refused.kill().unwrap();
+            refused.wait().unwrap();
+            panic!("the server started with a token file others can read");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = refused.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chmod 600") && !err.contains("from-a-file"), "{err}");
