@@ -73,7 +73,8 @@ pub struct EnrolResponse {
     /// The device, as dispatch now knows it.
     pub device_id: Uuid,
     /// Bearer token for every later call, sealed to the device's identity key
-    /// ([`crate::pairing::seal_device_token`]); dispatch keeps only its hash. Hex.
+    /// ([`crate::enrolment::seal_answer_token`], bound to the request's nonce and `server_time`);
+    /// dispatch keeps only its hash. Hex.
     #[serde(with = "crate::hex::serde_bytes")]
     pub sealed_device_token: Vec<u8>,
     /// Dispatch's public key; must equal the one the device pinned.
