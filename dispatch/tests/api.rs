@@ -1076,6 +1076,9 @@ fn a_wrong_expired_reused_or_revoked_code_is_refused_and_changes_nothing() {
     let short: IssuedCode = ok(d.op.post_code(None, Some(1)));
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     assert_error(enrol_with(&EnrolmentCode::parse(&short.code).unwrap()), 403, "forbidden");
+    // Without the code, its state stays hidden: a wrong proof for the expired code is a 401.
+    let guess = format!("{}{}", &short.code[..5], &EnrolmentCode::generate().unwrap().display()[5..]);
+    assert_error(enrol_with(&EnrolmentCode::parse(&guess).unwrap()), 401, "unauthorized");
 
     // Revoked.
     let revoked = d.code();
