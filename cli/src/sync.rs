@@ -24,11 +24,16 @@ pub const OPERATOR_TOKEN_ENV: &str = "JOBSEAL_OPERATOR_TOKEN";
 /// Largest operator token file read.
 const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 
-/// Checks a dispatch base URL: plain `http://` or `https://` with a host. The core's transport
-/// speaks plain HTTP only (loopback, tests); apps bring their own TLS stack.
+/// Checks a dispatch base URL: `http://` with a host. The core's built-in transport speaks plain
+/// HTTP only (loopback, tests, a TLS terminator on the same host); apps bring their own TLS stack.
 fn check_url(url: &str) -> Result<String, CliError> {
     let url = url.trim().trim_end_matches('/');
-    let ok = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).is_some_and(|rest| !rest.is_empty());
+    if url.starts_with("https://") {
+        return Err(CliError::Input(
+            "the CLI speaks plain HTTP only: use an http:// URL (loopback or a local TLS terminator)".into(),
+        ));
+    }
+    let ok = url.strip_prefix("http://").is_some_and(|rest| !rest.is_empty());
     if !ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(CliError::Input("--dispatch must be a URL such as http://127.0.0.1:8787".into()));
     }

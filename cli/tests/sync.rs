@@ -89,6 +89,9 @@ fn enrolment_without_a_valid_code_is_refused_from_the_cli() {
     let typo = enrol(&env, &dispatch, Some("ABCDE-FGHJK"));
     assert_eq!(typo.code, 2, "{}", typo.stderr);
     assert!(!env.dir().join(jobseal::store::DB_FILE).exists(), "a vault was created for a mistyped code");
+    // An https:// URL the plain-HTTP transport cannot reach: refused up front too.
+    assert_eq!(env.run(&["device", "enrol", "--dispatch", "https://dispatch.example"]).code, 2);
+    assert!(!env.dir().join(jobseal::store::DB_FILE).exists());
     // No code: dispatch refuses (401).
     let none = enrol(&env, &dispatch, None);
     assert_eq!(none.code, 8, "{}", none.stderr);

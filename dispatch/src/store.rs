@@ -415,6 +415,31 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_database_is_upgraded_with_the_enrolment_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let tables: i64 = store
+            .read(|tx| {
+                tx.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name IN ('enrolment_codes', 'enrolment_nonces')",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        assert_eq!(tables, 2);
+        let version: i64 = store.read(|tx| tx.query_row("PRAGMA user_version", [], |r| r.get(0))).unwrap();
+        assert_eq!(version, VERSION);
+        store.close();
+    }
+
+    #[test]
     fn a_newer_schema_is_refused_and_a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.db");
