@@ -141,14 +141,21 @@ impl JobVault {
     /// Enrols this device with dispatch over `transport`: creates the device keys, pins
     /// `dispatch_key_hex` (or, when null/nil, the key dispatch announces: trust on first use),
     /// registers the bundle and keeps the device token, wrapped in the vault.
+    ///
+    /// `enrolment_code` is the one-time code the operator issued (4 groups of 5 characters; case,
+    /// spaces and dashes do not matter); dispatch needs it for the device's first enrolment. It
+    /// is never sent, only a proof made with it. After a lost answer, call again: null is enough
+    /// if dispatch did register the device. A mistyped code is `InvalidInput`, before anything
+    /// is created or sent.
     pub fn enrol_with_dispatch(
         &self,
         transport: Arc<dyn PlatformTransport>,
         dispatch_key_hex: Option<String>,
         prekeys: u32,
+        enrolment_code: Option<String>,
     ) -> Result<DeviceBundle> {
         let key = dispatch_key_hex.as_deref().map(dispatch_key).transpose()?;
-        self.0.enrol_with_dispatch(&TransportAdapter(transport), key, prekeys)?.try_into()
+        self.0.enrol_with_dispatch(&TransportAdapter(transport), key, prekeys, enrolment_code.as_deref())?.try_into()
     }
 
     /// Pushes the outbox (state changes, reports, audit events, shred receipts) and pulls new

@@ -58,7 +58,7 @@ impl Context {
 
     /// Opens the vault. Only `init` may create one: any other command on a directory without a
     /// vault is a mistyped path, and silently making a fresh vault there would hide it.
-    fn open(&self, create: bool) -> Result<Vault, CliError> {
+    pub(crate) fn open(&self, create: bool) -> Result<Vault, CliError> {
         let dir = self.data_dir()?;
         if !create && !dir.join(jobseal::store::DB_FILE).is_file() {
             return Err(CliError::Usage(format!("no vault in {}; run `jobseal init` first", output::path(dir))));
@@ -256,7 +256,7 @@ pub fn job_receive(ctx: &Context, out: &mut impl Write, file: &Path) -> Result<u
 }
 
 /// Parses an X25519 public key given as hex; weak, low-order and malformed keys are input errors.
-fn parse_public_key(s: &str, what: &str) -> Result<PublicKey, CliError> {
+pub(crate) fn parse_public_key(s: &str, what: &str) -> Result<PublicKey, CliError> {
     s.trim().parse::<PublicKey>().map_err(|e| CliError::Input(format!("{what} is not a usable X25519 public key: {e}")))
 }
 

@@ -196,13 +196,33 @@ pub fn run(out: &mut impl Write, args: &DemoArgs) -> Result<u8, CliError> {
     let keystore = FileKeyStore::open(device_dir.join(jobseal::KEYSTORE_DIR))?;
     let vault = Vault::open(&device_dir, Arc::new(keystore), clock.clone())?;
     let net = Switchable { inner: HttpTransport::new(&base), online: AtomicBool::new(true) };
-    let bundle = vault.enrol_with_dispatch(&net, Some(server.dispatch_key()), 10)?;
+    // The operator issues a one-time enrolment code; the technician types it on the device.
+    let issued = operator(&base, &token, "POST", "/v1/operator/enrolment-codes", Some(json!({})))?;
+    let code = issued["code"].as_str().ok_or_else(|| CliError::Demo("no enrolment code in the answer".into()))?;
+    let bundle = vault.enrol_with_dispatch(&net, Some(server.dispatch_key()), 10, Some(code))?;
     writeln!(
         out,
-        "Device {} enrolled: identity key pinned to dispatch, {} one-time prekeys published",
+        "Device {} enrolled with a one-time code from the operator: identity key pinned to dispatch, {} one-time prekeys published",
         bundle.device_id,
         bundle.prekeys.len()
     )?;
+    // Someone re-posting the device's public bundle (with a prekey of their own) without the
+    // device's identity key is refused; the device keeps its token.
+    let hijack_refused = {
+        let keypair = || jobseal::envelope::generate_keypair().map_err(jobseal::ProtocolError::from);
+        let (attacker, _) = keypair()?;
+        let mut planted = bundle.clone();
+        planted.prekeys.push(jobseal::Prekey { id: 9_999, public_key: keypair()?.1 });
+        let forged = jobseal::enrolment::build_request(planted, &attacker, &server.dispatch_key(), None)?;
+        let request = HttpRequest {
+            method: "POST".into(),
+            path: "/v1/enrol".into(),
+            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            body: serde_json::to_vec(&forged).map_err(|_| CliError::Demo("enrolment request".into()))?,
+        };
+        let status = HttpTransport::new(&base).send(request).map_err(|e| CliError::Demo(format!("{e}")))?.status;
+        status == 401
+    };
     writeln!(out, "Device data directory: {}\n", device_dir.display())?;
 
     let tag = &jobseal::hex::encode(&jobseal::crypto::random_bytes::<3>()?);
@@ -295,6 +315,11 @@ pub fn run(out: &mut impl Write, args: &DemoArgs) -> Result<u8, CliError> {
         "en route: name, phone, address and floor shown; door code and note withheld",
     )?;
     proofs.check(out, shown_on_site == 6 && shown_offline == 6, "on site: every field shown, online and offline")?;
+    proofs.check(
+        out,
+        hijack_refused,
+        "enrolment needed the operator's one-time code; re-posting the device's bundle was refused",
+    )?;
     for job in &jobs {
         let denied = matches!(vault.reveal(job.id), Err(jobseal::Error::AccessDenied(_)));
         proofs.check(out, denied, format!("{}: reveal after the close is refused", job.work_order))?;

@@ -10,6 +10,7 @@ mod demo;
 mod error;
 mod output;
 mod scan;
+mod sync;
 
 use clap::{ArgGroup, Parser, Subcommand};
 use commands::Context;
@@ -82,9 +83,19 @@ enum Command {
     /// Enrol this vault as a device with dispatch, and manage its public key bundle.
     #[command(subcommand)]
     Device(DeviceCommand),
-    /// Play dispatch: make a dispatch key pair and seal job sheets to a device. No vault.
+    /// Play dispatch: make a dispatch key pair and seal job sheets to a device (no vault), or, as
+    /// the operator of a dispatch server, get a one-time enrolment code.
     #[command(subcommand)]
     Dispatch(DispatchCommand),
+    /// Push the outbox to dispatch and pull new jobs, withdrawals and time (one sync through
+    /// the core's engine); `sync status` shows the outbox and sync health. Value-free output.
+    Sync {
+        #[command(subcommand)]
+        command: Option<SyncCommand>,
+        /// Dispatch base URL (default: the one `device enrol` saved in the data directory).
+        #[arg(long, value_name = "URL")]
+        dispatch: Option<String>,
+    },
     /// Shred every job whose hard expiry has passed.
     Sweep,
     /// List audit events, or verify the audit hash chain.
@@ -114,6 +125,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         needles_file: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Show whether the device is enrolled, what waits in the outbox, the last success and the
+    /// backoff after failures. Works offline.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +197,27 @@ enum DeviceCommand {
         #[arg(long, value_name = "N", default_value_t = 20)]
         prekeys: u32,
     },
+    /// Create the vault if needed and enrol it with a dispatch server over HTTP, with the
+    /// one-time enrolment code the operator issued (`jobseal dispatch enrolment-code`).
+    ///
+    /// Pins --dispatch-key if given, else the key the server announces (trust on first use).
+    /// Saves the URL for `jobseal sync`. After a lost answer, run it again: without --code if
+    /// dispatch did register the device. Exit 8 with dispatch's reason when it refuses (a wrong,
+    /// used or expired code: 401/403).
+    Enrol {
+        /// Dispatch base URL, e.g. http://127.0.0.1:8787.
+        #[arg(long, value_name = "URL")]
+        dispatch: String,
+        /// The one-time enrolment code (4 groups of 5 characters; case and dashes do not matter).
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
+        /// Dispatch's X25519 public key to pin, 64 hex characters.
+        #[arg(long, value_name = "HEX")]
+        dispatch_key: Option<String>,
+        /// How many one-time prekeys to make (1 to 500).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        prekeys: u32,
+    },
     /// Print the device's public bundle (JSON, format jobseal.bundle.v1) for dispatch: its id,
     /// identity key and unused prekeys. Holds no secret.
     Bundle {
@@ -204,6 +243,24 @@ enum DispatchCommand {
         /// Write the key pair to FILE (mode 0600) and print only the public key.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// As the operator: ask a dispatch server for a one-time enrolment code for a new device.
+    ///
+    /// Prints the code on stdout (its id and expiry on stderr). The operator token is read from
+    /// --operator-token-file (owner-only) or $JOBSEAL_OPERATOR_TOKEN, never from the command line.
+    EnrolmentCode {
+        /// Dispatch base URL, e.g. http://127.0.0.1:8787.
+        #[arg(long, value_name = "URL")]
+        dispatch: String,
+        /// Bind the code to this device id only.
+        #[arg(long, value_name = "ID")]
+        device: Option<String>,
+        /// How long the code stays usable (default 24 hours, at most 720).
+        #[arg(long, value_name = "HOURS")]
+        valid_for_hours: Option<u64>,
+        /// File holding the operator token (mode 0600).
+        #[arg(long, value_name = "PATH")]
+        operator_token_file: Option<PathBuf>,
     },
     /// Seal a plaintext job sheet to a device, as dispatch does, into a binary envelope.
     ///
@@ -282,11 +339,24 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<u8, CliError> {
         },
         Command::Device(device) => match device {
             DeviceCommand::Init { dispatch_key, prekeys } => commands::device_init(&ctx, out, dispatch_key, *prekeys),
+            DeviceCommand::Enrol { dispatch, code, dispatch_key, prekeys } => {
+                sync::device_enrol(&ctx, out, dispatch, code.as_deref(), dispatch_key.as_deref(), *prekeys)
+            }
             DeviceCommand::Bundle { out: file } => commands::device_bundle(&ctx, out, file.as_deref()),
             DeviceCommand::TopUp { count } => commands::device_top_up(&ctx, out, *count),
         },
         Command::Dispatch(dispatch) => match dispatch {
             DispatchCommand::Keygen { out: file } => commands::dispatch_keygen(&ctx, out, file.as_deref()),
+            DispatchCommand::EnrolmentCode { dispatch, device, valid_for_hours, operator_token_file } => {
+                sync::enrolment_code(
+                    &ctx,
+                    out,
+                    dispatch,
+                    device.as_deref(),
+                    *valid_for_hours,
+                    operator_token_file.as_ref(),
+                )
+            }
             DispatchCommand::Seal { key, key_file, bundle, sheet, prekey, identity, out: file } => {
                 commands::dispatch_seal(
                     &ctx,
@@ -311,6 +381,8 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<u8, CliError> {
                 )
             }
         },
+        Command::Sync { command: Some(SyncCommand::Status), .. } => sync::status(&ctx, out),
+        Command::Sync { command: None, dispatch } => sync::sync(&ctx, out, dispatch.as_deref()),
         Command::Sweep => commands::sweep(&ctx, out),
         Command::Audit { verify, job } => commands::audit(&ctx, out, *verify, job.as_deref()),
         Command::Scan { path, needles, hex, needles_file } => commands::scan(

@@ -12,7 +12,7 @@ fn the_demo_day_runs_and_every_proof_holds() {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("17 proofs, 0 failed."), "unexpected demo summary");
+    assert!(stdout.contains("18 proofs, 0 failed."), "unexpected demo summary");
     assert!(!stdout.contains("FAILED"));
     // The demo masks values: none of the fake customers' names may appear in its output.
     assert!(!stdout.contains("Test Customer"), "the demo printed a customer value");

@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod demo;
 mod sealed;
+mod sync;
 
 #[test]
 fn every_test_file_is_compiled() {

@@ -11,7 +11,7 @@
 // Layers, each using only those above it in this list (see docs/architecture.md):
 // the protocol crate (pure data and crypto, re-exported here) and the platform seams; storage (the only SQL); the keyring (every wrapped secret) and the journal
 // (audit chain and outbox); the public vault API.
-pub use jobseal_protocol::{answer, audit, bundle, crypto, envelope, hex, pairing, policy, receipt, sheet};
+pub use jobseal_protocol::{answer, audit, bundle, crypto, enrolment, envelope, hex, pairing, policy, receipt, sheet};
 
 pub mod clock;
 mod error;

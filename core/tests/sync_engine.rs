@@ -78,28 +78,90 @@ impl Device {
     }
 }
 
+/// A dispatch stand-in's answer to an enrolment request: the token sealed for `nonce` (the
+/// request's own, unless a test forges or replays one) and `server_time`.
+fn enrol_answer(
+    dispatch: &envelope::SecretKey,
+    enrol: &wire::EnrolRequest,
+    nonce: &[u8],
+    server_time: chrono::DateTime<chrono::Utc>,
+) -> wire::EnrolResponse {
+    let b = &enrol.bundle;
+    wire::EnrolResponse {
+        device_id: b.device_id,
+        sealed_device_token: jobseal::enrolment::seal_answer_token(
+            dispatch,
+            &b.identity_key,
+            b.device_id,
+            nonce,
+            server_time.timestamp_millis(),
+            "test-token-not-secret",
+        )
+        .unwrap(),
+        dispatch_key: dispatch.public_key(),
+        server_time,
+    }
+}
+
 fn enrolled_device() -> Device {
     let tv = vault_at(200);
     let (dispatch, dispatch_pub) = envelope::generate_keypair().unwrap();
     let dispatch_for_answer = envelope::SecretKey::from_bytes(&dispatch.to_bytes()).unwrap();
     let t = Scripted::new(move |req| {
         let enrol: wire::EnrolRequest = serde_json::from_slice(&req.body).unwrap();
-        let b = &enrol.bundle;
-        ok(&wire::EnrolResponse {
-            device_id: b.device_id,
-            sealed_device_token: jobseal::pairing::seal_device_token(
-                &dispatch_for_answer,
-                &b.identity_key,
-                b.device_id,
-                "test-token-not-secret",
-            )
-            .unwrap(),
-            dispatch_key: dispatch_pub,
-            server_time: at(200),
-        })
+        ok(&enrol_answer(&dispatch_for_answer, &enrol, &enrol.nonce, at(200)))
     });
-    let bundle = tv.vault.enrol_with_dispatch(&t, Some(dispatch_pub), 5).unwrap();
+    let bundle = tv.vault.enrol_with_dispatch(&t, Some(dispatch_pub), 5, None).unwrap();
     Device { tv, dispatch, bundle }
+}
+
+/// The device refuses an enrolment answer that is not the answer to its own request: one
+/// recorded earlier and replayed (another request's nonce), or one whose server time was
+/// changed (it would set the device's trusted time). It stores no token, and the real answer
+/// still works afterwards.
+#[test]
+fn a_replayed_or_altered_enrolment_answer_is_refused() {
+    let tv = vault_at(200);
+    let (dispatch, dispatch_pub) = envelope::generate_keypair().unwrap();
+    let recorded: std::sync::Arc<Mutex<Option<wire::EnrolResponse>>> = Default::default();
+    let mode = std::sync::Arc::new(Mutex::new("record"));
+    let (rec, m) = (recorded.clone(), mode.clone());
+    let t = Scripted::new(move |req| {
+        let enrol: wire::EnrolRequest = serde_json::from_slice(&req.body).unwrap();
+        let honest = enrol_answer(&dispatch, &enrol, &enrol.nonce, at(200));
+        match *m.lock().unwrap() {
+            // A first attempt whose answer the network lost; an attacker kept it.
+            "record" => {
+                *rec.lock().unwrap() = Some(honest);
+                None
+            }
+            "replay" => ok(rec.lock().unwrap().as_ref().unwrap()),
+            "retime" => ok(&wire::EnrolResponse { server_time: at(9_000), ..honest }),
+            _ => ok(&honest),
+        }
+    });
+    assert!(matches!(tv.vault.enrol_with_dispatch(&t, Some(dispatch_pub), 5, None), Err(Error::Network(_))));
+    for attack in ["replay", "retime"] {
+        *mode.lock().unwrap() = attack;
+        let got = tv.vault.enrol_with_dispatch(&t, Some(dispatch_pub), 5, None);
+        assert!(got.is_err(), "{attack}: the device took a replayed or altered answer");
+        assert!(matches!(tv.vault.sync_request(), Err(Error::Enrolment(_))), "{attack}: a token was stored");
+    }
+    *mode.lock().unwrap() = "honest";
+    tv.vault.enrol_with_dispatch(&t, Some(dispatch_pub), 5, None).unwrap();
+    assert!(tv.vault.sync_request().is_ok());
+}
+
+/// A mistyped enrolment code is refused before anything is created or sent.
+#[test]
+fn a_mistyped_enrolment_code_changes_nothing_and_sends_nothing() {
+    let tv = vault_at(200);
+    let (_, dispatch_pub) = envelope::generate_keypair().unwrap();
+    let t = Scripted::new(|_| None);
+    let got = tv.vault.enrol_with_dispatch(&t, Some(dispatch_pub), 5, Some("ABCDE-FGHJK-MNPQR"));
+    assert!(matches!(got, Err(Error::InvalidInput(_))), "{got:?}");
+    assert!(t.requests.lock().unwrap().is_empty());
+    assert!(tv.vault.device_bundle().is_err(), "device keys were created");
 }
 
 fn pushed(t: &Scripted) -> Vec<wire::OutboxEvent> {

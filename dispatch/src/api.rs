@@ -23,7 +23,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::operator::{CreateJobResponse, DeviceView, JobView, WipeResponse};
+use crate::operator::{
+    CreateJobResponse, DeviceView, EnrolmentCodeView, EnrolmentCodesView, IssuedCode, JobView, WipeResponse,
+};
 
 /// Past the limit, the rest of an oversized body is still read (and discarded) up to this many
 /// bytes, so that the client is not cut off mid-upload and does see the 413; beyond it the
@@ -46,6 +48,8 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/operator/jobs/{id}/reassign", post(reassign_job))
         .route("/v1/operator/devices/{id}", get(device_view))
         .route("/v1/operator/devices/{id}/wipe", post(wipe_device))
+        .route("/v1/operator/enrolment-codes", post(issue_code).get(list_codes))
+        .route("/v1/operator/enrolment-codes/{id}/revoke", post(revoke_code))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(service)
@@ -174,4 +178,26 @@ async fn wipe_device(
     read_body(&headers, body).await?;
     let id = parse_id(&id, "device")?;
     blocking(&service, move |s| s.wipe_device(id)).await
+}
+
+async fn issue_code(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<IssuedCode> {
+    service.check_operator(&headers)?;
+    let body = read_body(&headers, body).await?;
+    blocking(&service, move |s| s.issue_code(&body)).await
+}
+
+async fn list_codes(State(service): State<Shared>, headers: HeaderMap) -> ApiResult<EnrolmentCodesView> {
+    service.check_operator(&headers)?;
+    blocking(&service, move |s| s.list_codes()).await
+}
+
+async fn revoke_code(
+    State(service): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<EnrolmentCodeView> {
+    service.check_operator(&headers)?;
+    read_body(&headers, body).await?;
+    blocking(&service, move |s| s.revoke_code(&id)).await
 }

@@ -1,11 +1,14 @@
 //! Device enrolment, prekey top-ups and the operator's device summary (G4).
 //!
-//! Enrolment is where dispatch learns the keys it will seal to. Every public key arrives through
+//! Enrolment is where dispatch learns the keys it will seal to, so it is authenticated (issue
+//! 12): a first enrolment proves a one-time code an operator issued ([`crate::enrolment`]), a
+//! repeated one proves the identity key dispatch already holds, and neither can be replayed. Every public key arrives through
 //! `jobseal_protocol::envelope::PublicKey`'s deserializer, which refuses all-zero, low-order and non-canonical keys,
 //! so no weak key can reach the database. Dispatch keeps prekeys' public halves and uses each for
 //! at most one envelope, ever (docs/protocol.md section 7.1); a prekey id dispatch has seen is
 //! never accepted again, used or not, so a device cannot be made to reuse one.
 
+use crate::enrolment::consume_code;
 use crate::error::ApiError;
 use crate::operator::{ChainStatus, DeviceJobView, DeviceView, RevocationStatus};
 use crate::service::{
@@ -14,8 +17,9 @@ use crate::service::{
 };
 use crate::store::{found, time};
 use axum::http::HeaderMap;
-use jobseal_protocol::wire::{EnrolRequest, EnrolResponse, PrekeysRequest, PrekeysResponse};
 use jobseal_protocol::bundle::BUNDLE_FORMAT;
+use jobseal_protocol::enrolment::{seal_answer_token, verify_identity_proof, ENROL_REQUEST_FORMAT, NONCE_LEN};
+use jobseal_protocol::wire::{EnrolRequest, EnrolResponse, PrekeysRequest, PrekeysResponse};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -38,6 +42,21 @@ pub(crate) fn prekeys_wanted(available: u32) -> u32 {
     }
 }
 
+/// Records an accepted enrolment request's nonce; 409 if the device used it before (a replay).
+/// Every accepted nonce is kept rather than a counter, because the device keeps no enrolment
+/// state to count with (its request must be repeatable after a crash or a lost answer); only
+/// requests with a valid proof add one, so the list grows only by the device's own enrolments.
+fn remember_nonce(tx: &Transaction<'_>, device_id: &str, nonce: &[u8], now: i64) -> Result<(), ApiError> {
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO enrolment_nonces (device_id, nonce, accepted_ms) VALUES (?1, ?2, ?3)",
+        params![device_id, nonce, now],
+    )?;
+    if inserted == 0 {
+        return Err(ApiError::conflict("this enrolment request was accepted before; a replay changes nothing"));
+    }
+    Ok(())
+}
+
 /// Unused prekeys held for a device.
 pub(crate) fn prekeys_available(tx: &Transaction<'_>, device_id: Uuid) -> Result<u32, ApiError> {
     Ok(tx.query_row(
@@ -49,9 +68,21 @@ pub(crate) fn prekeys_available(tx: &Transaction<'_>, device_id: Uuid) -> Result
 
 impl Service {
     /// `POST /v1/enrol`.
+    ///
+    /// The first enrolment of a device id needs a one-time enrolment code's proof
+    /// ([`crate::enrolment::consume_code`]) and the identity proof under the bundle's identity
+    /// key. Enrolling a known device id again (its answer was lost) needs the identity proof under
+    /// the identity key dispatch holds and a nonce dispatch has not seen for the device; it issues
+    /// a new token and changes nothing else (prekeys in the request are ignored). Every refusal
+    /// changes nothing: the device's token, prekeys and the code stay as they were.
     pub(crate) fn enrol(&self, body: &[u8]) -> Result<EnrolResponse, ApiError> {
         let req: EnrolRequest = parse_json(body)?;
-        let bundle = req.bundle;
+        if req.format != ENROL_REQUEST_FORMAT {
+            return Err(ApiError::bad_request(format!(
+                "format must be {ENROL_REQUEST_FORMAT:?} (this dispatch refuses unauthenticated enrolment; update the app)"
+            )));
+        }
+        let bundle = &req.bundle;
         if bundle.format != BUNDLE_FORMAT {
             return Err(ApiError::bad_request(format!("bundle.format must be {BUNDLE_FORMAT:?}")));
         }
@@ -65,53 +96,73 @@ impl Service {
         if !bundle.prekeys.iter().all(|p| ids.insert(p.id)) {
             return Err(ApiError::bad_request("bundle.prekeys has a repeated id"));
         }
+        if req.nonce.len() != NONCE_LEN {
+            return Err(ApiError::bad_request(format!("nonce must be {NONCE_LEN} bytes")));
+        }
+        let proven = |identity: &jobseal_protocol::crypto::PublicKey| {
+            verify_identity_proof(self.secret(), identity, &req)
+                .map_err(|_| ApiError::bad_request("bundle.identity_key cannot be used"))
+        };
         let token = new_device_token()?;
+        let now = now();
+        // Sealed before the transaction: a failure here leaves nothing to roll back. Bound to
+        // the request's nonce and the answer's time, so the device refuses any other answer.
         let sealed_device_token =
-            jobseal_protocol::pairing::seal_device_token(self.secret(), &bundle.identity_key, bundle.device_id, &token)
-                .map_err(|e| match e {
+            seal_answer_token(self.secret(), &bundle.identity_key, bundle.device_id, &req.nonce, now, &token).map_err(
+                |e| match e {
                     // The server's own failure, not the bundle's: a 500, so the device retries.
                     jobseal_protocol::Error::Randomness => ApiError::internal(&e),
                     _ => ApiError::bad_request("bundle.identity_key cannot be used"),
-                })?;
-        let now = now();
+                },
+            )?;
         self.store.write(|tx| {
             let id = bundle.device_id.to_string();
-            let first = match device_by_id(tx, bundle.device_id)? {
-                // The same device enrolling again (its answer was lost): a new token replaces the
-                // old one. Only the identity key's holder can open it, so a replayed request
-                // gains nothing.
-                Some(known) if known.identity_key == bundle.identity_key => {
+            match device_by_id(tx, bundle.device_id)? {
+                // The same device enrolling again (its answer was lost). The public bundle is no
+                // secret, so only the identity proof counts: without it anyone could rotate the
+                // token and lock the device out (issue 12).
+                Some(known) => {
+                    if known.identity_key != bundle.identity_key {
+                        return Err(ApiError::conflict(format!(
+                            "device {} is already enrolled with another identity key",
+                            bundle.device_id
+                        )));
+                    }
+                    if !proven(&known.identity_key)? {
+                        return Err(ApiError::unauthorized(format!(
+                            "device {} is already enrolled; enrolling again needs proof of its identity key",
+                            bundle.device_id
+                        )));
+                    }
+                    remember_nonce(tx, &id, &req.nonce, now)?;
                     tx.execute(
                         "UPDATE devices SET token_hash = ?2 WHERE device_id = ?1",
                         params![id, token_hash(&token).as_slice()],
                     )?;
-                    false
-                }
-                Some(_) => {
-                    return Err(ApiError::conflict(format!(
-                        "device {} is already enrolled with another identity key",
-                        bundle.device_id
-                    )))
+                    // No prekey is taken from a repeated enrolment: later prekeys come through
+                    // `POST /v1/prekeys`, which needs the device's token, and are capped there.
                 }
                 None => {
+                    consume_code(tx, &req, now)?;
+                    if !proven(&bundle.identity_key)? {
+                        return Err(ApiError::unauthorized(
+                            "the identity proof does not verify (does the device pin another dispatch key?)",
+                        ));
+                    }
                     tx.execute(
-                        "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
+                        // A device enrolled by this protocol keys its audit chain from event 1.
+                        "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms, audit_keyed_from)
+                         VALUES (?1, ?2, ?3, ?4, 1)",
                         params![id, bundle.identity_key.as_bytes().as_slice(), token_hash(&token).as_slice(), now],
                     )?;
-                    true
+                    remember_nonce(tx, &id, &req.nonce, now)?;
+                    for p in &bundle.prekeys {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
+                            params![id, p.id, p.public_key.as_bytes().as_slice(), now],
+                        )?;
+                    }
                 }
-            };
-            // Prekeys come with the first enrolment only. A repeated one proves nothing (the
-            // device's public bundle is no secret), so it adds none: otherwise anyone could add a
-            // prekey of their own, have the next sheet sealed to it, and grow the device past the
-            // prekey cap (issue 12). Later prekeys come through `POST /v1/prekeys`, which needs
-            // the device's token.
-            let prekeys = if first { bundle.prekeys.as_slice() } else { &[] };
-            for p in prekeys {
-                tx.execute(
-                    "INSERT OR IGNORE INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, p.id, p.public_key.as_bytes().as_slice(), now],
-                )?;
             }
             Ok(())
         })?;

@@ -25,6 +25,7 @@
 
 mod api;
 mod devices;
+mod enrolment;
 mod error;
 mod ingest;
 mod jobs;
@@ -34,11 +35,13 @@ mod service;
 mod store;
 
 pub use devices::{MAX_PREKEYS_HELD, MAX_PREKEYS_PER_CALL, PREKEY_LOW_WATER, PREKEY_TARGET};
+pub use enrolment::{DEFAULT_CODE_VALIDITY_SECS, MAX_CODE_VALIDITY_SECS};
 pub use error::DispatchError;
 pub use operator::{
-    AuditEntryView, ChainMark, ChainStatus, CreateJobRequest, CreateJobResponse, DeliveryStatus, DeliveryView,
-    DeviceJobView, DeviceView, JobStatus, JobView, ReassignRequest, ReceiptView, ReportView, RevocationStatus,
-    RevocationView, StateChangeView, WipeResponse,
+    AuditEntryView, ChainMark, ChainStatus, CodeStatus, CreateJobRequest, CreateJobResponse, DeliveryStatus,
+    DeliveryView, DeviceJobView, DeviceView, EnrolmentCodeView, EnrolmentCodesView, IssueCodeRequest, IssuedCode,
+    JobStatus, JobView, ReassignRequest, ReceiptView, ReportView, RevocationStatus, RevocationView, StateChangeView,
+    WipeResponse,
 };
 pub use server::{RunningServer, ServerConfig};
 

@@ -322,3 +322,85 @@ pub struct DeviceView {
     /// Its audit chain.
     pub audit_chain: ChainStatus,
 }
+
+/// `POST /v1/operator/enrolment-codes`: issue a one-time enrolment code (issue 12).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCodeRequest {
+    /// The only device the code may enrol; `None`: any device id not enrolled yet.
+    #[serde(default)]
+    pub device_id: Option<Uuid>,
+    /// How long the code stays usable, in seconds (default 24 hours, at most 30 days).
+    #[serde(default)]
+    pub valid_for_seconds: Option<u64>,
+}
+
+/// A freshly issued enrolment code. The code is shown this once: dispatch keeps only a key
+/// derived from it. `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuedCode {
+    /// The code to give the technician, e.g. `7K2QD-...` (4 groups of 5 characters).
+    pub code: String,
+    /// Its public id (the first group), as listed and revoked.
+    pub code_id: String,
+    /// The only device it may enrol, if bound to one.
+    pub device_id: Option<Uuid>,
+    /// When it stops being usable.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for IssuedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCode")
+            .field("code", &"<redacted>")
+            .field("code_id", &self.code_id)
+            .field("device_id", &self.device_id)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Where an enrolment code stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CodeStatus {
+    /// Usable until it expires.
+    Unused,
+    /// A device enrolled with it.
+    Used,
+    /// Not used before its expiry.
+    Expired,
+    /// Revoked by the operator.
+    Revoked,
+}
+
+/// One enrolment code as the operator sees it (never the code itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentCodeView {
+    /// The code's public id.
+    pub code_id: String,
+    /// Where it stands.
+    pub status: CodeStatus,
+    /// The only device it may enrol, if bound to one.
+    pub device_id: Option<Uuid>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops (or stopped) being usable.
+    pub expires_at: DateTime<Utc>,
+    /// When a device enrolled with it.
+    pub used_at: Option<DateTime<Utc>>,
+    /// The device that enrolled with it.
+    pub used_by: Option<Uuid>,
+    /// When the operator revoked it.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/operator/enrolment-codes`: every code issued, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentCodesView {
+    /// The codes.
+    pub codes: Vec<EnrolmentCodeView>,
+}

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// Schema version written to `PRAGMA user_version`.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = r#"
 -- Dispatch's own X25519 key pair, made on first start. A production deployment keeps the secret
@@ -173,10 +173,36 @@ CREATE TABLE receipts (
 CREATE INDEX receipts_by_job ON receipts (job_id, device_id);
 "#;
 
-/// Version 2: where each device's audit chain becomes keyed (`jobseal_protocol::audit::AuditKey`):
+// Version 2: authenticated enrolment (issue 12).
+const SCHEMA_V2: &str = r#"
+-- One-time enrolment codes an operator issued. Only the key derived from the code (HKDF, the key
+-- its proofs are made with) is kept, never the code. code_id is the code's first group, sent in
+-- clear by the device. device_id: the only device the code may enrol (NULL: any new device).
+CREATE TABLE enrolment_codes (
+    code_id     TEXT PRIMARY KEY,
+    proof_key   BLOB NOT NULL,
+    device_id   TEXT,
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL,
+    used_ms     INTEGER,
+    used_by     TEXT,
+    revoked_ms  INTEGER
+) WITHOUT ROWID;
+
+-- Every enrolment request nonce dispatch accepted, per device: a request seen before is a replay
+-- and is refused. Only a request with a valid proof adds one, so nobody else can grow it.
+CREATE TABLE enrolment_nonces (
+    device_id    TEXT NOT NULL REFERENCES devices (device_id),
+    nonce        BLOB NOT NULL,
+    accepted_ms  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, nonce)
+) WITHOUT ROWID;
+"#;
+
+/// Version 3: where each device's audit chain becomes keyed (`jobseal_protocol::audit::AuditKey`):
 /// 1 for a device enrolled by this release, the first keyed record for one enrolled before, NULL
 /// while it has sent none.
-const SCHEMA_V2: &str = r#"
+const SCHEMA_V3: &str = r#"
 ALTER TABLE devices ADD COLUMN audit_keyed_from INTEGER;
 "#;
 
@@ -188,6 +214,7 @@ fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError>
         match v {
             0 => tx.execute_batch(SCHEMA_V1)?,
             1 => tx.execute_batch(SCHEMA_V2)?,
+            2 => tx.execute_batch(SCHEMA_V3)?,
             other => return Err(DispatchError::Integrity(format!("no upgrade from schema version {other}"))),
         }
         v += 1;
@@ -393,6 +420,31 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         Store::open(&path).unwrap().close();
         assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_with_the_enrolment_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let tables: i64 = store
+            .read(|tx| {
+                tx.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name IN ('enrolment_codes', 'enrolment_nonces')",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        assert_eq!(tables, 2);
+        let version: i64 = store.read(|tx| tx.query_row("PRAGMA user_version", [], |r| r.get(0))).unwrap();
+        assert_eq!(version, VERSION);
+        store.close();
     }
 
     #[test]

@@ -3,13 +3,18 @@
 //! and the operator views as the only window into what the server did.
 
 use chrono::Duration;
+use jobseal::enrolment::{build_request, open_answer_token, EnrolmentCode};
 use jobseal::envelope::{generate_keypair, SecretKey};
 use jobseal::receipt::{ReceiptKey, ShredReceipt};
 use jobseal::sync::wire::{
-    AuditRecord, EnrolResponse, EventBody, OutboxEvent, PrekeysResponse, RevocationReason, SyncResponse, MAX_BODY_BYTES,
+    AuditRecord, EnrolRequest, EnrolResponse, EventBody, OutboxEvent, PrekeysResponse, RevocationReason, SyncResponse,
+    MAX_BODY_BYTES,
 };
 use jobseal::{DeviceBundle, JobState, Prekey, PublicKey, RecipientKeyId, ShredOutcome, Vault, BUNDLE_FORMAT};
-use jobseal_dispatch::{ChainMark, DeliveryStatus, JobStatus, JobView, RevocationStatus, WipeResponse};
+use jobseal_dispatch::{
+    ChainMark, CodeStatus, DeliveryStatus, EnrolmentCodeView, IssuedCode, JobStatus, JobView, RevocationStatus,
+    WipeResponse,
+};
 use jobseal_testkit::device::{vault_at, TestVault};
 use jobseal_testkit::server::{TestDispatch, OPERATOR_TOKEN as OPERATOR};
 use jobseal_testkit::sheet::{t0, Sheet};
@@ -52,8 +57,14 @@ impl Dispatch {
 
     // Device calls.
 
-    fn enrol(&self, bundle: &DeviceBundle) -> EnrolResponse {
-        ok(self.http.post("/v1/enrol", None, &json!({"bundle": bundle})))
+    /// Posts an enrolment request as built by the device (or by an attacker).
+    fn enrol_raw(&self, req: &EnrolRequest) -> Answer {
+        self.http.post("/v1/enrol", None, &serde_json::to_value(req).unwrap())
+    }
+
+    /// A fresh one-time enrolment code from the operator, as the technician types it.
+    fn code(&self) -> EnrolmentCode {
+        EnrolmentCode::parse(&self.op.issue_code().code).unwrap()
     }
 
     fn sync_raw(&self, token: &str, device: Uuid, events: &[OutboxEvent]) -> Answer {
@@ -120,34 +131,50 @@ struct VaultDevice {
 
 fn vault_device(d: &Dispatch, prekeys: u32) -> VaultDevice {
     let TestVault { vault, dir, .. } = vault_at(0);
-    let bundle = vault.enrol(d.key(), prekeys).unwrap();
-    let enrolled = d.enrol(&bundle);
-    assert_eq!(enrolled.device_id, bundle.device_id);
-    assert_eq!(enrolled.dispatch_key, d.key());
-    // The device opens the sealed token the way the sync engine does.
-    let token = d.kit.enrol(&vault, prekeys);
-    assert_eq!(token.device_id, bundle.device_id);
+    // The device enrols through the core's sync engine, with a code the operator issued.
+    let bundle = d.kit.enrol(&vault, prekeys);
+    assert_eq!(vault.dispatch_key().unwrap(), d.key());
     let token = vault.device_token_insecure_for_testing().unwrap().expect("token stored");
     VaultDevice { vault, id: bundle.device_id, token, _dir: dir }
 }
 
-/// A device made by hand, so the test holds its identity secret (to sign real shred receipts).
+/// A device made by hand, so the test holds its identity secret (to sign real shred receipts and
+/// make enrolment proofs).
 struct HandDevice {
     identity: SecretKey,
+    bundle: DeviceBundle,
     id: Uuid,
     token: String,
 }
 
-fn hand_device(d: &Dispatch, prekeys: u32) -> HandDevice {
+/// A bundle of a new device with `prekeys` prekeys, and its identity secret.
+fn hand_bundle(prekeys: u32) -> (SecretKey, DeviceBundle) {
     let (identity, identity_key) = generate_keypair().unwrap();
-    let id = Uuid::new_v4();
     let prekeys =
         (1..=prekeys).map(|i| Prekey { id: i, public_key: generate_keypair().unwrap().1 }).collect::<Vec<_>>();
-    let bundle = DeviceBundle { format: BUNDLE_FORMAT.into(), device_id: id, identity_key, prekeys };
-    let enrolled = d.enrol(&bundle);
-    let token = jobseal::pairing::open_device_token(&identity, &d.key(), id, &enrolled.sealed_device_token)
-        .expect("the token is sealed to the identity key");
-    HandDevice { identity, id, token: token.to_string() }
+    (identity, DeviceBundle { format: BUNDLE_FORMAT.into(), device_id: Uuid::new_v4(), identity_key, prekeys })
+}
+
+/// Opens the token of an enrolment answer the way the device does; `None` if it does not open.
+fn open_token(identity: &SecretKey, d: &Dispatch, req: &EnrolRequest, answer: &EnrolResponse) -> Option<String> {
+    open_answer_token(
+        identity,
+        &d.key(),
+        req.bundle.device_id,
+        &req.nonce,
+        answer.server_time.timestamp_millis(),
+        &answer.sealed_device_token,
+    )
+    .ok()
+    .map(|t| t.to_string())
+}
+
+fn hand_device(d: &Dispatch, prekeys: u32) -> HandDevice {
+    let (identity, bundle) = hand_bundle(prekeys);
+    let req = build_request(bundle.clone(), &identity, &d.key(), Some(&d.code())).unwrap();
+    let enrolled: EnrolResponse = ok(d.enrol_raw(&req));
+    let token = open_token(&identity, d, &req, &enrolled).expect("the token is sealed to the identity key");
+    HandDevice { identity, id: bundle.device_id, bundle, token }
 }
 
 impl HandDevice {
@@ -202,44 +229,64 @@ fn enrolment_gives_a_sealed_token_renews_it_for_the_same_device_and_refuses_bad_
     assert_eq!(view.prekeys_available, 10);
     assert_eq!(view.identity_key, dev.vault.device_bundle().unwrap().identity_key);
 
-    // The same device enrolling again (its answer was lost) gets a new token, sealed so that
-    // only its identity key opens it; the old token stops working.
-    let bundle = dev.vault.device_bundle().unwrap();
-    let again = d.enrol(&bundle);
-    assert_eq!(again.device_id, dev.id);
-    assert_error(d.sync_raw(&dev.token, dev.id, &[]), 401, "unauthorized");
-    assert_eq!(d.op.device(dev.id).prekeys_available, 10);
+    // The same device enrolling again (its answer was lost), with the proof of its identity key,
+    // gets a new token, sealed so that only its identity key opens it; the old token stops
+    // working and nothing else changes.
+    let hand = hand_device(&d, 4);
+    let before = d.op.device(hand.id);
+    let again = build_request(hand.bundle.clone(), &hand.identity, &d.key(), None).unwrap();
+    let answer: EnrolResponse = ok(d.enrol_raw(&again));
+    assert_eq!(answer.device_id, hand.id);
+    let token = open_token(&hand.identity, &d, &again, &answer).expect("the new token opens");
+    assert_ne!(token, hand.token);
+    assert_error(d.sync_raw(&hand.token, hand.id, &[]), 401, "unauthorized");
+    d.sync(&token, hand.id, &[]);
+    assert_eq!(d.op.device(hand.id).prekeys_available, before.prekeys_available);
     // Another identity key under the same device id is refused, and changes nothing.
-    let mut impostor = bundle.clone();
-    impostor.identity_key = generate_keypair().unwrap().1;
-    let before = d.op.device(dev.id);
-    assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": impostor})), 409, "conflict");
-    assert_eq!(d.op.device(dev.id), before);
-    let _ = view;
+    let (other, other_key) = generate_keypair().unwrap();
+    let mut impostor = hand.bundle.clone();
+    impostor.identity_key = other_key;
+    let impostor = build_request(impostor, &other, &d.key(), Some(&d.code())).unwrap();
+    let before = d.op.device(hand.id);
+    assert_error(d.enrol_raw(&impostor), 409, "conflict");
+    assert_eq!(d.op.device(hand.id), before);
+    d.sync(&token, hand.id, &[]);
 
     // Weak keys never get in: all-zero and low-order identity keys, a low-order prekey.
-    let mut raw = serde_json::to_value(&bundle).unwrap();
-    raw["device_id"] = json!(Uuid::new_v4());
+    let (identity, bundle) = hand_bundle(2);
+    let good = serde_json::to_value(build_request(bundle, &identity, &d.key(), Some(&d.code())).unwrap()).unwrap();
     for weak in [
         "0000000000000000000000000000000000000000000000000000000000000000",
         "0100000000000000000000000000000000000000000000000000000000000000",
         "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
     ] {
-        let mut b = raw.clone();
-        b["identity_key"] = json!(weak);
-        assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
-        let mut b = raw.clone();
-        b["prekeys"][0]["public_key"] = json!(weak);
-        assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
+        let mut b = good.clone();
+        b["bundle"]["identity_key"] = json!(weak);
+        assert_error(d.http.post("/v1/enrol", None, &b), 400, "bad_request");
+        let mut b = good.clone();
+        b["bundle"]["prekeys"][0]["public_key"] = json!(weak);
+        assert_error(d.http.post("/v1/enrol", None, &b), 400, "bad_request");
     }
-    let mut b = raw.clone();
-    b["format"] = json!("jobseal.bundle.v0");
-    assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
-    let mut b = raw.clone();
-    b["prekeys"][1]["id"] = b["prekeys"][0]["id"].clone();
-    assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": b})), 400, "bad_request");
-    let id: Uuid = serde_json::from_value(raw["device_id"].clone()).unwrap();
+    let mut b = good.clone();
+    b["bundle"]["format"] = json!("jobseal.bundle.v0");
+    assert_error(d.http.post("/v1/enrol", None, &b), 400, "bad_request");
+    let mut b = good.clone();
+    b["bundle"]["prekeys"][1]["id"] = b["bundle"]["prekeys"][0]["id"].clone();
+    assert_error(d.http.post("/v1/enrol", None, &b), 400, "bad_request");
+    let mut b = good.clone();
+    b["nonce"] = json!("00");
+    assert_error(d.http.post("/v1/enrol", None, &b), 400, "bad_request");
+    // A protocol v1 request (a bare bundle) and a v1 format tag are refused, clearly.
+    assert_error(d.http.post("/v1/enrol", None, &json!({"bundle": good["bundle"]})), 400, "bad_request");
+    let mut b = good.clone();
+    b["format"] = json!("jobseal.enrol.v1");
+    let (status, body) = d.http.post("/v1/enrol", None, &b);
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("jobseal.enrol.v2"), "{body}");
+    let id: Uuid = serde_json::from_value(good["bundle"]["device_id"].clone()).unwrap();
     assert_error(d.http.get(&format!("/v1/operator/devices/{id}"), Some(OPERATOR)), 404, "not_found");
+    // None of those used the code: the good request still enrols.
+    let _: EnrolResponse = ok(d.http.post("/v1/enrol", None, &good));
 }
 
 #[test]
@@ -789,45 +836,116 @@ fn bad_requests_get_a_typed_error_and_change_nothing() {
     assert_eq!(pull.prekeys_available, 9);
 }
 
-#[test]
-fn the_binary_serves_with_a_generated_operator_token() {
+/// Starts the binary with `args`; returns the child, its base URL and everything it printed to
+/// stderr before it listened.
+#[expect(clippy::zombie_processes, reason = "the child is returned: every caller kills and waits for it")]
+fn spawn_dispatch(args: &[&std::ffi::OsStr], env_token: Option<&str>) -> (std::process::Child, String, String) {
     use std::io::{BufRead, BufReader};
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch"));
+    cmd.args(args).args(["--addr", "127.0.0.1:0"]).env_remove("JOBSEAL_OPERATOR_TOKEN");
+    if let Some(t) = env_token {
+        cmd.env("JOBSEAL_OPERATOR_TOKEN", t);
+    }
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut printed = String::new();
+    loop {
+        let line = lines.next().expect("the server exited early").unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(url) = line.strip_prefix("jobseal-dispatch: listening on ") {
+            // Keep reading: a closed pipe would make the server's next line its last.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (child, url.to_owned(), printed);
+        }
+    }
+}
+
+/// The status of an operator call to the server at `base` with `token`.
+fn operator_status(base: &str, token: &str) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    agent
+        .get(format!("{base}/v1/operator/devices/{}", Uuid::new_v4()))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The operator token never goes on the command line or to a log (issue 12): a generated one is
+/// written to an owner-only file next to the database and only its path is printed; a token
+/// file others can read is refused; `--operator-token` no longer exists.
+#[cfg(unix)]
+#[test]
+fn the_binary_keeps_the_operator_token_off_the_command_line_and_out_of_its_output() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch"))
-        .args(["serve", "--db"])
-        .arg(dir.path().join("d.db"))
+    let db = dir.path().join("d.db");
+    let (mut child, base, printed) = spawn_dispatch(&["serve".as_ref(), "--db".as_ref(), db.as_os_str()], None);
+    let file = dir.path().join("d.db.operator-token");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64);
+    assert!(!printed.contains(&token), "the generated token was printed");
+    assert!(printed.contains("d.db.operator-token"), "{printed}");
+    // The generated token is the operator's: an unknown device is 404, not 401.
+    assert_eq!(operator_status(&base, &token), 404);
+    assert_eq!(operator_status(&base, "wrong"), 401);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Started again, the server keeps the same token.
+    let (mut child, base, _) = spawn_dispatch(&["serve".as_ref(), "--db".as_ref(), db.as_os_str()], None);
+    assert_eq!(operator_status(&base, &token), 404);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // --operator-token-file: used when owner-only, refused otherwise.
+    let own = dir.path().join("token");
+    std::fs::write(&own, "operator-token-from-a-file-for-tests-only\n").unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let args = ["serve".as_ref(), "--db".as_ref(), db.as_os_str(), "--operator-token-file".as_ref(), own.as_os_str()];
+    let (mut child, base, printed) = spawn_dispatch(&args, None);
+    assert!(!printed.contains("from-a-file"), "{printed}");
+    assert_eq!(operator_status(&base, "operator-token-from-a-file-for-tests-only"), 404);
+    assert_eq!(operator_status(&base, &token), 401);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut refused = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch"))
+        .args(args)
         .args(["--addr", "127.0.0.1:0"])
-        .env_remove("JOBSEAL_OPERATOR_TOKEN")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut token = None;
-    let mut base = None;
-    while base.is_none() {
-        let line = lines.next().expect("the server exited early").unwrap();
-        if let Some(url) = line.strip_prefix("jobseal-dispatch: listening on ") {
-            base = Some(url.to_owned());
-        } else if line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()) {
-            token = Some(line);
+    // It must exit at once; a server that starts serving instead fails the test (not hangs it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while refused.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            refused.kill().unwrap();
+            refused.wait().unwrap();
+            panic!("the server started with a token file others can read");
         }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let (token, base) = (token.expect("a generated token is printed once"), base.unwrap());
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let status = |token: &str| {
-        agent
-            .get(format!("{base}/v1/operator/devices/{}", Uuid::new_v4()))
-            .header("Authorization", format!("Bearer {token}"))
-            .call()
-            .unwrap()
-            .status()
-            .as_u16()
-    };
-    // The generated token is the operator's: an unknown device is 404, not 401.
-    assert_eq!(status(&token), 404);
-    assert_eq!(status("wrong"), 401);
+    let out = refused.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600") && !err.contains("from-a-file"), "{err}");
+    // The environment variable still works.
+    let (mut child, base, _) =
+        spawn_dispatch(&["serve".as_ref(), "--db".as_ref(), db.as_os_str()], Some("operator-token-from-the-env-0123"));
+    assert_eq!(operator_status(&base, "operator-token-from-the-env-0123"), 404);
     child.kill().unwrap();
     child.wait().unwrap();
+    // The old flag is gone.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jobseal-dispatch"))
+        .args(["serve", "--db"])
+        .arg(&db)
+        .args(["--operator-token", "secret-on-the-command-line"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// An operator endpoint answers a caller without the operator token before reading a byte of its
@@ -870,7 +988,9 @@ fn a_device_cannot_close_or_annotate_a_job_it_never_held() {
     let receipt = event(Some(job), 1, EventBody::Receipt(intruder.receipt(d.key(), job, 1)));
     let (seq, at_ms) = (1, t0().timestamp_millis());
     let new = jobseal::audit::NewEvent::job(at_ms, job, jobseal::AuditKind::Shredded, JobState::Completed);
-    let hash = jobseal::audit::event_hash(seq, &new, &jobseal::audit::GENESIS);
+    // Linked under the intruder's own chain key, as its vault would: its chain stays intact.
+    let chain_key = jobseal::audit::AuditKey::derive(&intruder.identity, &d.key(), intruder.id).unwrap();
+    let hash = jobseal::audit::chain_hash(Some(&chain_key), seq, &new, &jobseal::audit::GENESIS);
     let record = AuditRecord {
         seq,
         at_ms,
@@ -904,31 +1024,32 @@ fn a_device_cannot_close_or_annotate_a_job_it_never_held() {
     assert_eq!(cancelled.status, JobStatus::Cancelled);
 }
 
-/// Anyone can post a device's public bundle again. Before the fix (issue 12), a second enrolment
-/// added the prekeys it carried: a caller could add a prekey of its own, have the operator's next
-/// sheet for that device sealed to it, and grow the device past the prekey cap. A repeated
-/// enrolment now adds no prekey.
+/// A device enrolling again (its answer was lost) brings its current bundle; before issue 12, a
+/// repeated enrolment added the prekeys it carried, so a caller could add a prekey of its own,
+/// have the operator's next sheet for that device sealed to it, and grow the device past the
+/// prekey cap. Even with the device's own proof, a repeated enrolment adds no prekey.
 #[test]
 fn a_repeated_enrolment_cannot_add_prekeys() {
     let d = Dispatch::start();
-    let dev = vault_device(&d, 3);
-    let mut bundle = dev.vault.device_bundle().unwrap();
-    let (_, attacker_public) = generate_keypair().unwrap();
-    bundle.prekeys.push(Prekey { id: 9_999, public_key: attacker_public });
-    let again = d.enrol(&bundle);
+    let dev = hand_device(&d, 3);
+    let mut bundle = dev.bundle.clone();
+    let (_, planted) = generate_keypair().unwrap();
+    bundle.prekeys.push(Prekey { id: 9_999, public_key: planted });
+    let req = build_request(bundle, &dev.identity, &d.key(), None).unwrap();
+    let again: EnrolResponse = ok(d.enrol_raw(&req));
     assert_eq!(again.device_id, dev.id);
-    assert_eq!(d.op.device(dev.id).prekeys_available, 3, "the caller's prekey was added");
+    assert_eq!(d.op.device(dev.id).prekeys_available, 3, "the request's prekey was added");
 
-    // The next sheet is sealed to one of the device's own prekeys, never to the caller's.
+    // The next sheet is sealed to one of the device's own prekeys, never to the planted one.
     let job = Uuid::new_v4();
     let created = d.op.create_job(dev.id, &sheet(job, 1));
     assert!(matches!(created.sealed_to, RecipientKeyId::Prekey(id) if id != 9_999), "{:?}", created.sealed_to);
 
     // A bundle far over the cap, posted again and again, adds nothing either.
-    let mut big = dev.vault.device_bundle().unwrap();
+    let mut big = dev.bundle.clone();
     big.prekeys = (10_000..12_000).map(|id| Prekey { id, public_key: generate_keypair().unwrap().1 }).collect();
     for _ in 0..2 {
-        d.enrol(&big);
+        let _: EnrolResponse = ok(d.enrol_raw(&build_request(big.clone(), &dev.identity, &d.key(), None).unwrap()));
     }
     assert!(d.op.device(dev.id).prekeys_available <= 3);
 }
@@ -1030,4 +1151,258 @@ fn the_prekey_floor_passes_prekeys_of_withdrawn_envelopes_but_never_a_pending_on
     // Job b's envelope is reported received: everything up to the unused prekey 3 is spent.
     let received = event(Some(b), 1, EventBody::Received { version: 1, via: RecipientKeyId::Prekey(2) });
     assert_eq!(d.sync(&dev.token, dev.id, &[received]).prekey_floor, Some(3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrolment attacks (issue 12): every refusal changes nothing, and the real device keeps syncing.
+// ---------------------------------------------------------------------------------------------
+
+/// An attacker's request: `bundle` with a fresh nonce and the proofs the attacker can make (its
+/// own identity key's, a code of its own).
+fn attacker_request(d: &Dispatch, bundle: DeviceBundle, code: Option<&EnrolmentCode>) -> EnrolRequest {
+    let (attacker, _) = generate_keypair().unwrap();
+    build_request(bundle, &attacker, &d.key(), code).unwrap()
+}
+
+/// Everything an enrolment could change about a device, as the operator sees it, plus whether
+/// its token still works.
+fn assert_untouched(d: &Dispatch, dev: &HandDevice, before: &jobseal_dispatch::DeviceView) {
+    let mut now = d.op.device(dev.id);
+    now.last_sync_at = before.last_sync_at;
+    assert_eq!(&now, before, "the device changed");
+    d.sync(&dev.token, dev.id, &[]);
+}
+
+#[test]
+fn enrolment_without_a_code_is_refused_and_changes_nothing() {
+    let d = Dispatch::start();
+    let (identity, bundle) = hand_bundle(3);
+    let id = bundle.device_id;
+    // The device's own, well-formed request with a valid identity proof, but no code.
+    let req = build_request(bundle.clone(), &identity, &d.key(), None).unwrap();
+    assert_error(d.enrol_raw(&req), 401, "unauthorized");
+    // A code proof with the proof bytes missing or garbled.
+    let mut req = build_request(bundle.clone(), &identity, &d.key(), Some(&d.code())).unwrap();
+    req.code.as_mut().unwrap().proof = vec![0; 32];
+    assert_error(d.enrol_raw(&req), 401, "unauthorized");
+    req.code.as_mut().unwrap().proof = Vec::new();
+    assert_error(d.enrol_raw(&req), 401, "unauthorized");
+    assert_error(d.http.get(&format!("/v1/operator/devices/{id}"), Some(OPERATOR)), 404, "not_found");
+    // The code whose proof was garbled is still unused.
+    assert!(d.op.codes().codes.iter().all(|c| c.status == CodeStatus::Unused));
+}
+
+#[test]
+fn a_wrong_expired_reused_or_revoked_code_is_refused_and_changes_nothing() {
+    let d = Dispatch::start();
+    let (identity, bundle) = hand_bundle(3);
+    let id = bundle.device_id;
+    let enrol_with =
+        |code: &EnrolmentCode| d.enrol_raw(&build_request(bundle.clone(), &identity, &d.key(), Some(code)).unwrap());
+
+    // Wrong: a code never issued, and an issued code's id with another secret part (a typo).
+    assert_error(enrol_with(&EnrolmentCode::generate().unwrap()), 401, "unauthorized");
+    let issued = d.code();
+    let typo = EnrolmentCode::parse(&format!("{}{}", issued.id(), &EnrolmentCode::generate().unwrap().display()[6..]))
+        .unwrap();
+    assert_eq!(typo.id(), issued.id());
+    assert_error(enrol_with(&typo), 401, "unauthorized");
+
+    // Expired.
+    let short: IssuedCode = ok(d.op.post_code(None, Some(1)));
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    assert_error(enrol_with(&EnrolmentCode::parse(&short.code).unwrap()), 403, "forbidden");
+    // Without the code, its state stays hidden: a wrong proof for the expired code is a 401.
+    let guess = format!("{}{}", &short.code[..5], &EnrolmentCode::generate().unwrap().display()[5..]);
+    assert_error(enrol_with(&EnrolmentCode::parse(&guess).unwrap()), 401, "unauthorized");
+
+    // Revoked.
+    let revoked = d.code();
+    let view: EnrolmentCodeView =
+        ok(d.op.call("POST", &format!("/v1/operator/enrolment-codes/{}/revoke", revoked.id()), None));
+    assert_eq!(view.status, CodeStatus::Revoked);
+    assert_error(enrol_with(&revoked), 403, "forbidden");
+    assert_error(d.http.get(&format!("/v1/operator/devices/{id}"), Some(OPERATOR)), 404, "not_found");
+
+    // Reused: a code that enrolled one device does not enrol another.
+    let first = hand_device(&d, 1);
+    let used = d.code();
+    let (other_identity, other) = hand_bundle(1);
+    let ok_first: EnrolResponse = ok(enrol_with(&used));
+    assert_eq!(ok_first.device_id, id);
+    let again = build_request(other.clone(), &other_identity, &d.key(), Some(&used)).unwrap();
+    assert_error(d.enrol_raw(&again), 403, "forbidden");
+    let other_id = other.device_id;
+    assert_error(d.http.get(&format!("/v1/operator/devices/{other_id}"), Some(OPERATOR)), 404, "not_found");
+    let codes = d.op.codes().codes;
+    let status = |c: &EnrolmentCode| codes.iter().find(|v| v.code_id == c.id()).unwrap().status;
+    assert_eq!(status(&used), CodeStatus::Used);
+    assert_eq!(codes.iter().find(|v| v.code_id == used.id()).unwrap().used_by, Some(id));
+    assert_eq!(status(&issued), CodeStatus::Unused, "a wrong proof must not burn the code");
+    assert_eq!(status(&EnrolmentCode::parse(&short.code).unwrap()), CodeStatus::Expired);
+    d.sync(&first.token, first.id, &[]);
+    // Listing codes never shows one.
+    let listing = d.op.call("GET", "/v1/operator/enrolment-codes", None).1.to_string();
+    assert!(!listing.contains(&issued.display()[6..]), "the listing shows a code");
+}
+
+#[test]
+fn a_code_bound_to_device_a_cannot_enrol_device_b() {
+    let d = Dispatch::start();
+    let (a_identity, a) = hand_bundle(2);
+    let (b_identity, b) = hand_bundle(2);
+    let bound: IssuedCode = ok(d.op.post_code(Some(a.device_id), None));
+    let code = EnrolmentCode::parse(&bound.code).unwrap();
+    assert_error(d.enrol_raw(&build_request(b.clone(), &b_identity, &d.key(), Some(&code)).unwrap()), 403, "forbidden");
+    let b_id = b.device_id;
+    assert_error(d.http.get(&format!("/v1/operator/devices/{b_id}"), Some(OPERATOR)), 404, "not_found");
+    // Still unused: device A enrols with it.
+    let _: EnrolResponse = ok(d.enrol_raw(&build_request(a, &a_identity, &d.key(), Some(&code)).unwrap()));
+}
+
+#[test]
+fn claiming_an_unused_device_id_without_a_code_is_refused() {
+    let d = Dispatch::start();
+    let (identity, bundle) = hand_bundle(3);
+    // The attacker learnt the device id before the device enrolled and claims it with a bundle
+    // of its own: no code, a code bound to another device, a code it made up.
+    let (_, attacker_key) = generate_keypair().unwrap();
+    let mut claim = bundle.clone();
+    claim.identity_key = attacker_key;
+    claim.prekeys = vec![Prekey { id: 1, public_key: generate_keypair().unwrap().1 }];
+    assert_error(d.enrol_raw(&attacker_request(&d, claim.clone(), None)), 401, "unauthorized");
+    let elsewhere: IssuedCode = ok(d.op.post_code(Some(Uuid::new_v4()), None));
+    let elsewhere = EnrolmentCode::parse(&elsewhere.code).unwrap();
+    assert_error(d.enrol_raw(&attacker_request(&d, claim.clone(), Some(&elsewhere))), 403, "forbidden");
+    assert_error(
+        d.enrol_raw(&attacker_request(&d, claim, Some(&EnrolmentCode::generate().unwrap()))),
+        401,
+        "unauthorized",
+    );
+    let id = bundle.device_id;
+    assert_error(d.http.get(&format!("/v1/operator/devices/{id}"), Some(OPERATOR)), 404, "not_found");
+    // The real device then enrols with its code.
+    let req = build_request(bundle.clone(), &identity, &d.key(), Some(&d.code())).unwrap();
+    let answer: EnrolResponse = ok(d.enrol_raw(&req));
+    let token = open_token(&identity, &d, &req, &answer).unwrap();
+    assert_eq!(d.op.device(id).identity_key, bundle.identity_key);
+    d.sync(&token, id, &[]);
+}
+
+#[test]
+fn replaying_a_devices_bundle_cannot_hijack_it_and_the_device_keeps_syncing() {
+    let d = Dispatch::start();
+    let dev = hand_device(&d, 3);
+    let before = d.op.device(dev.id);
+    // The public bundle re-posted: without any proof, with a proof under the attacker's own key,
+    // and with a fresh code the attacker got hold of.
+    let mut bare = serde_json::to_value(attacker_request(&d, dev.bundle.clone(), None)).unwrap();
+    bare["identity_proof"] = json!("00".repeat(32));
+    assert_error(d.http.post("/v1/enrol", None, &bare), 401, "unauthorized");
+    assert_error(d.enrol_raw(&attacker_request(&d, dev.bundle.clone(), None)), 401, "unauthorized");
+    let code = d.code();
+    assert_error(d.enrol_raw(&attacker_request(&d, dev.bundle.clone(), Some(&code))), 401, "unauthorized");
+    assert_untouched(&d, &dev, &before);
+    let codes = d.op.codes().codes;
+    assert_eq!(codes.iter().find(|c| c.code_id == code.id()).unwrap().status, CodeStatus::Unused);
+
+    // A real vault device too: its token is the one it holds, and it syncs through the engine.
+    let vdev = vault_device(&d, 3);
+    let bundle = vdev.vault.device_bundle().unwrap();
+    assert_error(d.enrol_raw(&attacker_request(&d, bundle, Some(&d.code()))), 401, "unauthorized");
+    assert_eq!(vdev.vault.device_token_insecure_for_testing().unwrap().as_deref(), Some(vdev.token.as_str()));
+    let job = Uuid::new_v4();
+    d.op.create_job(vdev.id, &sheet(job, 1));
+    assert_eq!(vdev.vault.sync(&d.kit.transport()).unwrap().received, [job]);
+}
+
+#[test]
+fn a_hijack_with_a_planted_prekey_is_refused_and_adds_no_prekey() {
+    let d = Dispatch::start();
+    let dev = hand_device(&d, 3);
+    let before = d.op.device(dev.id);
+    let mut planted = dev.bundle.clone();
+    let (_, attacker_prekey) = generate_keypair().unwrap();
+    planted.prekeys.push(Prekey { id: 9_999, public_key: attacker_prekey });
+    assert_error(d.enrol_raw(&attacker_request(&d, planted.clone(), None)), 401, "unauthorized");
+    assert_error(d.enrol_raw(&attacker_request(&d, planted.clone(), Some(&d.code()))), 401, "unauthorized");
+    // The device's own earlier proof does not cover the planted prekey either.
+    let own = build_request(dev.bundle.clone(), &dev.identity, &d.key(), None).unwrap();
+    let mut grafted = own.clone();
+    grafted.bundle = planted;
+    assert_error(d.enrol_raw(&grafted), 401, "unauthorized");
+    assert_untouched(&d, &dev, &before);
+    assert_eq!(d.op.device(dev.id).prekeys_available, 3);
+    let created = d.op.create_job(dev.id, &sheet(Uuid::new_v4(), 1));
+    assert!(matches!(created.sealed_to, RecipientKeyId::Prekey(id) if id != 9_999), "{:?}", created.sealed_to);
+}
+
+#[test]
+fn replaying_the_devices_own_enrolment_request_is_refused_and_changes_nothing() {
+    let d = Dispatch::start();
+    // The first enrolment, recorded on the wire.
+    let (identity, bundle) = hand_bundle(3);
+    let first = build_request(bundle.clone(), &identity, &d.key(), Some(&d.code())).unwrap();
+    let answer: EnrolResponse = ok(d.enrol_raw(&first));
+    let token = open_token(&identity, &d, &first, &answer).unwrap();
+    let dev = HandDevice { identity, id: bundle.device_id, bundle, token };
+    let before = d.op.device(dev.id);
+    assert_error(d.enrol_raw(&first), 409, "conflict");
+    assert_untouched(&d, &dev, &before);
+
+    // A later re-enrolment (a lost answer), recorded and replayed after the device got its token.
+    let again = build_request(dev.bundle.clone(), &dev.identity, &d.key(), None).unwrap();
+    let answer: EnrolResponse = ok(d.enrol_raw(&again));
+    let dev = HandDevice { token: open_token(&dev.identity, &d, &again, &answer).unwrap(), ..dev };
+    let before = d.op.device(dev.id);
+    assert_error(d.enrol_raw(&again), 409, "conflict");
+    assert_untouched(&d, &dev, &before);
+    // The replayed answer does not open for another request of the device.
+    let third = build_request(dev.bundle.clone(), &dev.identity, &d.key(), None).unwrap();
+    assert!(open_token(&dev.identity, &d, &third, &answer).is_none());
+}
+
+#[test]
+fn enrolment_codes_need_the_operator_token_and_are_listed_and_revoked() {
+    let d = Dispatch::start();
+    let dev = hand_device(&d, 1);
+    for (method, path) in [
+        ("POST", "/v1/operator/enrolment-codes".to_owned()),
+        ("GET", "/v1/operator/enrolment-codes".to_owned()),
+        ("POST", "/v1/operator/enrolment-codes/ABCDE/revoke".to_owned()),
+    ] {
+        assert_error(d.http.send(method, &path, None, Some(b"{}".to_vec())), 401, "unauthorized");
+        assert_error(d.http.send(method, &path, Some(&dev.token), Some(b"{}".to_vec())), 401, "unauthorized");
+    }
+    let issued = d.op.issue_code();
+    assert_eq!(issued.code.len(), 23);
+    assert!(!format!("{issued:?}").contains(&issued.code), "Debug shows the code");
+    let hours = (issued.expires_at - chrono::Utc::now()).num_hours();
+    assert!((23..=24).contains(&hours), "{hours}");
+    for bad in [json!({"valid_for_seconds": 0}), json!({"valid_for_seconds": 31 * 86_400}), json!({"other": 1})] {
+        assert_error(d.op.call("POST", "/v1/operator/enrolment-codes", Some(bad)), 400, "bad_request");
+    }
+    assert_error(d.op.call("POST", "/v1/operator/enrolment-codes/NOPE!/revoke", None), 400, "bad_request");
+    assert_error(d.op.call("POST", "/v1/operator/enrolment-codes/00000/revoke", None), 404, "not_found");
+    // The code used by `dev` cannot be revoked after the fact.
+    let used = d.op.codes().codes.into_iter().find(|c| c.status == CodeStatus::Used).unwrap();
+    let view: EnrolmentCodeView =
+        ok(d.op.call("POST", &format!("/v1/operator/enrolment-codes/{}/revoke", used.code_id), None));
+    assert_eq!((view.status, view.used_by), (CodeStatus::Used, Some(dev.id)));
+    assert_eq!(d.op.codes().codes.len(), 2);
+}
+
+/// A code holder cannot enrol an identity key it does not hold (for example a real device's, to
+/// have sheets sealed to a key it names): the first enrolment proves the identity key too.
+#[test]
+fn a_first_enrolment_must_prove_its_identity_key() {
+    let d = Dispatch::start();
+    let (_, victim) = hand_bundle(1);
+    let (_, mut bundle) = hand_bundle(1);
+    bundle.identity_key = victim.identity_key;
+    let code = d.code();
+    assert_error(d.enrol_raw(&attacker_request(&d, bundle.clone(), Some(&code))), 401, "unauthorized");
+    let id = bundle.device_id;
+    assert_error(d.http.get(&format!("/v1/operator/devices/{id}"), Some(OPERATOR)), 404, "not_found");
+    assert_eq!(d.op.codes().codes[0].status, CodeStatus::Unused);
 }

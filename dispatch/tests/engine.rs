@@ -44,7 +44,7 @@ fn a_technicians_day_through_the_real_sync_engine() {
 
     // Enrolment with trust on first use: the device pins what GET /v1/dispatch-key announces.
     let vault = open_vault_at(&dir.path().join("a"), now);
-    let a = vault.enrol_with_dispatch(&net, None, 3).unwrap();
+    let a = vault.enrol_with_dispatch(&net, None, 3, Some(&op.issue_code().code)).unwrap();
     assert_eq!(vault.dispatch_key().unwrap(), server.key());
     let other = open_vault_at(&dir.path().join("b"), now);
     let b = server.enrol(&other, 3);

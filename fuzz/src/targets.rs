@@ -303,9 +303,9 @@ fn substitute(body: &[u8], needle: &[u8], mut make: impl FnMut() -> Vec<u8>) -> 
 
 /// The inputs the FFI accepts, passed to the core functions the bindings call with them.
 ///
-/// Input: fields separated by 0x1e, in order: job id, state, report, dispatch public key (hex),
-/// dispatch secret key (hex, or `@dispatch-secret`), device bundle JSON (or `@bundle`), prekey id,
-/// sheet JSON, count. Missing fields are empty. Strings are taken as the bindings take them
+/// Input: fields separated by 0x1e, in order: job id, state, report (also parsed as an enrolment
+/// code), dispatch public key (hex), dispatch secret key (hex, or `@dispatch-secret`), device
+/// bundle JSON (or `@bundle`), prekey id, sheet JSON, count. Missing fields are empty. Strings are taken as the bindings take them
 /// (UTF-8, lossily here, trimmed where the bindings trim).
 pub fn fuzz_ffi_inputs(data: &[u8]) -> String {
     let fields: Vec<String> =
@@ -337,6 +337,12 @@ pub fn fuzz_ffi_inputs(data: &[u8]) -> String {
             out.push(label("enrol", &vault.enrol(key, count)));
         } else if !get(3).is_empty() {
             out.push("dispatch-key:invalid".into());
+        }
+        // Enrolment code: JobVault.enrol_with_dispatch parses it before anything is created or
+        // sent (the report field doubles as the typed code).
+        if !get(2).is_empty() {
+            let parsed = jobseal::enrolment::EnrolmentCode::parse(get(2)).map(|_| ()).map_err(jobseal::Error::from);
+            out.push(label("enrolment-code", &parsed));
         }
         // seal_job_sheet(dispatch_secret_hex, bundle_json, prekey_id, sheet_json), then receive.
         let secret = get(4).replace(SECRET_PLACEHOLDER, &jobseal::hex::encode(fx.dispatch_sk.to_bytes().as_ref()));

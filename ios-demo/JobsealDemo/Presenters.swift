@@ -216,9 +216,12 @@ struct SyncPresenter {
                          offline: offline, deviceId: deviceId)
     }
 
-    func enrol(dispatchKeyHex: String?) throws {
+    /// `code`: the one-time enrolment code the operator gave the technician (needed the first
+    /// time; empty is allowed when retrying after a lost answer).
+    func enrol(dispatchKeyHex: String?, code: String?) throws {
         let key = dispatchKeyHex.flatMap { $0.isEmpty ? nil : $0 }
-        _ = try vault.enrolWithDispatch(transport: transport, dispatchKeyHex: key, prekeys: 20)
+        let typed = code.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+        _ = try vault.enrolWithDispatch(transport: transport, dispatchKeyHex: key, prekeys: 20, enrolmentCode: typed)
     }
 
     func syncNow() throws -> String {

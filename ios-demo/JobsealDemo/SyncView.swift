@@ -5,6 +5,7 @@ import SwiftUI
 struct SyncView: View {
     @State private var model: SyncModel?
     @State private var message: String?
+    @State private var code = ""
     private let services = Services.shared
 
     var body: some View {
@@ -15,7 +16,16 @@ struct SyncView: View {
                     if let offline = m.offline { Text(offline).accessibilityIdentifier("offline") }
                 }
                 Section {
-                    if !m.enrolled { Button("Enrol this phone") { act { try $0.enrol(dispatchKeyHex: services.dispatchKeyHex); return "Enrolled." } }.accessibilityIdentifier("enrol") }
+                    if !m.enrolled {
+                        TextField("Enrolment code from dispatch", text: $code)
+                            .textInputAutocapitalization(.characters)
+                            .autocorrectionDisabled()
+                            .accessibilityIdentifier("enrolment-code")
+                        Button("Enrol this phone") {
+                            let typed = code
+                            act { try $0.enrol(dispatchKeyHex: services.dispatchKeyHex, code: typed); return "Enrolled." }
+                        }.accessibilityIdentifier("enrol")
+                    }
                     Button("Sync now") { act { try $0.syncNow() } }.accessibilityIdentifier("sync")
                 }
             }

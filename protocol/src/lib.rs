@@ -10,6 +10,7 @@ pub mod answer;
 pub mod audit;
 pub mod bundle;
 pub mod crypto;
+pub mod enrolment;
 pub mod envelope;
 mod error;
 pub mod hex;

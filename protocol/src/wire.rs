@@ -30,13 +30,40 @@ pub struct DispatchKeyResponse {
     pub dispatch_key: PublicKey,
 }
 
-/// `POST /v1/enrol`: a device's public bundle. Enrolling again with the same device id and
-/// identity key (after a lost answer) issues a new token and revokes the old one.
+/// `POST /v1/enrol`: a device's public bundle with proofs over it
+/// ([`crate::enrolment::build_request`]). The first enrolment of a device id needs a one-time
+/// enrolment code's proof; enrolling again (after a lost answer) needs the identity proof under
+/// the identity key dispatch already holds, a nonce never used before, and issues a new token
+/// that revokes the old one, changing nothing else.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
+    /// Always [`crate::enrolment::ENROL_REQUEST_FORMAT`]; a request without it (protocol v1, a
+    /// bare bundle) is refused.
+    pub format: String,
     /// The bundle from `jobseal::Vault::enrol` (the core).
     pub bundle: DeviceBundle,
+    /// A fresh random nonce ([`crate::enrolment::NONCE_LEN`] bytes), hex: makes each request
+    /// unique, so dispatch can refuse a replayed one, and binds the answer to this request.
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub nonce: Vec<u8>,
+    /// Proof of a one-time enrolment code (needed for the first enrolment of a device id).
+    pub code: Option<CodeProof>,
+    /// HMAC over the request under the identity-proof key (proof of the identity secret), hex.
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub identity_proof: Vec<u8>,
+}
+
+/// Proof that an enrolment request was made by someone holding an enrolment code. The code
+/// itself is never sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeProof {
+    /// The code's public id (its first group), so dispatch knows which code to check.
+    pub code_id: String,
+    /// HMAC over the request under the key derived from the code, hex.
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub proof: Vec<u8>,
 }
 
 /// The answer to an enrolment.
@@ -46,7 +73,8 @@ pub struct EnrolResponse {
     /// The device, as dispatch now knows it.
     pub device_id: Uuid,
     /// Bearer token for every later call, sealed to the device's identity key
-    /// ([`crate::pairing::seal_device_token`]); dispatch keeps only its hash. Hex.
+    /// ([`crate::enrolment::seal_answer_token`], bound to the request's nonce and `server_time`);
+    /// dispatch keeps only its hash. Hex.
     #[serde(with = "crate::hex::serde_bytes")]
     pub sealed_device_token: Vec<u8>,
     /// Dispatch's public key; must equal the one the device pinned.

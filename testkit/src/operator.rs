@@ -7,7 +7,7 @@
 //! assert on, not as a failure; the helpers that expect success ([`ok`], the `Operator` views,
 //! [`Operator::create_job`]) assert the 200 themselves and show the body when it is not.
 
-use jobseal_dispatch::{CreateJobResponse, DeviceView, JobView};
+use jobseal_dispatch::{CreateJobResponse, DeviceView, EnrolmentCodesView, IssuedCode, JobView};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -154,6 +154,23 @@ impl Operator {
     /// Gives `job` to `device`; the raw answer (a `JobView` on success).
     pub fn reassign(&self, job: Uuid, device: Uuid) -> Answer {
         self.call("POST", &format!("/v1/operator/jobs/{job}/reassign"), Some(json!({"device_id": device})))
+    }
+
+    /// Issues a one-time enrolment code (for `device` only, when given); the raw answer (an
+    /// `IssuedCode` on success).
+    pub fn post_code(&self, device: Option<Uuid>, valid_for_seconds: Option<u64>) -> Answer {
+        let body = json!({"device_id": device, "valid_for_seconds": valid_for_seconds});
+        self.call("POST", "/v1/operator/enrolment-codes", Some(body))
+    }
+
+    /// Issues a one-time enrolment code valid for any new device; panics unless dispatch does.
+    pub fn issue_code(&self) -> IssuedCode {
+        ok(self.post_code(None, None))
+    }
+
+    /// Every enrolment code issued; panics unless the answer is a 200.
+    pub fn codes(&self) -> EnrolmentCodesView {
+        ok(self.call("GET", "/v1/operator/enrolment-codes", None))
     }
 
     /// Wipes `device`; the raw answer (a `WipeResponse` on success).

@@ -97,8 +97,10 @@ impl TestDispatch {
     }
 
     /// Enrols `vault` as a device over HTTP, pinning this server's key, with `prekeys` one-time
-    /// prekeys; returns the device's public bundle (its `device_id` is the device's id here).
+    /// prekeys and a fresh enrolment code from the operator; returns the device's public bundle
+    /// (its `device_id` is the device's id here).
     pub fn enrol(&self, vault: &Vault, prekeys: u32) -> DeviceBundle {
-        vault.enrol_with_dispatch(&self.transport(), Some(self.key()), prekeys).expect("the device enrols")
+        let code = self.operator().issue_code().code;
+        vault.enrol_with_dispatch(&self.transport(), Some(self.key()), prekeys, Some(&code)).expect("the device enrols")
     }
 }

@@ -57,6 +57,11 @@ fn create_job(op: &Operator, device: Uuid, job: Uuid) {
     op.create_job(device, &sheet_value(job, 1));
 }
 
+/// A fresh one-time enrolment code from the operator.
+fn code(dispatch: &TestDispatch) -> String {
+    dispatch.operator().issue_code().code
+}
+
 fn device(dir: &Path) -> Vault {
     open_vault_at(dir, 200).unwrap()
 }
@@ -88,7 +93,7 @@ fn offline_work_reaches_dispatch_exactly_once_across_lost_answers_and_a_restart(
     let net = Net::new(dispatch.base_url());
     let dir = tmp.path().join("device");
     let vault = device(&dir);
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
     let job = Uuid::new_v4();
     create_job(&dispatch.operator(), bundle.device_id, job);
     assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
@@ -122,10 +127,11 @@ fn cancel_and_reassign_while_offline_shred_at_the_next_sync_and_keep_the_report(
     let op = dispatch.operator();
     let net = Net::new(dispatch.base_url());
     let vault = device(&tmp.path().join("device"));
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
     let other = device(&tmp.path().join("other"));
     let other_net = Net::new(dispatch.base_url());
-    let other_bundle = other.enrol_with_dispatch(other_net.as_ref(), Some(dispatch.key()), 5).unwrap();
+    let other_bundle =
+        other.enrol_with_dispatch(other_net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
     let (worked, cancelled, reassigned) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     for j in [worked, cancelled, reassigned] {
         create_job(&op, bundle.device_id, j);
@@ -171,7 +177,7 @@ fn a_device_wipe_shreds_every_job_with_receipts() {
     let net = Net::new(dispatch.base_url());
     let dir = tmp.path().join("device");
     let vault = device(&dir);
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
     let jobs: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for j in &jobs {
         create_job(&op, bundle.device_id, *j);
@@ -228,7 +234,8 @@ fn a_device_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
         let bundle_device = {
             let vault = device(&dir);
             let net = Net::new(base.clone());
-            let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
+            let bundle =
+                vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
             create_job(&op, bundle.device_id, job);
             vault.sync(net.as_ref()).unwrap();
             vault.advance(job, JobState::EnRoute).unwrap();
@@ -257,16 +264,19 @@ fn a_lost_enrolment_answer_is_recovered_by_enrolling_again() {
     let dispatch = TestDispatch::start();
     let net = Net::new(dispatch.base_url());
     let vault = device(&tmp.path().join("device"));
+    let code = code(&dispatch);
     net.lose_next_answer.store(true, Ordering::SeqCst);
-    assert!(vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).is_err());
-    // Dispatch enrolled the device but the device never saw the token: it enrols again.
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
+    assert!(vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code)).is_err());
+    // Dispatch enrolled the device (and used the code) but the device never saw the token: it
+    // enrols again, without a code, proving its identity key.
+    assert_eq!(dispatch.operator().codes().codes[0].status, jobseal_dispatch::CodeStatus::Used);
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, None).unwrap();
     let job = Uuid::new_v4();
     create_job(&dispatch.operator(), bundle.device_id, job);
     assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
     // A device already holding its token does not enrol twice.
     assert!(matches!(
-        vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5),
+        vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, None),
         Err(jobseal::Error::Enrolment(_))
     ));
 }
@@ -545,7 +555,7 @@ fn an_unsynced_audit_tail_rewritten_with_sqlite_is_caught_by_dispatch() {
     let net = Net::new(dispatch.base_url());
     let dir = tmp.path().join("device");
     let vault = device(&dir);
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5).unwrap();
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
     let job = Uuid::new_v4();
     create_job(&dispatch.operator(), bundle.device_id, job);
     vault.sync(net.as_ref()).unwrap();
@@ -564,4 +574,75 @@ fn an_unsynced_audit_tail_rewritten_with_sqlite_is_caught_by_dispatch() {
     let chain = dispatch.operator().device(bundle.device_id).audit_chain;
     assert!(!chain.intact, "dispatch accepted a chain re-linked without the key");
     assert!(chain.broken_at.is_some());
+}
+
+/// The same rewrite before the device's very first sync, of the whole chain from event 1:
+/// dispatch knows from the enrolment that this device's chain is keyed from its first event, so
+/// an unkeyed chain is a break from the start.
+#[test]
+fn a_whole_chain_rewritten_unkeyed_before_its_first_sync_is_caught_by_dispatch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dispatch = TestDispatch::start();
+    let net = Net::new(dispatch.base_url());
+    let dir = tmp.path().join("device");
+    let vault = device(&dir);
+    let bundle =
+        vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let job = Uuid::new_v4();
+    vault.ingest(&jobseal_testkit::sheet::sheet(job, 1)).unwrap();
+    vault.advance(job, JobState::EnRoute).unwrap();
+    vault.reveal(job).unwrap();
+    drop(vault);
+    rewrite_reveals_as_unkeyed(&dir.join("vault.db"));
+    let vault = device(&dir);
+    vault.sync(net.as_ref()).unwrap();
+    let chain = dispatch.operator().device(bundle.device_id).audit_chain;
+    assert_eq!(chain.broken_at, Some(1), "dispatch accepted an unkeyed chain from a device enrolled keyed");
+}
+
+/// The first attempt never reached dispatch (offline), so no code was used: enrolling again needs
+/// the code, and works with it.
+#[test]
+fn an_enrolment_that_never_reached_dispatch_is_retried_with_the_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dispatch = TestDispatch::start();
+    let net = Net::new(dispatch.base_url());
+    let vault = device(&tmp.path().join("device"));
+    let code = code(&dispatch);
+    net.online.store(false, Ordering::SeqCst);
+    assert!(vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code)).is_err());
+    net.online.store(true, Ordering::SeqCst);
+    let refused = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, None);
+    assert!(matches!(refused, Err(jobseal::Error::Dispatch { status: 401, .. })), "{refused:?}");
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code)).unwrap();
+    let job = Uuid::new_v4();
+    create_job(&dispatch.operator(), bundle.device_id, job);
+    assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
+}
+
+/// Enrolment hijack against a live device (issue 12): a recording attacker replays the device's
+/// enrolment request and posts its public bundle with a planted prekey and a code of its own.
+/// Every attempt is refused, and the real device keeps syncing with the token it holds.
+#[test]
+fn an_enrolment_hijack_is_refused_and_the_real_device_keeps_syncing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dispatch = TestDispatch::start();
+    let op = dispatch.operator();
+    let net = Net::new(dispatch.base_url());
+    let vault = device(&tmp.path().join("device"));
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let recorded = net.sent.lock().unwrap().clone();
+    let http = dispatch.client();
+    let replay: serde_json::Value = serde_json::from_slice(&recorded).unwrap();
+    assert_eq!(http.post("/v1/enrol", None, &replay).0, 409);
+    let mut planted = bundle.clone();
+    planted.prekeys.push(jobseal::Prekey { id: 9_999, public_key: jobseal::envelope::generate_keypair().unwrap().1 });
+    let (attacker, _) = jobseal::envelope::generate_keypair().unwrap();
+    let own_code = jobseal::enrolment::EnrolmentCode::parse(&code(&dispatch)).unwrap();
+    let forged = jobseal::enrolment::build_request(planted, &attacker, &dispatch.key(), Some(&own_code)).unwrap();
+    assert_eq!(http.post("/v1/enrol", None, &serde_json::to_value(&forged).unwrap()).0, 401);
+    assert_eq!(op.device(bundle.device_id).prekeys_available, 5);
+    let job = Uuid::new_v4();
+    create_job(&op, bundle.device_id, job);
+    assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
 }

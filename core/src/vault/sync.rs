@@ -8,6 +8,7 @@
 
 use super::{Inner, Vault};
 use crate::bundle::DeviceBundle;
+use crate::enrolment::{self, EnrolmentCode};
 use crate::envelope::PublicKey;
 use crate::keyring::SecretId;
 use crate::store::{self, device, meta};
@@ -30,12 +31,21 @@ impl Vault {
     /// Enrols this device with dispatch over `transport`: creates the device keys (pinning
     /// `dispatch_key`, or, when `None`, the key dispatch announces: trust on first use), registers
     /// the public bundle, and keeps the device token (wrapped under the epoch key).
+    ///
+    /// `code` is the one-time enrolment code the operator issued (4 groups of 5 characters; case,
+    /// spaces and dashes do not matter). Dispatch needs it for the first enrolment of this
+    /// device; the code itself is never sent, only a proof made with it over this request. After
+    /// a lost answer, calling again enrols again: if dispatch did register the device, the proof
+    /// of the device's identity key is enough and `code` may be `None`. A mistyped code is an
+    /// [`Error::InvalidInput`] before anything is created or sent.
     pub fn enrol_with_dispatch(
         &self,
         transport: &dyn Transport,
         dispatch_key: Option<PublicKey>,
         prekeys: u32,
+        code: Option<&str>,
     ) -> Result<DeviceBundle> {
+        let code = code.map(EnrolmentCode::parse).transpose()?;
         let key = match dispatch_key {
             Some(k) => k,
             None => {
@@ -55,14 +65,27 @@ impl Vault {
             Err(Error::Enrolment(_)) => self.enrol(key, prekeys)?,
             Err(e) => return Err(e),
         };
-        let req = json_request("POST", "/enrol", None, &wire::EnrolRequest { bundle: bundle.clone() })?;
+        let request = {
+            let identity = self.lock().identity_secret()?;
+            enrolment::build_request(bundle.clone(), &identity, &key, code.as_ref())?
+        };
+        let req = json_request("POST", "/enrol", None, &request)?;
         let answer: wire::EnrolResponse = parse_answer(&send(transport, req)?)?;
         if answer.dispatch_key != key || answer.device_id != bundle.device_id {
             return Err(Error::Enrolment("dispatch answered with another key or device"));
         }
         let mut inner = self.lock();
         let identity = inner.identity_secret()?;
-        let token = crate::pairing::open_device_token(&identity, &key, bundle.device_id, &answer.sealed_device_token)?;
+        // Opens only for an answer to this very request (its nonce) with this server time: a
+        // replayed or forged answer is refused here and nothing is stored.
+        let token = enrolment::open_answer_token(
+            &identity,
+            &key,
+            bundle.device_id,
+            &request.nonce,
+            answer.server_time.timestamp_millis(),
+            &answer.sealed_device_token,
+        )?;
         inner.store_device_token(&token)?;
         drop(inner);
         self.anchor_server_time(answer.server_time)?;

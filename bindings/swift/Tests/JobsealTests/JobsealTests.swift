@@ -142,7 +142,7 @@ final class JobsealTests: XCTestCase {
         let server = try DispatchServer(db: dir + "/dispatch.db")
         let live = try JobVault.open(dir: dir + "/live", keystore: MemoryKeyStore(), clock: SystemPlatformClock())
         let transport = URLSessionTransport(server.baseUrl)
-        let bundle = try live.enrolWithDispatch(transport: transport, dispatchKeyHex: server.dispatchKeyHex, prekeys: 5)
+        let bundle = try live.enrolWithDispatch(transport: transport, dispatchKeyHex: server.dispatchKeyHex, prekeys: 5, enrolmentCode: try server.issueCode())
 
         let jobId = UUID().uuidString.lowercased()
         let sheet = Sheets.json(jobId: jobId, start: Date().addingTimeInterval(-30 * 60))

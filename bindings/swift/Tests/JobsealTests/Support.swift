@@ -161,7 +161,11 @@ final class DispatchServer {
             throw XCTSkip("no dispatch server at \(bin): cargo build -p jobseal-dispatch")
         }
         process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = ["serve", "--db", db, "--addr", "127.0.0.1:0", "--operator-token", operatorToken]
+        process.arguments = ["serve", "--db", db, "--addr", "127.0.0.1:0"]
+        // The token goes in the environment, never on the command line (where `ps` shows it).
+        var env = ProcessInfo.processInfo.environment
+        env["JOBSEAL_OPERATOR_TOKEN"] = operatorToken
+        process.environment = env
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
@@ -195,6 +199,13 @@ final class DispatchServer {
         }.resume()
         done.wait()
         return result
+    }
+
+    /// Issues a one-time enrolment code, as a dispatcher's console does.
+    func issueCode() throws -> String {
+        let (status, body) = try operatorCall("POST", "/v1/operator/enrolment-codes", "{}")
+        guard status == 200, let r = body.range(of: "\"code\":\"") else { throw XCTSkip("no enrolment code: HTTP \(status)") }
+        return String(body[r.upperBound...].prefix { $0 != "\"" })
     }
 
     deinit { process.terminate() }

@@ -63,7 +63,7 @@ class SyncTest {
 
     @Test
     fun `a job goes from dispatch to the device and its shred receipt comes back`() {
-        val bundle = vault.enrolWithDispatch(transport, server.dispatchKeyHex, 5u)
+        val bundle = vault.enrolWithDispatch(transport, server.dispatchKeyHex, 5u, server.issueCode())
         assertTrue(vault.syncStatus().enrolled)
 
         val (jobId, sheet) = liveSheet()
@@ -102,7 +102,7 @@ class SyncTest {
 
     @Test
     fun `dispatch cancelling a job shreds it on the device at the next sync`() {
-        val bundle = vault.enrolWithDispatch(transport, null, 5u)
+        val bundle = vault.enrolWithDispatch(transport, null, 5u, server.issueCode())
         val (jobId, sheet) = liveSheet()
         server.createJob(bundle.deviceId, sheet)
         assertEquals(listOf(jobId), vault.sync(transport).received)
@@ -118,7 +118,7 @@ class SyncTest {
 
     @Test
     fun `no network is a Network error, nothing is lost, and the next sync delivers`() {
-        val bundle = vault.enrolWithDispatch(transport, server.dispatchKeyHex, 3u)
+        val bundle = vault.enrolWithDispatch(transport, server.dispatchKeyHex, 3u, server.issueCode())
         val (jobId, sheet) = liveSheet()
         server.createJob(bundle.deviceId, sheet)
         vault.sync(transport)
@@ -155,7 +155,7 @@ class SyncTest {
 
     @Test
     fun `a sync answer rewritten on the way is refused as tampered and changes nothing`() {
-        val bundle = vault.enrolWithDispatch(transport, server.dispatchKeyHex, 5u)
+        val bundle = vault.enrolWithDispatch(transport, server.dispatchKeyHex, 5u, server.issueCode())
         val (jobId, sheet) = liveSheet()
         server.createJob(bundle.deviceId, sheet)
         vault.sync(transport)
@@ -186,9 +186,24 @@ class SyncTest {
     }
 
     @Test
-    fun `enrolment refuses a dispatch that answers with another key`() {
+    fun `enrolment needs the operator's one-time code and a mistyped one sends nothing`() {
+        val noCode = assertThrows<JobsealException.Dispatch> { vault.enrolWithDispatch(transport, server.dispatchKeyHex, 3u, null) }
+        assertEquals(401.toUShort(), noCode.status)
+        assertThrows<JobsealException.InvalidInput> { vault.enrolWithDispatch(transport, server.dispatchKeyHex, 3u, "not-a-code") }
+        val code = server.issueCode()
+        val bundle = vault.enrolWithDispatch(transport, server.dispatchKeyHex, 3u, code.lowercase())
+        assertTrue(vault.syncStatus().enrolled)
+        val (jobId, sheet) = liveSheet()
+        server.createJob(bundle.deviceId, sheet)
+        assertEquals(listOf(jobId), vault.sync(transport).received)
+    }
+
+    @Test
+    fun `enrolment pinning another dispatch key is refused and enrols nothing`() {
+        // The request's identity proof is made with the pinned key: dispatch cannot verify it.
         val wrong = dispatchKeygen().publicKeyHex
-        assertThrows<JobsealException.Enrolment> { vault.enrolWithDispatch(transport, wrong, 3u) }
+        val e = assertThrows<JobsealException.Dispatch> { vault.enrolWithDispatch(transport, wrong, 3u, server.issueCode()) }
+        assertEquals(401.toUShort(), e.status)
         assertThrows<JobsealException.Enrolment> { vault.sync(transport) }
     }
 }

@@ -25,8 +25,10 @@ class DispatchServer private constructor(binary: String, private val dbDir: Temp
 
     init {
         check(File(binary).canExecute()) { "dispatch server binary not found at $binary (cargo build -p jobseal-dispatch)" }
-        process = ProcessBuilder(binary, "serve", "--db", dbDir.resolve("dispatch.db"), "--addr", "127.0.0.1:0", "--operator-token", operatorToken)
+        // The token goes in the environment, never on the command line (where `ps` shows it).
+        process = ProcessBuilder(binary, "serve", "--db", dbDir.resolve("dispatch.db"), "--addr", "127.0.0.1:0")
             .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .also { it.environment()["JOBSEAL_OPERATOR_TOKEN"] = operatorToken }
             .start()
         val lines = LinkedBlockingQueue<String>()
         Thread {
@@ -63,6 +65,18 @@ class DispatchServer private constructor(binary: String, private val dbDir: Temp
     fun createJob(deviceId: String, sheetJson: String) {
         val (status, body) = operator("POST", "/v1/operator/jobs", """{"device_id":"$deviceId","sheet":$sheetJson}""")
         check(status == 200) { "create job: HTTP $status ${body.take(300)}" }
+    }
+
+    /**
+     * Issues a one-time enrolment code (for [deviceId] only, when given), as a dispatcher's
+     * console does; returns the code the technician types.
+     */
+    fun issueCode(deviceId: String? = null): String {
+        val body = if (deviceId == null) "{}" else """{"device_id":"$deviceId"}"""
+        val (status, answer) = operator("POST", "/v1/operator/enrolment-codes", body)
+        check(status == 200) { "issue enrolment code: HTTP $status ${answer.take(300)}" }
+        return Regex("\"code\":\"([0-9A-Z-]+)\"").find(answer)?.groupValues?.get(1)
+            ?: error("no code in the answer")
     }
 
     /** Stops the server, then deletes its database. */

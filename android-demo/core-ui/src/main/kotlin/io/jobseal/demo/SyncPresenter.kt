@@ -61,9 +61,16 @@ class SyncPresenter(
     /**
      * Enrols this phone with dispatch over the transport, pinning [dispatchKeyHex] (from the
      * app's configuration; null trusts the key dispatch announces on first use, for the demo only).
+     * [code] is the one-time enrolment code the operator gave the technician (needed the first
+     * time; blank is allowed when retrying after a lost answer).
      */
-    fun enrol(dispatchKeyHex: String?, prekeys: UInt = 20u): Outcome<SyncModel> = texts.attempt {
-        val bundle = vault.enrolWithDispatch(transport, dispatchKeyHex?.takeIf { it.isNotBlank() }, prekeys)
+    fun enrol(dispatchKeyHex: String?, code: String?, prekeys: UInt = 20u): Outcome<SyncModel> = texts.attempt {
+        val bundle = vault.enrolWithDispatch(
+            transport,
+            dispatchKeyHex?.takeIf { it.isNotBlank() },
+            prekeys,
+            code?.takeIf { it.isNotBlank() },
+        )
         model(vault.syncStatus(), vault.trustedNowMs(), bundle.deviceId)
     }
 

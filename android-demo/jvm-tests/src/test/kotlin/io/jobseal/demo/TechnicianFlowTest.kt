@@ -84,7 +84,7 @@ class TechnicianFlowTest {
         assertNull(before.deviceId)
         assertEquals("Never synced", before.lastSync)
 
-        val enrolled = sync.enrol(server.dispatchKeyHex).ok()
+        val enrolled = sync.enrol(server.dispatchKeyHex, server.issueCode()).ok()
         assertEquals("Enrolled with dispatch", enrolled.enrolment)
         val deviceId = vault.deviceBundle().deviceId
         assertEquals(deviceId, enrolled.deviceId)
@@ -141,7 +141,7 @@ class TechnicianFlowTest {
     @Test
     fun `offline the work goes on and the status says so, and dispatch errors are named`() {
         val sync = SyncPresenter(vault, transport, utc)
-        sync.enrol(null).ok()   // trust on first use: the demo's fallback when no key is configured
+        sync.enrol(null, server.issueCode()).ok()   // trust on first use: the demo's fallback when no key is configured
         val (jobId, sheet) = liveSheet("WO-DEMO-0003")
         server.createJob(vault.deviceBundle().deviceId, sheet)
         sync.syncNow().ok()
@@ -181,7 +181,7 @@ class TechnicianFlowTest {
     fun `the READMEs' post-demo-job script assigns a job the device receives and can reveal now`() {
         assumeTrue(java.io.File("/usr/bin/curl").canExecute() || java.io.File("/bin/curl").canExecute(), "no curl")
         val sync = SyncPresenter(vault, transport, utc)
-        val deviceId = sync.enrol(server.dispatchKeyHex).ok().deviceId!!
+        val deviceId = sync.enrol(server.dispatchKeyHex, server.issueCode()).ok().deviceId!!
         val script = java.io.File(System.getProperty("user.dir"), "../post-demo-job.sh").canonicalFile
         val process = ProcessBuilder("bash", script.path, deviceId, server.baseUrl, "WO-SCRIPT-0001")
             .redirectErrorStream(true)

@@ -3,6 +3,7 @@ package io.jobseal.demo.android
 import androidx.test.core.app.ActivityScenario
 import androidx.test.espresso.Espresso.onView
 import androidx.test.espresso.action.ViewActions.click
+import androidx.test.espresso.action.ViewActions.replaceText
 import androidx.test.espresso.action.ViewActions.scrollTo
 import androidx.test.espresso.assertion.ViewAssertions.matches
 import androidx.test.espresso.matcher.ViewMatchers.withTagValue
@@ -45,7 +46,11 @@ class DispatchSyncTest {
         assumeTrue("no dispatchUrl/operatorToken instrumentation arguments", url != null && token != null)
 
         DeviceFixture(HttpUrlConnectionTransport(url!!)).use { fixture ->
+            val (issued, answer) = operator(url, token!!, "POST", "/v1/operator/enrolment-codes", "{}")
+            assertEquals(200, issued)
+            val code = Regex("\"code\":\"([0-9A-Z-]+)\"").find(answer)!!.groupValues[1]
             ActivityScenario.launch(SyncActivity::class.java).use {
+                tag("enrolment-code").perform(scrollTo(), replaceText(code))
                 tag("enrol").perform(scrollTo(), click())
                 tag("message").check(matches(withText("Enrolled.")))
             }

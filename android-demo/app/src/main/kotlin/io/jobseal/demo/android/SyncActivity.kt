@@ -2,7 +2,9 @@ package io.jobseal.demo.android
 
 import android.app.Activity
 import android.os.Bundle
+import android.text.InputType
 import android.view.View
+import android.widget.EditText
 import android.widget.TextView
 import io.jobseal.demo.Outcome
 import io.jobseal.demo.SyncModel
@@ -21,6 +23,7 @@ class SyncActivity : Activity() {
     private lateinit var offline: TextView
     private lateinit var message: TextView
     private lateinit var enrol: View
+    private lateinit var code: EditText
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
@@ -30,8 +33,16 @@ class SyncActivity : Activity() {
         root.text(size = 22f, bold = true).text = "Sync with dispatch"
         lines = root.text("sync-status")
         offline = root.text("offline")
+        code = EditText(this).apply {
+            tag = "enrolment-code"
+            hint = "Enrolment code from dispatch (XXXXX-XXXXX-XXXXX-XXXXX)"
+            inputType = InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_FLAG_CAP_CHARACTERS or
+                InputType.TYPE_TEXT_FLAG_NO_SUGGESTIONS
+            root.addView(this)
+        }
         enrol = root.button("Enrol this phone", "enrol") {
-            act { presenter.enrol(services.dispatchKeyHex).map { "Enrolled." } }
+            val typed = code.text.toString()
+            act { presenter.enrol(services.dispatchKeyHex, typed).map { "Enrolled." } }
         }
         root.button("Sync now", "sync") {
             act { presenter.syncNow().map { report -> presenter.summary(report) } }
@@ -66,6 +77,7 @@ class SyncActivity : Activity() {
                 offline.text = m.offline ?: ""
                 offline.visibility = if (m.offline == null) View.GONE else View.VISIBLE
                 enrol.visibility = if (m.enrolled) View.GONE else View.VISIBLE
+                code.visibility = enrol.visibility
             }
         }
     }
