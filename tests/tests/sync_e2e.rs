@@ -646,3 +646,28 @@ fn an_enrolment_hijack_is_refused_and_the_real_device_keeps_syncing() {
     create_job(&op, bundle.device_id, job);
     assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
 }
+
+/// A job cancelled before the device fetched its envelope (issue 12): the envelope is withdrawn,
+/// and at the next sync the device deletes the prekey it was sealed to, so a copy of it, kept by
+/// anyone who saw it at dispatch or on the way, can never be opened.
+#[test]
+fn a_withdrawn_envelopes_prekey_is_deleted_on_the_device_at_the_next_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dispatch = TestDispatch::start();
+    let op = dispatch.operator();
+    let net = Net::new(dispatch.base_url());
+    let vault = device(&tmp.path().join("device"));
+    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let job = Uuid::new_v4();
+    create_job(&op, bundle.device_id, job);
+    let view = op.job(job);
+    let Some(jobseal::RecipientKeyId::Prekey(spent)) = view.delivery.as_ref().map(|d| d.sealed_to) else {
+        panic!("the sheet was not sealed to a prekey")
+    };
+    let _ = op.cancel(job);
+    assert!(vault.device_bundle().unwrap().prekeys.iter().any(|p| p.id == spent));
+    vault.sync(net.as_ref()).unwrap();
+    let held: Vec<u32> = vault.device_bundle().unwrap().prekeys.iter().map(|p| p.id).collect();
+    assert!(!held.contains(&spent), "prekey {spent} of the withdrawn envelope is still held: {held:?}");
+    assert_eq!(vault.job(job).unwrap().state, JobState::Revoked, "the job id is tombstoned");
+}
