@@ -222,6 +222,11 @@ pub(crate) fn device_view(tx: &Transaction<'_>, device_id: Uuid) -> Result<Devic
         })?;
     let prekeys_used: u32 =
         tx.query_row("SELECT count(*) FROM prekeys WHERE device_id = ?1 AND used_ms IS NOT NULL", [&id], |r| r.get(0))?;
+    let sealed_to_identity: u32 = tx.query_row(
+        "SELECT count(*) FROM deliveries WHERE device_id = ?1 AND sealed_to = 'identity'",
+        [&id],
+        |r| r.get(0),
+    )?;
     let events_applied: i64 =
         tx.query_row("SELECT count(*) FROM applied_events WHERE device_id = ?1", [&id], |r| r.get(0))?;
 
@@ -265,6 +270,7 @@ pub(crate) fn device_view(tx: &Transaction<'_>, device_id: Uuid) -> Result<Devic
         wiped_at: wiped_ms.map(time),
         prekeys_available: prekeys_available(tx, device_id)?,
         prekeys_used,
+        sealed_to_identity,
         events_applied: col_u64(events_applied),
         jobs,
         audit_chain: chain_status(tx, device_id)?,

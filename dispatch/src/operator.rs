@@ -315,6 +315,10 @@ pub struct DeviceView {
     pub prekeys_available: u32,
     /// Prekeys already used for an envelope.
     pub prekeys_used: u32,
+    /// Sheets sealed to its identity key because no prekey was left: they have no forward
+    /// secrecy (a later theft of the identity key opens them). Non-zero means the device is not
+    /// topping up its prekeys; the operator should look at it.
+    pub sealed_to_identity: u32,
     /// Outbox events applied from it (idempotency keys recorded).
     pub events_applied: u64,
     /// Every job ever sealed for it.

@@ -627,6 +627,8 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
     let (j1, j2) = (Uuid::new_v4(), Uuid::new_v4());
     assert_eq!(d.op.create_job(dev.id, &sheet(j1, 1)).sealed_to, RecipientKeyId::Prekey(1));
     assert_eq!(d.op.create_job(dev.id, &sheet(j2, 1)).sealed_to, RecipientKeyId::Identity);
+    // The operator's view of the device flags the sheet without forward secrecy.
+    assert_eq!(d.op.device(dev.id).sealed_to_identity, 1);
     let pull = d.sync(&dev.token, dev.id, &[]);
     assert_eq!((pull.prekeys_available, pull.prekeys_wanted), (0, 20));
     // Both open on the device, the second with its identity key.
