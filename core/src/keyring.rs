@@ -16,9 +16,10 @@
 //! The keyring also holds the vault's integrity key (`crate::integrity`), a secret like the others
 //! (re-wrapped by every rotation), unwrapped once at open. The epoch master key is wrapped together
 //! with a format byte: a vault whose master key lacks it was written before integrity tags
-//! existed, and is upgraded once, at open ([`Keyring::open`]'s `on_upgrade`). Editing the database
-//! cannot make a tagged vault look untagged again, because the format byte is inside the KEK's
-//! wrap, which only the keystore can produce.
+//! existed, and is upgraded once, at open ([`Keyring::open`]'s `on_upgrade`), by a key rotation.
+//! Editing the database cannot make a tagged vault look untagged again: the format byte is inside
+//! the KEK's wrap, which only the keystore can produce, and the pre-upgrade wrap's KEK is deleted
+//! by the upgrade.
 //!
 //! A rotation writes nothing durable of its own outside the shred transaction (G3 at the fewest
 //! fsyncs): epochs only ever grow by one, so the only KEK an uncommitted rotation can leave behind
@@ -170,14 +171,21 @@ impl Keyring {
                     }
                 }
             } else {
-                let key = IntegrityKey::from_slice(Key32::random()?.as_bytes())?;
-                let rewrapped = wrap_emk(keystore.as_ref(), &alias, &emk)?;
+                // The upgrade is a key rotation: a new KEK and master key (wrapped with the
+                // format byte), every secret re-wrapped, the old KEK deleted after the commit. A
+                // copy of the pre-upgrade wrap, written back to pass the vault off as untagged
+                // again, then opens nothing.
+                let mut ring =
+                    Keyring { keystore, epoch, emk, integrity: IntegrityKey::from_slice(Key32::random()?.as_bytes())? };
+                let rotation = ring.prepare_rotation()?;
+                let next = rotation.epoch();
                 let tx = store::write_untimed(conn)?;
-                put_integrity(&tx, &emk, epoch, &key)?;
-                on_upgrade(&tx, &key, epoch)?;
-                secrets::set_epoch_wrap(&tx, epoch, &rewrapped)?;
+                put_integrity(&tx, &ring.emk, epoch, &ring.integrity)?;
+                ring.rewrap_all(&tx, &rotation, created_ms)?;
+                on_upgrade(&tx, &ring.integrity, next)?;
                 tx.commit()?;
-                key
+                ring.complete_rotation(conn, rotation)?;
+                return Ok(ring);
             };
             return Ok(Keyring { keystore, epoch, emk, integrity });
         }

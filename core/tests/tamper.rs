@@ -221,6 +221,15 @@ fn make_legacy(dir: &Path, high_water: chrono::DateTime<chrono::Utc>) {
 fn a_vault_written_before_tags_is_upgraded_once_and_cannot_be_made_to_look_old_again() {
     let (dir, clock, job) = job_in(JobState::OnSite);
     make_legacy(dir.path(), at(200));
+    // The technician keeps a copy of the untagged database (its key wrap is genuine) from
+    // before the upgrade. Found by review: an upgrade that re-wrapped the same master key under
+    // the same KEK let that copy, edited and written back, pass as untagged and be tagged again.
+    let saved = tempfile::tempdir().unwrap();
+    for f in ["vault.db", "vault.db-wal", "vault.db-shm"] {
+        if dir.path().join(f).exists() {
+            std::fs::copy(dir.path().join(f), saved.path().join(f)).unwrap();
+        }
+    }
     {
         // The upgrade takes the rows and the high-water mark as found, and tags them.
         let v = open_vault(dir.path(), clock.clone()).unwrap();
@@ -240,7 +249,35 @@ fn a_vault_written_before_tags_is_upgraded_once_and_cannot_be_made_to_look_old_a
          INSERT INTO meta (key, value) VALUES ('high_water_ms', 0);
          PRAGMA user_version = 2;",
     );
-    let v = open_vault(dir.path(), clock).unwrap();
+    let v = open_vault(dir.path(), clock.clone()).unwrap();
     assert_eq!(v.reveal(job).unwrap_err().kind(), ErrorKind::Tampered);
-    v.cancel(job).unwrap();
+    drop(v);
+    // The saved untagged copy, edited and written back: the upgrade rotated the key epoch, so its
+    // KEK is gone and the copy opens nothing.
+    for f in ["vault.db", "vault.db-wal", "vault.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+        if saved.path().join(f).exists() {
+            std::fs::copy(saved.path().join(f), dir.path().join(f)).unwrap();
+        }
+    }
+    sqlite(dir.path(), "UPDATE fields SET reveal_in = 'assigned,en-route,on-site';");
+    match open_vault(dir.path(), clock) {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::KeyStore, "{e}"),
+        Ok(v) => panic!("the pre-upgrade copy opened: {:?}", v.reveal(job).map(|r| visible(&r).len())),
+    }
+}
+
+/// An authentic answer held back on the way carries dispatch's time from when it was written.
+/// Found by review: anchoring took it as exact, so trusted time went back by the delay.
+#[test]
+fn a_late_authentic_anchor_does_not_move_trusted_time_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::with_boot(at(0), Duration::from_secs(100)));
+    let v = open_vault(dir.path(), clock.clone()).unwrap();
+    v.anchor_server_time(at(0)).unwrap();
+    clock.advance(chrono::Duration::minutes(30));
+    // The answer written at +10 arrives now, at +30.
+    v.anchor_server_time(at(10)).unwrap();
+    clock.set_wall(at(0));
+    assert!(v.trusted_now().unwrap() >= at(30), "{}", v.trusted_now().unwrap());
 }

@@ -25,12 +25,6 @@ pub(crate) fn insert_epoch(conn: &Connection, epoch: u64, wrapped_emk: &[u8], cr
     Ok(())
 }
 
-/// Replaces an epoch's wrapped master key (the one-time upgrade that adds its format byte).
-pub(crate) fn set_epoch_wrap(conn: &Connection, epoch: u64, wrapped_emk: &[u8]) -> Result<()> {
-    conn.prepare_cached("UPDATE epochs SET wrapped_emk = ?2 WHERE epoch = ?1")?.execute(params![epoch as i64, wrapped_emk])?;
-    Ok(())
-}
-
 /// Deletes every epoch row but `keep`.
 pub(crate) fn delete_epochs_except(conn: &Connection, keep: u64) -> Result<()> {
     conn.prepare_cached("DELETE FROM epochs WHERE epoch <> ?1")?.execute([keep as i64])?;

@@ -132,19 +132,21 @@ impl Vault {
     }
 
     /// Records server time from an authenticated sync answer as the trusted-time anchor. It never
-    /// lowers trusted time (the high-water mark stays), and it replaces a trusted-time state that
-    /// was edited.
+    /// lowers trusted time (the high-water mark stays) nor the proven lower bound (an answer that
+    /// arrives late carries an old time), and it replaces a trusted-time state that was edited.
     pub fn anchor_server_time(&self, server_time: DateTime<Utc>) -> Result<()> {
         let mut inner = self.lock();
         let reading = clock::read(inner.clock.as_ref());
         let server_ms = clock::to_ms(server_time);
         let (key, epoch) = (inner.keyring.integrity(), inner.keyring.epoch());
         let current = match meta::time_state(&inner.conn, key, epoch) {
-            Ok(st) => st,
+            // Advanced to now first: an answer held back on the way (authentic, but late) must
+            // not pull the proven bound back to when dispatch wrote it.
+            Ok(st) => st.advance(&reading).1,
             Err(Error::Tampered(_)) => TimeState::from_high_water(server_ms),
             Err(e) => return Err(e),
         };
-        let next = current.anchored_at(server_ms, &reading);
+        let next = current.anchored_at(server_ms.max(current.proven_ms), &reading);
         let stamp = Stamp { ms: next.high_water_ms, state: Some((next, meta::seal_time_state(key, epoch, &next)?)) };
         let tx = store::write(&mut inner.conn, &stamp)?;
         tx.commit()
