@@ -595,3 +595,72 @@ fn prekeys_below_dispatchs_floor_are_deleted() {
     assert_eq!(ids, [4, 5]);
     assert!(matches!(d.tv.vault.receive(&withdrawn), Err(Error::PrekeyUnavailable(2))));
 }
+
+/// A vault enrolled before keyed audit chains (simulated: its chain re-linked with plain SHA-256,
+/// its chain key and the keyed-from mark removed) keys its chain from its next event when it
+/// opens. Found by review: such a vault never derived the key, and dispatch kept accepting
+/// unkeyed links from it.
+#[test]
+fn a_vault_enrolled_before_keyed_chains_keys_its_next_events() {
+    use jobseal::audit::{chain_hash, event_hash, AuditKind, NewEvent, GENESIS};
+    let d = enrolled_device();
+    let job = Uuid::new_v4();
+    d.tv.vault.ingest(&sheet(job, 1)).unwrap();
+    let dir = d.tv.dir.path().to_path_buf();
+    let Device { tv, dispatch, bundle } = d;
+    let jobseal_testkit::device::TestVault { vault, clock, dir: tmp } = tv;
+    drop(vault);
+    {
+        let conn = rusqlite::Connection::open(dir.join("vault.db")).unwrap();
+        type Row = (i64, i64, Option<String>, String, Option<String>, Option<String>, Option<String>);
+        let rows: Vec<Row> = conn
+            .prepare("SELECT seq, at_ms, job_id, kind, field, state, detail FROM audit ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let mut prev = GENESIS.to_vec();
+        for (seq, at_ms, job_id, kind, field, state, detail) in rows {
+            let e = NewEvent {
+                at_ms,
+                job_id: job_id.map(|j| Uuid::parse_str(&j).unwrap()),
+                kind: AuditKind::parse(&kind).unwrap(),
+                field,
+                state: state.map(|s| s.parse().unwrap()),
+                detail,
+            };
+            let hash = event_hash(seq as u64, &e, &prev).to_vec();
+            conn.execute("UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1", rusqlite::params![seq, prev, hash])
+                .unwrap();
+            prev = hash;
+        }
+        conn.execute("UPDATE meta SET value = ?1 WHERE key = 'audit_head_hash'", [prev]).unwrap();
+        conn.execute_batch(
+            "DELETE FROM secrets WHERE id = 'device:audit-key'; DELETE FROM meta WHERE key = 'audit_keyed_from';",
+        )
+        .unwrap();
+    }
+    let vault = jobseal_testkit::device::open_vault(&dir, clock).unwrap();
+    let head = vault.verify_audit().unwrap();
+    assert!(head.valid, "{:?}", head.problem);
+    vault.advance(job, JobState::EnRoute).unwrap();
+    assert!(vault.verify_audit().unwrap().valid);
+    // The new event's link is keyed under the key dispatch derives; the earlier ones stay plain.
+    let key = jobseal::audit::AuditKey::derive(&dispatch, &bundle.identity_key, bundle.device_id).unwrap();
+    let events = vault.audit_log(None).unwrap();
+    let last = events.last().unwrap();
+    let prev = &events[events.len() - 2];
+    let e = NewEvent {
+        at_ms: last.at.timestamp_millis(),
+        job_id: last.job_id,
+        kind: last.kind,
+        field: last.field.clone(),
+        state: last.state,
+        detail: last.detail.clone(),
+    };
+    let prev_hash = jobseal::hex::decode(&prev.hash).unwrap();
+    assert_eq!(jobseal::hex::encode(&chain_hash(Some(&key), last.seq, &e, &prev_hash)), last.hash);
+    assert_ne!(jobseal::hex::encode(&event_hash(last.seq, &e, &prev_hash)), last.hash);
+    drop(tmp);
+}

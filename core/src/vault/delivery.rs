@@ -16,7 +16,7 @@ use crate::keyring::{Keyring, SecretId};
 use crate::model::JobInfo;
 use crate::receipt::ReceiptKey;
 use crate::sheet::JobSheet;
-use crate::store::{self, device, jobs};
+use crate::store::{self, device, jobs, meta};
 use crate::{journal, Error, Result};
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -68,6 +68,24 @@ impl Inner {
         self.keyring
             .secret_key(&self.conn, SecretId::Identity)?
             .ok_or_else(|| Error::integrity("identity key is missing"))
+    }
+
+    /// A device enrolled before keyed audit chains has no chain key: derives it (from the
+    /// identity key and the pinned dispatch key, as at enrolment) and keys the chain from its next
+    /// event on; dispatch switches when the first keyed link arrives. Does nothing otherwise.
+    pub(super) fn key_audit_chain_of_older_enrolment(&mut self) -> Result<()> {
+        let Some(dev) = device::get(&self.conn)? else { return Ok(()) };
+        if self.keyring.audit_key(&self.conn)?.is_some() {
+            return Ok(());
+        }
+        let key = AuditKey::derive(&self.enrolled_identity()?, &dev.dispatch_key, dev.device_id)?;
+        let tx = store::write_untimed(&mut self.conn)?;
+        self.keyring.put(&tx, SecretId::AuditKey, key.as_bytes())?;
+        if meta::audit_keyed_from(&tx)?.is_none() {
+            let next = meta::audit_head(&tx)?.map_or(1, |(seq, _)| seq + 1);
+            meta::set_audit_keyed_from(&tx, next)?;
+        }
+        tx.commit()
     }
 
     /// The enrolled device's id, if any.

@@ -108,6 +108,7 @@ impl Vault {
             _lock: lock,
         };
         inner.keyring.finish_interrupted(&inner.conn)?;
+        inner.key_audit_chain_of_older_enrolment()?;
         store::checkpoint_truncate(&inner.conn)?;
         let now = inner.begin_stamp()?;
         inner.opened_with = inner.expire(&now)?;
