@@ -101,8 +101,13 @@ impl Service {
         match &e.body {
             EventBody::Received { version, via } => {
                 let Some(job) = e.job_id else { return Ok(Outcome::Ignored("no job_id")) };
+                // Where the device's chain stood when it took the sheet: what it recorded about the
+                // job before (an intruder's records written ahead of a reassignment) is not the
+                // job's history (`job_view`).
                 let n = tx.execute(
-                    "UPDATE deliveries SET status = 'received', via = ?1, reason = NULL, updated_ms = ?2
+                    "UPDATE deliveries SET status = 'received', via = ?1, reason = NULL, updated_ms = ?2,
+                         received_after_seq = coalesce(received_after_seq,
+                             (SELECT coalesce(max(seq), 0) FROM audit_records WHERE device_id = ?4))
                      WHERE job_id = ?3 AND device_id = ?4 AND version = ?5",
                     params![recipient_text(*via), now, job.to_string(), dev, sql_u64(*version)?],
                 )?;

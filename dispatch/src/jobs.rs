@@ -347,13 +347,14 @@ pub(crate) fn job_view(tx: &Transaction<'_>, job_id: Uuid) -> Result<JobView, Ap
     let mut audit_events = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
-            // Only devices the job was sealed for speak about it, and only from when it was
-            // sealed for them: another device's chain may name the job (it stays in that device's
-            // chain, which dispatch verifies), but it is not shown as part of this job's history,
-            // not even after the job is reassigned to that device.
+            // Only devices that received the job speak about it, and only with what their chain
+            // recorded after they received it: another device's chain may name the job (it stays
+            // in that device's chain, which dispatch verifies), but it is not shown as part of
+            // this job's history, not even after the job is reassigned to that device.
             "SELECT device_id, seq, kind, field, state, detail, at_ms, chain FROM audit_records a
              WHERE job_id = ?1 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.job_id = ?1
-                 AND d.device_id = a.device_id AND d.queued_ms <= a.received_ms)
+                 AND d.device_id = a.device_id AND d.received_after_seq IS NOT NULL
+                 AND a.seq > d.received_after_seq)
              ORDER BY device_id, seq, record_id",
         )?;
         let mut rows = stmt.query([&key])?;

@@ -382,6 +382,13 @@ fn each_event_key_is_applied_once_and_acknowledged_every_time() {
     assert_eq!(d.op.job(job).history, before.history);
 }
 
+/// The device's report that it holds the job's sheet (its outbox sends it before any audit
+/// record about the job): from then on its records are the job's history.
+fn received_event(d: &Dispatch, job: Uuid) -> OutboxEvent {
+    let delivery = d.op.job(job).delivery.expect("a delivery");
+    event(Some(job), 1, EventBody::Received { version: delivery.version, via: delivery.sealed_to })
+}
+
 #[test]
 fn out_of_order_batches_are_applied_correctly() {
     let d = Dispatch::start();
@@ -390,6 +397,7 @@ fn out_of_order_batches_are_applied_correctly() {
     d.op.create_job(dev.id, &sheet(job, 1));
     let pull = d.sync(&dev.token, dev.id, &[]);
     dev.vault.receive(&pull.envelopes[0].envelope).unwrap();
+    d.sync(&dev.token, dev.id, &[received_event(&d, job)]);
     dev.vault.advance(job, JobState::EnRoute).unwrap();
     dev.vault.advance(job, JobState::OnSite).unwrap();
     dev.vault.reveal(job).unwrap();
@@ -444,6 +452,7 @@ fn a_broken_audit_chain_is_kept_and_flagged_never_refused() {
     d.op.create_job(dev.id, &sheet(job, 1));
     let pull = d.sync(&dev.token, dev.id, &[]);
     dev.vault.receive(&pull.envelopes[0].envelope).unwrap();
+    d.sync(&dev.token, dev.id, &[received_event(&d, job)]);
     dev.vault.advance(job, JobState::OnSite).unwrap();
     dev.vault.reveal(job).unwrap();
     let mut records = audit_records(&dev.vault);
@@ -1018,10 +1027,36 @@ fn a_device_cannot_close_or_annotate_a_job_it_never_held() {
     // envelope, and cancelling works.
     let moved: JobView = ok(d.op.reassign(job, intruder.id));
     assert_eq!(moved.status, JobStatus::Open);
-    assert_eq!(moved.delivery.unwrap().status, DeliveryStatus::Pending);
+    assert_eq!(moved.delivery.as_ref().unwrap().status, DeliveryStatus::Pending);
     // What the intruder said about the job before it was sealed for it stays out of the job's
     // history after the reassignment too.
     assert!(moved.audit_events.is_empty(), "records sent before the job was sealed for the device are shown");
+    // Nor once the intruder has taken the sheet: only what its chain records after that counts.
+    // Found by review: a filter on dispatch's receive time let records written before the
+    // reassignment, held back offline and pushed after it, into the job's history.
+    let link = |seq: u64, at: i64, kind: jobseal::AuditKind, prev: &[u8]| {
+        let e = jobseal::audit::NewEvent::job(at, job, kind, JobState::OnSite);
+        let h = jobseal::audit::chain_hash(Some(&chain_key), seq, &e, prev);
+        let r = AuditRecord {
+            seq,
+            at_ms: at,
+            kind: e.kind,
+            field: None,
+            state: e.state,
+            detail: None,
+            prev_hash: prev.to_vec(),
+            hash: h.to_vec(),
+        };
+        (r, h)
+    };
+    let (held_back, h2) = link(2, at_ms + 1, jobseal::AuditKind::Reveal, &hash);
+    d.sync(&intruder.token, intruder.id, &[event(Some(job), 3, EventBody::Audit(held_back))]);
+    let took =
+        event(Some(job), 4, EventBody::Received { version: 1, via: moved.delivery.as_ref().unwrap().sealed_to });
+    let (after, _) = link(3, at_ms + 2, jobseal::AuditKind::Ingested, &h2);
+    d.sync(&intruder.token, intruder.id, &[took, event(Some(job), 5, EventBody::Audit(after))]);
+    let seqs: Vec<u64> = d.op.job(job).audit_events.iter().map(|a| a.seq).collect();
+    assert_eq!(seqs, [3], "only the record written after the sheet was taken belongs to the job");
     let cancelled: JobView = ok(d.op.cancel(job));
     assert_eq!(cancelled.status, JobStatus::Cancelled);
 }
