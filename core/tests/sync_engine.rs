@@ -602,7 +602,7 @@ fn prekeys_below_dispatchs_floor_are_deleted() {
 /// unkeyed links from it.
 #[test]
 fn a_vault_enrolled_before_keyed_chains_keys_its_next_events() {
-    use jobseal::audit::{chain_hash, event_hash, AuditKind, NewEvent, GENESIS};
+    use jobseal::audit::{chain_hash, event_hash, NewEvent};
     let d = enrolled_device();
     let job = Uuid::new_v4();
     d.tv.vault.ingest(&sheet(job, 1)).unwrap();
@@ -610,32 +610,9 @@ fn a_vault_enrolled_before_keyed_chains_keys_its_next_events() {
     let Device { tv, dispatch, bundle } = d;
     let jobseal_testkit::device::TestVault { vault, clock, dir: tmp } = tv;
     drop(vault);
+    jobseal_testkit::device::relink_audit_chain_unkeyed(&dir.join("vault.db"), |_| {});
     {
         let conn = rusqlite::Connection::open(dir.join("vault.db")).unwrap();
-        type Row = (i64, i64, Option<String>, String, Option<String>, Option<String>, Option<String>);
-        let rows: Vec<Row> = conn
-            .prepare("SELECT seq, at_ms, job_id, kind, field, state, detail FROM audit ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        let mut prev = GENESIS.to_vec();
-        for (seq, at_ms, job_id, kind, field, state, detail) in rows {
-            let e = NewEvent {
-                at_ms,
-                job_id: job_id.map(|j| Uuid::parse_str(&j).unwrap()),
-                kind: AuditKind::parse(&kind).unwrap(),
-                field,
-                state: state.map(|s| s.parse().unwrap()),
-                detail,
-            };
-            let hash = event_hash(seq as u64, &e, &prev).to_vec();
-            conn.execute("UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1", rusqlite::params![seq, prev, hash])
-                .unwrap();
-            prev = hash;
-        }
-        conn.execute("UPDATE meta SET value = ?1 WHERE key = 'audit_head_hash'", [prev]).unwrap();
         conn.execute_batch(
             "DELETE FROM secrets WHERE id = 'device:audit-key'; DELETE FROM meta WHERE key = 'audit_keyed_from';",
         )

@@ -47,3 +47,40 @@ pub fn vault_at(minutes: i64) -> TestVault {
     let vault = open_vault(dir.path(), clock.clone()).expect("a new vault opens");
     TestVault { vault, clock, dir }
 }
+
+/// What a rooted technician does to an audit chain with `sqlite3`, as plain SHA-256 links would
+/// allow: applies `edit` to every event of the vault's database at `db` (the vault closed), then
+/// re-links the whole chain with unkeyed hashes, head included. A keyed chain must then fail its
+/// checks at dispatch and on the device.
+pub fn relink_audit_chain_unkeyed(db: &Path, mut edit: impl FnMut(&mut jobseal::audit::NewEvent)) {
+    use jobseal::audit::{event_hash, AuditKind, NewEvent, GENESIS};
+    type Row = (i64, i64, Option<String>, String, Option<String>, Option<String>, Option<String>);
+    let conn = rusqlite::Connection::open(db).expect("the vault's database opens");
+    let rows: Vec<Row> = conn
+        .prepare("SELECT seq, at_ms, job_id, kind, field, state, detail FROM audit ORDER BY seq")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+                .collect()
+        })
+        .expect("the audit rows read");
+    let mut prev = GENESIS.to_vec();
+    for (seq, at_ms, job_id, kind, field, state, detail) in rows {
+        let mut event = NewEvent {
+            at_ms,
+            job_id: job_id.map(|j| uuid::Uuid::parse_str(&j).expect("a stored job id")),
+            kind: AuditKind::parse(&kind).expect("a stored kind"),
+            field,
+            state: state.map(|s| s.parse().expect("a stored state")),
+            detail,
+        };
+        edit(&mut event);
+        let hash = event_hash(seq as u64, &event, &prev).to_vec();
+        conn.execute(
+            "UPDATE audit SET kind = ?2, detail = ?3, prev_hash = ?4, hash = ?5 WHERE seq = ?1",
+            rusqlite::params![seq, event.kind.as_str(), event.detail, prev, hash],
+        )
+        .expect("the row updates");
+        prev = hash;
+    }
+    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'audit_head_hash'", [prev]).expect("the head updates");
+}

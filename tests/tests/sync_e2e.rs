@@ -506,43 +506,16 @@ fn an_answer_for_another_device_is_refused() {
     );
 }
 
-/// What a rooted technician does to an audit chain with plain SHA-256 links: rewrites the reveal
-/// events with sqlite3 so that they show nothing, then recomputes every link after them, and the
-/// head, so that the chain still checks as an unkeyed chain.
+/// A rooted technician's rewrite: the reveal events made to show nothing, the whole chain re-linked
+/// with plain SHA-256, head included.
 fn rewrite_reveals_as_unkeyed(db: &Path) {
-    use jobseal::audit::{event_hash, AuditKind, NewEvent, GENESIS};
-    let conn = rusqlite::Connection::open(db).unwrap();
-    type Row = (i64, i64, Option<String>, String, Option<String>, Option<String>, Option<String>);
-    let rows: Vec<Row> = conn
-        .prepare("SELECT seq, at_ms, job_id, kind, field, state, detail FROM audit ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    let mut prev = GENESIS.to_vec();
-    for (seq, at_ms, job_id, kind, field, state, detail) in rows {
-        let mut event = NewEvent {
-            at_ms,
-            job_id: job_id.map(|j| Uuid::parse_str(&j).unwrap()),
-            kind: AuditKind::parse(&kind).unwrap(),
-            field,
-            state: state.map(|s| s.parse().unwrap()),
-            detail,
-        };
+    use jobseal::audit::AuditKind;
+    jobseal_testkit::device::relink_audit_chain_unkeyed(db, |event| {
         if event.kind == AuditKind::Reveal {
             event.kind = AuditKind::RevealDenied;
             event.detail = Some("shown: -; refused: customer_name (window-closed)".into());
         }
-        let hash = event_hash(seq as u64, &event, &prev);
-        conn.execute(
-            "UPDATE audit SET kind = ?2, detail = ?3, prev_hash = ?4, hash = ?5 WHERE seq = ?1",
-            rusqlite::params![seq, event.kind.as_str(), event.detail, prev, hash.to_vec()],
-        )
-        .unwrap();
-        prev = hash.to_vec();
-    }
-    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'audit_head_hash'", [prev]).unwrap();
+    });
 }
 
 /// The audit chain is keyed once the device is enrolled (a key only the device's identity key and
