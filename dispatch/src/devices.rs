@@ -201,6 +201,11 @@ impl Service {
                 // Returning the error drops the transaction: nothing of this call is kept.
                 return Err(ApiError::bad_request(format!("dispatch holds at most {MAX_PREKEYS_HELD} unused prekeys per device")));
             }
+            if accepted > 0 {
+                // The device answered dispatch's request: a later shortage asks again before any
+                // sheet goes to its identity key.
+                tx.execute("UPDATE devices SET prekeys_asked_ms = NULL WHERE device_id = ?1", [&id])?;
+            }
             let answer = PrekeysResponse { accepted, available };
             self.seal_answer(&device, jobseal_protocol::answer::AnsweredCall::Prekeys, &req.nonce, &answer)
         })

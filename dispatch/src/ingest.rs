@@ -83,6 +83,7 @@ impl Service {
                 "UPDATE devices SET last_sync_ms = ?1 WHERE device_id = ?2",
                 params![now, device.device_id.to_string()],
             )?;
+            self.seal_waiting(tx, &device, now)?;
             let answer = pull(tx, device.device_id, acked, now)?;
             // Sealed inside the transaction: if sealing fails, nothing of the push is kept.
             self.seal_answer(&device, AnsweredCall::Sync, &req.nonce, &answer)
@@ -519,6 +520,13 @@ fn pull(tx: &Transaction<'_>, device: Uuid, acked: Vec<Uuid>, now: i64) -> Resul
         params![now, dev, now.saturating_sub(MAX_PREKEY_AGE_MS)],
     )?;
     let available = prekeys_available(tx, device)?;
+    // Remember when dispatch first asked for prekeys it still lacks (see
+    // `identity_sealing_allowed`); forget it once it has enough.
+    tx.execute(
+        "UPDATE devices SET prekeys_asked_ms = CASE WHEN ?1 THEN coalesce(prekeys_asked_ms, ?2) ELSE NULL END
+         WHERE device_id = ?3",
+        params![prekeys_wanted(available) > 0, now, dev],
+    )?;
     Ok(SyncResponse {
         server_time: time(now),
         acked,

@@ -39,8 +39,10 @@ pub struct CreateJobResponse {
     /// The device it is queued for.
     pub device_id: Uuid,
     /// The device key the envelope is sealed to: a one-time prekey, or the identity key when
-    /// dispatch had no prekey left for the device.
-    pub sealed_to: RecipientKeyId,
+    /// dispatch had no prekey left for the device and a sync since it asked for more brought
+    /// none. `None`: no prekey is left and the device has not had that chance yet; the sheet is
+    /// sealed at its next sync (to a prekey it brings, or else to its identity key).
+    pub sealed_to: Option<RecipientKeyId>,
 }
 
 /// `POST /v1/operator/jobs/{id}/reassign`: give the job to another device.

@@ -74,8 +74,10 @@ impl Service {
     }
 
     /// Seals `sheet` (already validated) for `device`: to its lowest unused prekey, which is marked
-    /// used in the same transaction, or to its identity key when none is left. Queues the
-    /// envelope as a pending delivery and returns the key it was sealed to.
+    /// used in the same transaction, or, when none is left, to its identity key if
+    /// [`identity_sealing_allowed`]. Queues the envelope as a pending delivery and returns the
+    /// key it was sealed to; `None` when it waits for the device's prekeys (nothing is queued: the
+    /// device's next sync seals it, `Service::seal_waiting`).
     pub(crate) fn seal_for(
         &self,
         tx: &Transaction<'_>,
@@ -84,7 +86,7 @@ impl Service {
         version: u64,
         sheet: &[u8],
         now: i64,
-    ) -> Result<RecipientKeyId, ApiError> {
+    ) -> Result<Option<RecipientKeyId>, ApiError> {
         let key = device.device_id.to_string();
         let prekey: Option<(u32, Vec<u8>)> = tx
             .query_row(
@@ -111,7 +113,8 @@ impl Service {
                 )?;
                 Some(id)
             }
-            None => None,
+            None if identity_sealing_allowed(tx, device.device_id)? => None,
+            None => return Ok(None),
         };
         let envelope = seal_job_sheet(&self.secret, &bundle, chosen, sheet).map_err(|e| match e {
             // The sheet was validated before; a refusal here is still the caller's input.
@@ -124,8 +127,46 @@ impl Service {
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
             params![job_id.to_string(), key, sql_u64(version)?, recipient_text(sealed_to), envelope, now],
         )?;
-        Ok(sealed_to)
+        Ok(Some(sealed_to))
     }
+
+    /// Seals, during `device`'s sync, the sheets that waited for its prekeys: every open job
+    /// assigned to it with no envelope for its current version. Before the answer is written, so
+    /// they go out in it.
+    pub(crate) fn seal_waiting(&self, tx: &Transaction<'_>, device: &DeviceRow, now: i64) -> Result<(), ApiError> {
+        if device.wiped {
+            return Ok(());
+        }
+        let waiting: Vec<(String, i64, Vec<u8>)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT job_id, version, sheet FROM jobs j
+                 WHERE j.device_id = ?1 AND j.cancelled_ms IS NULL
+                   AND (j.state IS NULL OR j.state NOT IN ('completed', 'cancelled', 'revoked', 'expired'))
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                   WHERE d.job_id = j.job_id AND d.device_id = j.device_id AND d.version = j.version)
+                 ORDER BY j.created_ms, j.job_id",
+            )?;
+            let rows = stmt.query_map([device.device_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (job, version, sheet) in waiting {
+            if self.seal_for(tx, device, parse_uuid_column(&job)?, col_u64(version), &sheet, now)?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a sheet may be sealed to `device`'s identity key (no forward secrecy) now that it has
+/// no prekey left: only once dispatch has asked it for prekeys and a later sync brought none.
+pub(crate) fn identity_sealing_allowed(tx: &Transaction<'_>, device: Uuid) -> Result<bool, ApiError> {
+    Ok(tx.query_row(
+        "SELECT prekeys_asked_ms IS NOT NULL AND last_sync_ms > prekeys_asked_ms FROM devices WHERE device_id = ?1",
+        [device.to_string()],
+        |r| r.get::<_, Option<bool>>(0),
+    )?
+    .unwrap_or(false))
 }
 
 /// Finds the device a bearer token belongs to; 401 for anything else.

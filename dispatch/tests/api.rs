@@ -295,7 +295,7 @@ fn a_sealed_sheet_opens_on_the_device_and_stops_being_offered_once_received() {
     let dev = vault_device(&d, 10);
     let job = Uuid::new_v4();
     let created = d.op.create_job(dev.id, &sheet(job, 1));
-    assert_eq!(created.sealed_to, RecipientKeyId::Prekey(1));
+    assert_eq!(created.sealed_to, Some(RecipientKeyId::Prekey(1)));
     assert_eq!((created.job_id, created.version, created.device_id), (job, 1, dev.id));
     assert_eq!(d.op.job(job).delivery.unwrap().status, DeliveryStatus::Pending);
 
@@ -324,7 +324,7 @@ fn a_sealed_sheet_opens_on_the_device_and_stops_being_offered_once_received() {
     assert_eq!(view.status, JobStatus::Open);
 
     // A newer version is sealed to the next prekey and opens too; an older or equal one is refused.
-    assert_eq!(d.op.create_job(dev.id, &sheet(job, 2)).sealed_to, RecipientKeyId::Prekey(2));
+    assert_eq!(d.op.create_job(dev.id, &sheet(job, 2)).sealed_to, Some(RecipientKeyId::Prekey(2)));
     let pull = d.sync(&dev.token, dev.id, &[]);
     assert_eq!(pull.envelopes.len(), 1);
     assert_eq!(dev.vault.receive(&pull.envelopes[0].envelope).unwrap().version, 2);
@@ -634,12 +634,19 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
     assert_eq!((pull.prekeys_available, pull.prekeys_wanted), (1, 19));
 
     let (j1, j2) = (Uuid::new_v4(), Uuid::new_v4());
-    assert_eq!(d.op.create_job(dev.id, &sheet(j1, 1)).sealed_to, RecipientKeyId::Prekey(1));
-    assert_eq!(d.op.create_job(dev.id, &sheet(j2, 1)).sealed_to, RecipientKeyId::Identity);
-    // The operator's view of the device flags the sheet without forward secrecy.
-    assert_eq!(d.op.device(dev.id).sealed_to_identity, 1);
+    assert_eq!(d.op.create_job(dev.id, &sheet(j1, 1)).sealed_to, Some(RecipientKeyId::Prekey(1)));
+    // No prekey left, and the device has not synced since dispatch asked for more: the sheet
+    // waits instead of going to the identity key (issue 12).
+    assert_eq!(d.op.create_job(dev.id, &sheet(j2, 1)).sealed_to, None);
+    assert!(d.op.job(j2).delivery.is_none());
+    assert_eq!(d.op.device(dev.id).sealed_to_identity, 0);
+    // The device syncs without bringing prekeys: only now is it sealed to the identity key, and
+    // the operator's view of the device flags the sheet without forward secrecy.
     let pull = d.sync(&dev.token, dev.id, &[]);
     assert_eq!((pull.prekeys_available, pull.prekeys_wanted), (0, 20));
+    assert_eq!(pull.envelopes.len(), 2);
+    assert_eq!(d.op.job(j2).delivery.unwrap().sealed_to, RecipientKeyId::Identity);
+    assert_eq!(d.op.device(dev.id).sealed_to_identity, 1);
     // Both open on the device, the second with its identity key.
     for e in &pull.envelopes {
         dev.vault.receive(&e.envelope).unwrap();
@@ -659,7 +666,7 @@ fn prekey_exhaustion_falls_back_to_the_identity_key_and_a_top_up_refills() {
 
     let j3 = Uuid::new_v4();
     let lowest = bundle.prekeys.iter().map(|p| p.id).min().unwrap();
-    assert_eq!(d.op.create_job(dev.id, &sheet(j3, 1)).sealed_to, RecipientKeyId::Prekey(lowest));
+    assert_eq!(d.op.create_job(dev.id, &sheet(j3, 1)).sealed_to, Some(RecipientKeyId::Prekey(lowest)));
     let pull = d.sync(&dev.token, dev.id, &[]);
     let e = pull.envelopes.iter().find(|e| e.job_id == j3).unwrap();
     assert_eq!(dev.vault.receive(&e.envelope).unwrap().delivered_via, Some(RecipientKeyId::Prekey(lowest)));
@@ -722,7 +729,7 @@ fn a_restarted_server_continues_from_the_same_database() {
     let pull = d.sync(&hand.token, hand.id, &[]);
     assert_eq!(pull.revocations.len(), 1);
     // And prekeys continue where they were: the next job takes prekey 2.
-    assert_eq!(d.op.create_job(dev.id, &sheet(Uuid::new_v4(), 1)).sealed_to, RecipientKeyId::Prekey(2));
+    assert_eq!(d.op.create_job(dev.id, &sheet(Uuid::new_v4(), 1)).sealed_to, Some(RecipientKeyId::Prekey(2)));
 }
 
 #[test]
@@ -1080,7 +1087,7 @@ fn a_repeated_enrolment_cannot_add_prekeys() {
     // The next sheet is sealed to one of the device's own prekeys, never to the planted one.
     let job = Uuid::new_v4();
     let created = d.op.create_job(dev.id, &sheet(job, 1));
-    assert!(matches!(created.sealed_to, RecipientKeyId::Prekey(id) if id != 9_999), "{:?}", created.sealed_to);
+    assert!(matches!(created.sealed_to, Some(RecipientKeyId::Prekey(id)) if id != 9_999), "{:?}", created.sealed_to);
 
     // A bundle far over the cap, posted again and again, adds nothing either.
     let mut big = dev.bundle.clone();
@@ -1371,7 +1378,7 @@ fn a_hijack_with_a_planted_prekey_is_refused_and_adds_no_prekey() {
     assert_untouched(&d, &dev, &before);
     assert_eq!(d.op.device(dev.id).prekeys_available, 3);
     let created = d.op.create_job(dev.id, &sheet(Uuid::new_v4(), 1));
-    assert!(matches!(created.sealed_to, RecipientKeyId::Prekey(id) if id != 9_999), "{:?}", created.sealed_to);
+    assert!(matches!(created.sealed_to, Some(RecipientKeyId::Prekey(id)) if id != 9_999), "{:?}", created.sealed_to);
 }
 
 #[test]
@@ -1442,4 +1449,29 @@ fn a_first_enrolment_must_prove_its_identity_key() {
     let id = bundle.device_id;
     assert_error(d.http.get(&format!("/v1/operator/devices/{id}"), Some(OPERATOR)), 404, "not_found");
     assert_eq!(d.op.codes().codes[0].status, CodeStatus::Unused);
+}
+
+/// A sheet that waits for prekeys goes to a prekey the device brings, never to its identity key,
+/// when the device tops up as asked (issue 12: identity sealing only after a top-up was asked for
+/// and none came).
+#[test]
+fn a_sheet_waiting_for_prekeys_is_sealed_to_one_the_device_brings() {
+    let d = Dispatch::start();
+    let dev = vault_device(&d, 1);
+    let (j1, j2) = (Uuid::new_v4(), Uuid::new_v4());
+    assert_eq!(d.op.create_job(dev.id, &sheet(j1, 1)).sealed_to, Some(RecipientKeyId::Prekey(1)));
+    assert_eq!(d.op.create_job(dev.id, &sheet(j2, 1)).sealed_to, None);
+    // The sync that asks (the device had not been asked before it ran out): still waiting.
+    let pull = d.sync(&dev.token, dev.id, &[]);
+    assert_eq!(pull.envelopes.len(), 1);
+    assert!(pull.prekeys_wanted > 0);
+    // The device tops up as asked; its next sync gets the sheet sealed to one of the new prekeys.
+    let fresh = dev.vault.add_prekeys(pull.prekeys_wanted).unwrap();
+    let new: Vec<Prekey> = fresh.prekeys.iter().filter(|p| p.id != 1).cloned().collect();
+    d.prekeys(&dev.token, &new);
+    let pull = d.sync(&dev.token, dev.id, &[]);
+    let e = pull.envelopes.iter().find(|e| e.job_id == j2).expect("the waiting sheet is offered");
+    assert!(matches!(d.op.job(j2).delivery.unwrap().sealed_to, RecipientKeyId::Prekey(id) if id != 1));
+    assert!(matches!(dev.vault.receive(&e.envelope).unwrap().delivered_via, Some(RecipientKeyId::Prekey(_))));
+    assert_eq!(d.op.device(dev.id).sealed_to_identity, 0);
 }

@@ -60,8 +60,10 @@ fn a_technicians_day_through_the_real_sync_engine() {
     for job in &jobs {
         assert_eq!(op.job(*job).delivery.unwrap().status, DeliveryStatus::Received);
     }
-    // Three prekeys, four jobs: the fourth was sealed to the identity key, and still opened.
-    assert_eq!(vault.job(jobs[3]).unwrap().delivered_via, Some(jobseal::RecipientKeyId::Identity));
+    // Three prekeys, four jobs: the fourth waited for the top-up dispatch asked for, and went to
+    // one of the new prekeys within the same sync, never to the identity key (issue 12).
+    assert!(matches!(vault.job(jobs[3]).unwrap().delivered_via, Some(jobseal::RecipientKeyId::Prekey(id)) if id > 3));
+    assert_eq!(op.device(a.device_id).sealed_to_identity, 0);
 
     // Job 0: worked and closed with a report.
     vault.advance(jobs[0], JobState::EnRoute).unwrap();
