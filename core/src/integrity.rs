@@ -29,6 +29,11 @@ impl IntegrityKey {
         Ok(IntegrityKey(Zeroizing::new(bytes)))
     }
 
+    /// A fresh random key.
+    pub(crate) fn random() -> Result<IntegrityKey> {
+        IntegrityKey::from_slice(crate::crypto::Key32::random()?.as_bytes())
+    }
+
     /// The raw bytes, for wrapping.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_ref()

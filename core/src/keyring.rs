@@ -163,7 +163,7 @@ impl Keyring {
                         IntegrityKey::from_slice(&emk.open(&w, wrap_aad(&name, epoch).bytes())?)?
                     }
                     _ => {
-                        let key = IntegrityKey::from_slice(Key32::random()?.as_bytes())?;
+                        let key = IntegrityKey::random()?;
                         let tx = store::write_untimed(conn)?;
                         put_integrity(&tx, &emk, epoch, &key)?;
                         tx.commit()?;
@@ -175,8 +175,7 @@ impl Keyring {
                 // format byte), every secret re-wrapped, the old KEK deleted after the commit. A
                 // copy of the pre-upgrade wrap, written back to pass the vault off as untagged
                 // again, then opens nothing.
-                let mut ring =
-                    Keyring { keystore, epoch, emk, integrity: IntegrityKey::from_slice(Key32::random()?.as_bytes())? };
+                let mut ring = Keyring { keystore, epoch, emk, integrity: IntegrityKey::random()? };
                 let rotation = ring.prepare_rotation()?;
                 let next = rotation.epoch();
                 let tx = store::write_untimed(conn)?;
@@ -203,7 +202,7 @@ impl Keyring {
         keystore.generate(&alias)?;
         let emk = Key32::random()?;
         let wrapped = wrap_emk(keystore.as_ref(), &alias, &emk)?;
-        let integrity = IntegrityKey::from_slice(Key32::random()?.as_bytes())?;
+        let integrity = IntegrityKey::random()?;
         let tx = store::write_untimed(conn)?;
         secrets::insert_epoch(&tx, epoch, &wrapped, created_ms)?;
         secrets::remove_pending(&tx, epoch)?;

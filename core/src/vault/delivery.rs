@@ -16,18 +16,23 @@ use crate::keyring::{Keyring, SecretId};
 use crate::model::JobInfo;
 use crate::receipt::ReceiptKey;
 use crate::sheet::JobSheet;
-use crate::store::{self, device, jobs, meta};
+use crate::store::{self, device, meta};
 use crate::{journal, Error, Result};
 use rusqlite::Connection;
 use uuid::Uuid;
 
 const NOT_ENROLLED: Error = Error::Enrolment("this device is not enrolled");
 
-/// Deletes a used prekey, private and public halves. Called inside the ingest transaction.
-pub(super) fn consume_prekey(keyring: &Keyring, tx: &Connection, id: u32) -> Result<()> {
+/// Deletes a prekey, private and public halves; true when the private half was there.
+fn delete_prekey(keyring: &Keyring, tx: &Connection, id: u32) -> Result<bool> {
     let gone = keyring.delete(tx, SecretId::Prekey(id))?;
     device::delete_prekey(tx, id)?;
-    if !gone {
+    Ok(gone)
+}
+
+/// Deletes a used prekey, private and public halves. Called inside the ingest transaction.
+pub(super) fn consume_prekey(keyring: &Keyring, tx: &Connection, id: u32) -> Result<()> {
+    if !delete_prekey(keyring, tx, id)? {
         return Err(Error::PrekeyUnavailable(id));
     }
     Ok(())
@@ -104,8 +109,7 @@ impl Inner {
         let Inner { conn, keyring, .. } = self;
         let tx = store::write(conn, &stamp)?;
         for &id in &ids {
-            keyring.delete(&tx, SecretId::Prekey(id))?;
-            device::delete_prekey(&tx, id)?;
+            delete_prekey(keyring, &tx, id)?;
         }
         tx.commit()?;
         Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
@@ -216,14 +220,13 @@ impl Vault {
             return Err(Error::Misaddressed);
         }
         // Replay and rollback checks on the (still unauthenticated) header: they can only refuse.
-        let refusal = match jobs::load_live(&inner.conn, inner.keyring.integrity(), header.job_id) {
-            Ok(held) if header.sheet_version <= held.job.version => Some(Error::StaleVersion {
-                job_id: header.job_id,
-                held: held.job.version,
-                offered: header.sheet_version,
-            }),
-            Ok(_) | Err(Error::JobNotFound(_)) => None,
-            Err(e) => Some(e),
+        let (held, refusal) = match inner.held(header.job_id) {
+            Ok(Some(held)) if header.sheet_version <= held.version => (
+                None,
+                Some(Error::StaleVersion { job_id: header.job_id, held: held.version, offered: header.sheet_version }),
+            ),
+            Ok(held) => (held, None),
+            Err(e) => (None, Some(e)),
         };
         if let Some(refusal) = refusal {
             // An authentic envelope refused all the same (a closed job, a stale version) still
@@ -252,6 +255,7 @@ impl Vault {
         if sheet.job_id != header.job_id || sheet.version != header.sheet_version {
             return Err(Error::Tampered("the sheet inside does not match its envelope"));
         }
-        inner.ingest(&sheet, &now, Some(header.recipient))
+        super::lifecycle::refuse_expired(&sheet, &now)?;
+        inner.store_sheet(&sheet, &now, Some(header.recipient), held)
     }
 }

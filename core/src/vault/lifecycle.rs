@@ -89,6 +89,14 @@ impl Vault {
     }
 }
 
+/// Refuses a sheet whose hard expiry has passed at `stamp`.
+pub(super) fn refuse_expired(sheet: &JobSheet, stamp: &Stamp) -> Result<()> {
+    if clock::to_ms(sheet.access_window().hard_expiry) <= stamp.ms {
+        return Err(Error::InvalidSheet("the sheet's hard expiry has already passed".into()));
+    }
+    Ok(())
+}
+
 impl Inner {
     /// Stores a sheet in one transaction. A sealed sheet names the key it came to, and that
     /// prekey's private half is deleted in the same transaction (G4): the sheet is never stored
@@ -97,25 +105,41 @@ impl Inner {
     /// does), so that the old version's key, and its ciphertext with it, cannot be unwrapped from
     /// a copy of the database taken before the update.
     pub(super) fn ingest(&mut self, sheet: &JobSheet, stamp: &Stamp, via: Option<RecipientKeyId>) -> Result<JobInfo> {
+        refuse_expired(sheet, stamp)?;
+        let held = self.held(sheet.job_id)?;
+        self.store_sheet(sheet, stamp, via, held)
+    }
+
+    /// The live job `job_id`, its tag checked, or `None` when the vault never held it.
+    pub(super) fn held(&self, job_id: Uuid) -> Result<Option<jobs::LiveJob>> {
+        match jobs::load_live(&self.conn, self.keyring.integrity(), job_id) {
+            Ok(job) => Ok(Some(job.job)),
+            Err(Error::JobNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Inner::ingest`] with the job as the caller loaded it under the vault lock (`existing`,
+    /// from [`Inner::held`]), so a receive, which loads it for its own checks first, reads it once.
+    /// The caller has refused an expired sheet ([`refuse_expired`]).
+    pub(super) fn store_sheet(
+        &mut self,
+        sheet: &JobSheet,
+        stamp: &Stamp,
+        via: Option<RecipientKeyId>,
+        existing: Option<jobs::LiveJob>,
+    ) -> Result<JobInfo> {
         let now = stamp.ms;
         let job_id = sheet.job_id;
         let access = sheet.access_window();
-        if clock::to_ms(access.hard_expiry) <= now {
-            return Err(Error::InvalidSheet("the sheet's hard expiry has already passed".into()));
-        }
-        // Read before the transaction (the vault lock keeps it current): an update needs a key
-        // rotation, which is prepared in the keystore before the transaction begins.
-        let existing = match jobs::load_live(&self.conn, self.keyring.integrity(), job_id) {
-            Ok(job) => Some(job.job),
-            Err(Error::JobNotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
+        // `existing` was read before the transaction (the vault lock keeps it current): an update
+        // needs a key rotation, which is prepared in the keystore before the transaction begins.
         if let Some(held) = &existing {
             if sheet.version <= held.version {
                 return Err(Error::StaleVersion { job_id, held: held.version, offered: sheet.version });
             }
         }
-        let store_sheet = |tx: &WriteTx<'_>, keyring: &Keyring| -> Result<()> {
+        let write_sheet = |tx: &WriteTx<'_>, keyring: &Keyring| -> Result<()> {
             let dek = Key32::random()?;
             let work = serde_json::to_string(&sheet.work).map_err(|_| Error::InvalidSheet("work details".into()))?;
             let state = existing.as_ref().map_or(JobState::Assigned, |j| j.state);
@@ -168,11 +192,11 @@ impl Inner {
         };
         const POINTS: (&str, &str) = ("ingest:before-commit", "ingest:after-commit");
         if existing.is_some() {
-            self.commit_with_rotation(stamp, POINTS, |tx, keyring, _| store_sheet(tx, keyring))?;
+            self.commit_with_rotation(stamp, POINTS, |tx, keyring, _| write_sheet(tx, keyring))?;
         } else {
             let Inner { conn, keyring, .. } = self;
             let tx = store::write(conn, stamp)?;
-            store_sheet(&tx, keyring)?;
+            write_sheet(&tx, keyring)?;
             crash_point(POINTS.0);
             tx.commit()?;
             crash_point(POINTS.1);

@@ -182,13 +182,19 @@ impl Inner {
         Ok((Stamp { ms: t, state: Some((next, meta::seal_time_state(key, epoch, &next)?)) }, material))
     }
 
-    /// Trusted time for a call that only reads, persisting the state when it moved materially.
-    fn trusted_now(&mut self) -> Result<i64> {
-        let (stamp, material) = self.stamp()?;
+    /// Persists `stamp`'s trusted-time state on its own when it moved materially (a call that
+    /// writes persists it with its own transaction anyway).
+    fn keep(&mut self, (stamp, material): (Stamp, bool)) -> Result<Stamp> {
         if material {
             store::write(&mut self.conn, &stamp)?.commit()?;
         }
-        Ok(stamp.ms)
+        Ok(stamp)
+    }
+
+    /// Trusted time for a call that only reads, persisting the state when it moved materially.
+    fn trusted_now(&mut self) -> Result<i64> {
+        let stamp = self.stamp()?;
+        Ok(self.keep(stamp)?.ms)
     }
 
     /// Trusted time, persisted when it moved materially; or, when the trusted-time state was
@@ -196,12 +202,7 @@ impl Inner {
     /// refuse, which an edit must not block.
     fn begin_stamp(&mut self) -> Result<Stamp> {
         match self.stamp() {
-            Ok((stamp, material)) => {
-                if material {
-                    store::write(&mut self.conn, &stamp)?.commit()?;
-                }
-                Ok(stamp)
-            }
+            Ok(stamp) => self.keep(stamp),
             Err(Error::Tampered(_)) => Ok(Stamp { ms: clock::read(self.clock.as_ref()).wall_ms, state: None }),
             Err(e) => Err(e),
         }
