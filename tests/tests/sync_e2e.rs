@@ -62,6 +62,11 @@ fn code(dispatch: &TestDispatch) -> String {
     dispatch.operator().issue_code().code
 }
 
+/// Enrols `vault` with `dispatch` over `net`, pinning its key, with 5 prekeys and a fresh code.
+fn enrol(vault: &Vault, dispatch: &TestDispatch, net: &Net) -> jobseal::DeviceBundle {
+    vault.enrol_with_dispatch(net, Some(dispatch.key()), 5, Some(&code(dispatch))).unwrap()
+}
+
 fn device(dir: &Path) -> Vault {
     open_vault_at(dir, 200).unwrap()
 }
@@ -93,7 +98,7 @@ fn offline_work_reaches_dispatch_exactly_once_across_lost_answers_and_a_restart(
     let net = Net::new(dispatch.base_url());
     let dir = tmp.path().join("device");
     let vault = device(&dir);
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let bundle = enrol(&vault, &dispatch, &net);
     let job = Uuid::new_v4();
     create_job(&dispatch.operator(), bundle.device_id, job);
     assert_eq!(vault.sync(net.as_ref()).unwrap().received, [job]);
@@ -127,7 +132,7 @@ fn cancel_and_reassign_while_offline_shred_at_the_next_sync_and_keep_the_report(
     let op = dispatch.operator();
     let net = Net::new(dispatch.base_url());
     let vault = device(&tmp.path().join("device"));
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let bundle = enrol(&vault, &dispatch, &net);
     let other = device(&tmp.path().join("other"));
     let other_net = Net::new(dispatch.base_url());
     let other_bundle =
@@ -177,7 +182,7 @@ fn a_device_wipe_shreds_every_job_with_receipts() {
     let net = Net::new(dispatch.base_url());
     let dir = tmp.path().join("device");
     let vault = device(&dir);
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let bundle = enrol(&vault, &dispatch, &net);
     let jobs: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for j in &jobs {
         create_job(&op, bundle.device_id, *j);
@@ -234,8 +239,7 @@ fn a_device_killed_mid_sync_loses_nothing_and_duplicates_nothing() {
         let bundle_device = {
             let vault = device(&dir);
             let net = Net::new(base.clone());
-            let bundle =
-                vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+            let bundle = enrol(&vault, &dispatch, &net);
             create_job(&op, bundle.device_id, job);
             vault.sync(net.as_ref()).unwrap();
             vault.advance(job, JobState::EnRoute).unwrap();
@@ -528,7 +532,7 @@ fn an_unsynced_audit_tail_rewritten_with_sqlite_is_caught_by_dispatch() {
     let net = Net::new(dispatch.base_url());
     let dir = tmp.path().join("device");
     let vault = device(&dir);
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let bundle = enrol(&vault, &dispatch, &net);
     let job = Uuid::new_v4();
     create_job(&dispatch.operator(), bundle.device_id, job);
     vault.sync(net.as_ref()).unwrap();
@@ -559,8 +563,7 @@ fn a_whole_chain_rewritten_unkeyed_before_its_first_sync_is_caught_by_dispatch()
     let net = Net::new(dispatch.base_url());
     let dir = tmp.path().join("device");
     let vault = device(&dir);
-    let bundle =
-        vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let bundle = enrol(&vault, &dispatch, &net);
     let job = Uuid::new_v4();
     vault.ingest(&jobseal_testkit::sheet::sheet(job, 1)).unwrap();
     vault.advance(job, JobState::EnRoute).unwrap();
@@ -603,7 +606,7 @@ fn an_enrolment_hijack_is_refused_and_the_real_device_keeps_syncing() {
     let op = dispatch.operator();
     let net = Net::new(dispatch.base_url());
     let vault = device(&tmp.path().join("device"));
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let bundle = enrol(&vault, &dispatch, &net);
     let recorded = net.sent.lock().unwrap().clone();
     let http = dispatch.client();
     let replay: serde_json::Value = serde_json::from_slice(&recorded).unwrap();
@@ -630,7 +633,7 @@ fn a_withdrawn_envelopes_prekey_is_deleted_on_the_device_at_the_next_sync() {
     let op = dispatch.operator();
     let net = Net::new(dispatch.base_url());
     let vault = device(&tmp.path().join("device"));
-    let bundle = vault.enrol_with_dispatch(net.as_ref(), Some(dispatch.key()), 5, Some(&code(&dispatch))).unwrap();
+    let bundle = enrol(&vault, &dispatch, &net);
     let job = Uuid::new_v4();
     create_job(&op, bundle.device_id, job);
     let view = op.job(job);
