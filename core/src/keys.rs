@@ -9,8 +9,9 @@
 
 use crate::crypto::{Aad, Key32};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// A keystore failure, as the platform reports it. The message must not contain key material.
@@ -55,17 +56,83 @@ pub fn kek_alias(epoch: u64) -> String {
     format!("jobseal-kek-{epoch}")
 }
 
+/// The file-system calls [`FileKeyStore`] makes, one method per call, so that a test can stand
+/// in for the disk: the power-loss suite records what each call leaves unsynced and decides what
+/// a power cut keeps of it. [`OsKeyFiles`] is the real disk.
+///
+/// Nothing is durable until synced: written bytes until [`KeyFiles::sync_file`], a created or
+/// removed name until [`KeyFiles::sync_dir`] of its folder.
+pub trait KeyFiles: Send + Sync {
+    /// Creates `path` owner-only (failing if it exists) and writes `bytes` to it.
+    fn create_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Overwrites the start of the existing file `path` with `bytes` (`NotFound` if there is none).
+    fn overwrite(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Makes the bytes written to `path` durable.
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes the name `path`.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the creation and removal of names in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Reads the whole file `path`.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+}
+
+/// [`KeyFiles`] on the real file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsKeyFiles;
+
+impl KeyFiles for OsKeyFiles {
+    fn create_new(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        // Created owner-only (the file is new, so the mode applies before any byte is written).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path)?.write_all(bytes)
+    }
+
+    fn overwrite(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        OpenOptions::new().write(true).open(path)?.write_all(bytes)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        // fsync applies to the file, whichever descriptor asks.
+        File::open(path)?.sync_all()
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        sync_dir(dir)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+}
+
 /// A software keystore: one file of 32 random bytes per alias in a folder of its own.
 ///
 /// Deletion overwrites the file before unlinking it; on flash storage that is best effort, which
-/// is one reason this keystore is documented as weaker than a hardware-backed one.
+/// is one reason this keystore is documented as weaker than a hardware-backed one. Every change is
+/// synced (bytes, then the folder) before the call returns, so what a call reports as done
+/// survives a power cut (`tests/tests/power_loss.rs`).
 pub struct FileKeyStore {
     dir: PathBuf,
+    files: Arc<dyn KeyFiles>,
 }
 
 impl FileKeyStore {
     /// Uses (and creates, owner-only) the folder `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, KeyStoreError> {
+        Self::open_with(dir, Arc::new(OsKeyFiles))
+    }
+
+    /// Uses (and creates, owner-only) the folder `dir`, with its files read and written through
+    /// `files` (tests that simulate the disk; [`FileKeyStore::open`] uses the real one).
+    pub fn open_with(dir: impl Into<PathBuf>, files: Arc<dyn KeyFiles>) -> Result<Self, KeyStoreError> {
         let dir = dir.into();
         let fail = |e: std::io::Error| KeyStoreError::new(format!("cannot create keystore folder: {e}"));
         let mut builder = fs::DirBuilder::new();
@@ -76,7 +143,7 @@ impl FileKeyStore {
         builder.create(&dir).map_err(fail)?;
         // A folder that already existed is made owner-only too; failing that is an error.
         restrict_permissions(&dir, 0o700).map_err(fail)?;
-        Ok(FileKeyStore { dir })
+        Ok(FileKeyStore { dir, files })
     }
 
     fn path(&self, alias: &str) -> Result<PathBuf, KeyStoreError> {
@@ -92,7 +159,7 @@ impl FileKeyStore {
 
     fn load(&self, alias: &str) -> Result<Key32, KeyStoreError> {
         let bytes = Zeroizing::new(
-            fs::read(self.path(alias)?).map_err(|_| KeyStoreError::new(format!("key {alias} is missing")))?,
+            self.files.read(&self.path(alias)?).map_err(|_| KeyStoreError::new(format!("key {alias} is missing")))?,
         );
         Key32::from_slice(&bytes).map_err(|_| KeyStoreError::new(format!("key {alias} is corrupt")))
     }
@@ -106,16 +173,12 @@ impl KeyStore for FileKeyStore {
     fn generate(&self, alias: &str) -> Result<(), KeyStoreError> {
         let path = self.path(alias)?;
         let key = Key32::random().map_err(|e| KeyStoreError::new(format!("cannot create key {alias}: {e}")))?;
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        // Created owner-only (the file is new, so the mode applies before any byte is written).
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f =
-            options.open(&path).map_err(|e| KeyStoreError::new(format!("cannot create key {alias}: {e}")))?;
-        f.write_all(key.as_bytes())
-            .and_then(|_| f.sync_all())
-            .and_then(|_| sync_dir(&self.dir))
+        self.files
+            .create_new(&path, key.as_bytes())
+            .map_err(|e| KeyStoreError::new(format!("cannot create key {alias}: {e}")))?;
+        self.files
+            .sync_file(&path)
+            .and_then(|_| self.files.sync_dir(&self.dir))
             .map_err(|e| KeyStoreError::new(format!("cannot write key {alias}: {e}")))
     }
 
@@ -132,14 +195,13 @@ impl KeyStore for FileKeyStore {
     fn delete(&self, alias: &str) -> Result<(), KeyStoreError> {
         let path = self.path(alias)?;
         let fail = |e: std::io::Error| KeyStoreError::new(format!("cannot delete key {alias}: {e}"));
-        match OpenOptions::new().write(true).open(&path) {
-            Ok(mut f) => {
-                f.write_all(&[0u8; 32]).and_then(|_| f.sync_all()).map_err(fail)?;
-                drop(f);
-                fs::remove_file(&path).map_err(fail)?;
-                sync_dir(&self.dir).map_err(fail)
+        match self.files.overwrite(&path, &[0u8; 32]) {
+            Ok(()) => {
+                self.files.sync_file(&path).map_err(fail)?;
+                self.files.remove(&path).map_err(fail)?;
+                self.files.sync_dir(&self.dir).map_err(fail)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(fail(e)),
         }
     }

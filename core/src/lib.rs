@@ -34,7 +34,7 @@ pub use crypto::SecretString;
 pub use envelope::{PublicKey, RecipientKeyId, SecretKey};
 pub use error::{Error, ErrorKind, Result};
 pub use jobseal_protocol::Error as ProtocolError;
-pub use keys::{FileKeyStore, KeyStore, KeyStoreError};
+pub use keys::{FileKeyStore, KeyFiles, KeyStore, KeyStoreError, OsKeyFiles};
 pub use model::{FieldAccess, FieldInfo, JobInfo, Reveal, RevealedField, ShredOutcome, MAX_REPORT_CHARS};
 pub use policy::{AccessWindow, Denial, JobState};
 pub use receipt::ShredReceipt;

@@ -12,7 +12,9 @@
 //!   process) and [`suite`] (the check that every test file is compiled);
 //! - `vault`: `device` (a vault in a temporary folder on a `ManualClock`) and `Sheet::build`;
 //! - `dispatch`: `server` (the reference server on loopback) and `operator` (an HTTP client and
-//!   the operator's console).
+//!   the operator's console);
+//! - `powerloss`: `powerloss` (a SQLite VFS and keystore file calls that lose unsynced writes at a
+//!   simulated power cut).
 //!
 //! The core's own integration tests use this crate although it depends on the core: cargo allows
 //! that cycle for dev-dependencies, and integration tests link the one `jobseal` library both see.
@@ -31,6 +33,9 @@ pub mod suite;
 
 #[cfg(feature = "vault")]
 pub mod device;
+
+#[cfg(feature = "powerloss")]
+pub mod powerloss;
 
 #[cfg(feature = "dispatch")]
 pub mod operator;
