@@ -34,7 +34,7 @@ pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
     assert!(!needle.is_empty());
     files_under(root)
         .into_iter()
-        .filter(|p| std::fs::read(p).map(|b| b.windows(needle.len()).any(|w| w == needle)).unwrap_or(false))
+        .filter(|p| std::fs::read(p).map(|b| memchr::memmem::find(&b, needle).is_some()).unwrap_or(false))
         .collect()
 }
 

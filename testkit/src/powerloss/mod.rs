@@ -6,7 +6,8 @@
 //! file is synced; at a simulated power cut each 512-byte sector written since the last sync is
 //! kept, lost, or torn into garbage, independently of the others (so writes are effectively
 //! reordered), a changed length is kept or lost, and a created or removed name that its folder
-//! was not synced for may come back or vanish. Bytes that were synced are always kept.
+//! was not synced for may come back or vanish. Bytes that were synced are always kept, and garbage
+//! stays within the bytes written (the "powersafe overwrite" SQLite assumes of storage).
 //!
 //! Two seams feed the model: [`vfs`], a SQLite VFS that wraps the platform's default one and is
 //! installed as the process default (so the vault's own `rusqlite` connections go through it
@@ -41,6 +42,18 @@ pub enum Cut {
     AtSync(u64),
     /// Just before the n-th write of any kind (write, truncate, sync, create, remove).
     AtOp(u64),
+}
+
+/// What a power cut keeps of the changes that were not synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Everything (the storage happened to flush it all), names included.
+    All,
+    /// Nothing: every file as of its last sync, every unsynced name change undone.
+    Nothing,
+    /// A mixture drawn from the seed: per file all, nothing, or sector by sector kept, lost or
+    /// torn into garbage; per unsynced name change, kept or undone.
+    Mixed(u64),
 }
 
 /// What the tracked folder has seen since [`track`].
@@ -159,8 +172,13 @@ struct Sim {
     dead: bool,
 }
 
-static SIM: Mutex<Sim> =
-    Mutex::new(Sim { root: None, files: BTreeMap::new(), counts: Counts { ops: 0, syncs: 0 }, cut: Cut::Never, dead: false });
+static SIM: Mutex<Sim> = Mutex::new(Sim {
+    root: None,
+    files: BTreeMap::new(),
+    counts: Counts { ops: 0, syncs: 0 },
+    cut: Cut::Never,
+    dead: false,
+});
 
 fn sim() -> MutexGuard<'static, Sim> {
     SIM.lock().unwrap_or_else(|p| p.into_inner())
@@ -270,10 +288,13 @@ pub struct CutReport {
 }
 
 /// Cuts the power: rewrites every tracked file to one of the states the storage could have been
-/// left in (chosen by `seed`), removes the WAL index, and stops tracking. Call it once the vault
+/// left in (as `keep` says), removes the WAL index, and stops tracking. Call it once the vault
 /// that was running is dropped.
-pub fn power_cut(seed: u64) -> io::Result<CutReport> {
-    let mut rng = fastrand::Rng::with_seed(seed);
+pub fn power_cut(keep: Keep) -> io::Result<CutReport> {
+    let mut rng = fastrand::Rng::with_seed(match keep {
+        Keep::Mixed(seed) => seed,
+        _ => 0,
+    });
     let (root, files) = {
         let mut s = sim();
         s.dead = true;
@@ -282,14 +303,19 @@ pub fn power_cut(seed: u64) -> io::Result<CutReport> {
     let mut report = CutReport::default();
     for (path, track) in files {
         report.files += 1;
-        let new_state = track.name_durable || rng.bool();
+        let new_state = track.name_durable
+            || match keep {
+                Keep::All => true,
+                Keep::Nothing => false,
+                Keep::Mixed(_) => rng.bool(),
+            };
         if !new_state {
             report.names_undone += 1;
         }
         let image = match (new_state, &track.old) {
             (true, _) | (false, Old::Live) => {
                 if track.live {
-                    Some(crash_image(&track, &mut rng, &mut report))
+                    Some(crash_image(&track, keep, &mut rng, &mut report))
                 } else {
                     None
                 }
@@ -317,18 +343,21 @@ pub fn power_cut(seed: u64) -> io::Result<CutReport> {
 }
 
 /// The live file after a cut: synced bytes, and of each sector written since, the new bytes, the
-/// old ones or garbage. A file's policy is drawn first (all kept, all lost, or sector by sector),
-/// so that the clean extremes are as likely as any mixture.
-fn crash_image(track: &Track, rng: &mut fastrand::Rng, report: &mut CutReport) -> Vec<u8> {
+/// old ones or garbage. Under [`Keep::Mixed`] a file's policy is drawn first (all kept, all lost,
+/// or sector by sector), so that the clean extremes are as likely as any mixture.
+fn crash_image(track: &Track, keep: Keep, rng: &mut fastrand::Rng, report: &mut CutReport) -> Vec<u8> {
     let old = &track.synced;
     let new = track.current();
     let mut dirty: BTreeSet<usize> = BTreeSet::new();
+    // The byte ranges written: garbage stays inside them (see `fill_garbage`).
+    let mut written: Vec<(usize, usize)> = Vec::new();
     for p in &track.pending {
         match p {
             Pending::Write { offset, data } if !data.is_empty() => {
                 let start = usize::try_from(*offset).unwrap_or(usize::MAX);
                 let end = start.saturating_add(data.len());
                 dirty.extend(start / SECTOR..end.div_ceil(SECTOR));
+                written.push((start, end));
             }
             Pending::Write { .. } => {}
             Pending::Truncate(len) => {
@@ -340,7 +369,11 @@ fn crash_image(track: &Track, rng: &mut fastrand::Rng, report: &mut CutReport) -
             }
         }
     }
-    let policy = rng.u8(0..3);
+    let policy = match keep {
+        Keep::All => 0,
+        Keep::Nothing => 1,
+        Keep::Mixed(_) => rng.u8(0..3),
+    };
     let len = if old.len() == new.len() || policy == 0 {
         new.len()
     } else if policy == 1 {
@@ -358,9 +391,10 @@ fn crash_image(track: &Track, rng: &mut fastrand::Rng, report: &mut CutReport) -
             break;
         }
         let end = (start + SECTOR).min(len);
+        // 0-4: the new bytes, 5-8: the synced ones, 9: garbage.
         let choice = match policy {
             0 => 0,
-            1 => 1,
+            1 => 5,
             _ => rng.u8(0..10),
         };
         match choice {
@@ -372,12 +406,25 @@ fn crash_image(track: &Track, rng: &mut fastrand::Rng, report: &mut CutReport) -
             }
             5..=8 => report.sectors_lost += 1,
             _ => {
-                rng.fill(&mut out[start..end]);
+                fill_garbage(&mut out, start, end, &written, rng);
                 report.sectors_torn += 1;
             }
         }
     }
     out
+}
+
+/// Fills the bytes of `out[start..end]` that a pending write covered with garbage. A torn sector
+/// never changes bytes outside what was written: SQLite assumes that of the storage
+/// (`SQLITE_IOCAP_POWERSAFE_OVERWRITE`, its default on unix) and would lose committed data
+/// without it, whatever the application did.
+fn fill_garbage(out: &mut [u8], start: usize, end: usize, written: &[(usize, usize)], rng: &mut fastrand::Rng) {
+    for &(ws, we) in written {
+        let (a, b) = (ws.max(start), we.min(end));
+        if a < b {
+            rng.fill(&mut out[a..b]);
+        }
+    }
 }
 
 /// Records a write of `data` at `offset` to `path`, after the power check; the caller performs it.
