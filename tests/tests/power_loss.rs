@@ -26,6 +26,9 @@ use uuid::Uuid;
 
 const REPORT: &str = "Power-loss test report: router swapped.";
 
+/// The model's state is process-wide: its tests take turns.
+static MODEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// One run's device and what the day has done so far.
 struct Day {
     vault: Option<Vault>,
@@ -385,6 +388,7 @@ fn seeds_per_point() -> u64 {
 
 #[test]
 fn a_power_cut_at_every_sync_point_and_at_random_writes_loses_nothing_committed() {
+    let _serial = MODEL.lock().unwrap_or_else(|p| p.into_inner());
     powerloss::install();
     let dispatch = TestDispatch::start();
     // Calibration: the whole day with the power on, to count its sync points and writes.
@@ -447,4 +451,64 @@ fn a_power_cut_at_every_sync_point_and_at_random_writes_loses_nothing_committed(
         sectors.2,
         sectors.3
     );
+}
+
+/// The model itself, on the keystore's file calls: synced bytes always stay, an unsynced write is
+/// kept, lost or torn only inside the bytes it wrote, and a name its folder never synced can vanish.
+#[test]
+fn the_model_keeps_synced_bytes_and_tears_only_what_was_written() {
+    use jobseal::KeyFiles;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let (f, g) = (dir.join("f"), dir.join("g"));
+    let fs = SimKeyFiles;
+    let prepare = |cut: Cut| {
+        let _ = std::fs::remove_file(&f);
+        let _ = std::fs::remove_file(&g);
+        powerloss::track(&dir, cut);
+        fs.create_new(&f, &[1u8; 1024]).unwrap();
+        fs.sync_file(&f).unwrap();
+        fs.sync_dir(&dir).unwrap();
+        fs.overwrite(&f, &[2u8; 100]).unwrap();
+        fs.create_new(&g, b"never synced").unwrap();
+    };
+    let _serial = MODEL.lock().unwrap();
+
+    prepare(Cut::Never);
+    powerloss::power_cut(Keep::Nothing).unwrap();
+    assert_eq!(std::fs::read(&f).unwrap(), vec![1u8; 1024], "nothing unsynced kept: the synced bytes");
+    assert!(!g.exists(), "a name whose folder was never synced must be able to vanish");
+
+    prepare(Cut::Never);
+    powerloss::power_cut(Keep::All).unwrap();
+    let all = std::fs::read(&f).unwrap();
+    assert!(all[..100].iter().all(|b| *b == 2) && all[100..].iter().all(|b| *b == 1));
+    assert_eq!(std::fs::read(&g).unwrap(), b"never synced");
+
+    let mut outcomes = std::collections::BTreeSet::new();
+    for seed in 0..200 {
+        prepare(Cut::Never);
+        powerloss::power_cut(Keep::Mixed(seed)).unwrap();
+        let got = std::fs::read(&f).unwrap();
+        assert_eq!(got.len(), 1024);
+        assert!(got[100..].iter().all(|b| *b == 1), "seed {seed}: bytes outside the write changed");
+        let head = &got[..100];
+        outcomes.insert(if head.iter().all(|b| *b == 2) {
+            "kept"
+        } else if head.iter().all(|b| *b == 1) {
+            "lost"
+        } else {
+            "torn"
+        });
+    }
+    assert_eq!(outcomes.len(), 3, "mixtures must keep, lose and tear: {outcomes:?}");
+
+    // Once cut, nothing more is written.
+    std::fs::remove_file(&g).unwrap();
+    powerloss::track(&dir, Cut::AtOp(2));
+    assert!(fs.overwrite(&f, &[3u8; 10]).is_ok());
+    assert!(fs.sync_file(&f).is_err(), "the second write is where the power goes");
+    assert!(powerloss::is_cut());
+    assert!(fs.create_new(&g, b"x").is_err() && !g.exists(), "a write after the cut must fail");
+    powerloss::untrack();
 }

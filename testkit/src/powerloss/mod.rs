@@ -427,54 +427,41 @@ fn fill_garbage(out: &mut [u8], start: usize, end: usize, written: &[(usize, usi
     }
 }
 
-/// Records a write of `data` at `offset` to `path`, after the power check; the caller performs it.
-fn record_write(path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
+/// Counts one write (or sync) of `path` if it is tracked, refuses it once the power is cut, and
+/// applies `change` to its track; the caller performs the write only on `Ok`.
+fn record(path: &Path, sync: bool, change: impl FnOnce(&mut Track)) -> io::Result<()> {
     let path = &normalize(path);
     let mut s = sim();
     if !s.tracks(path) {
         return Ok(());
     }
-    s.step(false)?;
-    s.track_of(path).pending.push(Pending::Write { offset, data: data.to_vec() });
+    s.step(sync)?;
+    change(s.track_of(path));
     Ok(())
 }
 
+fn record_write(path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
+    record(path, false, |t| t.pending.push(Pending::Write { offset, data: data.to_vec() }))
+}
+
 fn record_truncate(path: &Path, len: u64) -> io::Result<()> {
-    let path = &normalize(path);
-    let mut s = sim();
-    if !s.tracks(path) {
-        return Ok(());
-    }
-    s.step(false)?;
-    s.track_of(path).pending.push(Pending::Truncate(len));
-    Ok(())
+    record(path, false, |t| t.pending.push(Pending::Truncate(len)))
 }
 
 /// A file sync: its bytes become durable; `with_name` also makes its name durable (SQLite's
 /// platform VFS syncs the folder at a new WAL's or journal's first sync).
 fn record_sync(path: &Path, with_name: bool) -> io::Result<()> {
-    let path = &normalize(path);
-    let mut s = sim();
-    if !s.tracks(path) {
-        return Ok(());
-    }
-    s.step(true)?;
-    let t = s.track_of(path);
-    t.sync_data();
-    if with_name && !t.name_durable {
-        t.sync_name();
-    }
-    Ok(())
+    record(path, true, |t| {
+        t.sync_data();
+        if with_name && !t.name_durable {
+            t.sync_name();
+        }
+    })
 }
 
-/// Checks the power before a file is created; records it once created.
+/// Checks the power before a file is created; [`record_created`] records it once it is.
 fn before_create(path: &Path) -> io::Result<()> {
-    let path = &normalize(path);
-    let mut s = sim();
-    if !s.tracks(path) {
-        return Ok(());
-    }
-    s.step(false)
+    record(path, false, |_| {})
 }
 
 fn record_created(path: &Path) {
@@ -501,14 +488,7 @@ fn record_opened(path: &Path) {
 }
 
 fn before_remove(path: &Path) -> io::Result<()> {
-    let path = &normalize(path);
-    let mut s = sim();
-    if !s.tracks(path) {
-        return Ok(());
-    }
-    s.step(false)?;
-    s.track_of(path);
-    Ok(())
+    record(path, false, |_| {})
 }
 
 fn record_removed(path: &Path, durable: bool) {
