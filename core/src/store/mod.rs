@@ -160,7 +160,9 @@ fn sync_log(conn: &Connection) -> Result<()> {
     let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
     // SAFETY: `handle` is this open connection's database pointer, used only for the duration of
     // this call while we hold `conn` (no other thread uses it: the vault's lock is held).
-    // SQLITE_FCNTL_JOURNAL_POINTER writes the WAL's `sqlite3_file*` (or null) into `file`.
+    // SQLITE_FCNTL_JOURNAL_POINTER writes the pager's journal file object into `file`: the WAL's
+    // in WAL mode (the vault is always in WAL mode: `open` checks it); a file object that is not
+    // open has no methods, which is refused below.
     let rc = unsafe {
         ffi::sqlite3_file_control(
             conn.handle(),
@@ -180,8 +182,9 @@ fn sync_log(conn: &Connection) -> Result<()> {
     let Some(sync) = sync else {
         return Err(failed(ffi::SQLITE_MISUSE, "the WAL file is not open"));
     };
-    // SAFETY: calling the file's own xSync on it, as SQLite does.
-    let rc = unsafe { sync(file, ffi::SQLITE_SYNC_NORMAL) };
+    // SAFETY: calling the file's own xSync on it, as SQLite does. FULL: on Apple platforms that
+    // asks for F_FULLFSYNC, a flush to the flash itself, which a plain fsync is not there.
+    let rc = unsafe { sync(file, ffi::SQLITE_SYNC_FULL) };
     if rc != ffi::SQLITE_OK {
         return Err(failed(rc, "cannot sync the WAL"));
     }

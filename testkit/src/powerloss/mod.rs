@@ -18,10 +18,12 @@
 //! left in. Files outside the tracked folder (the dispatch server's database in the same process)
 //! pass straight through.
 //!
-//! Modelling notes: a file's name created through SQLite becomes durable at its first sync (the
-//! platform VFS syncs the folder then, for the WAL and journals); a name removed by SQLite without
-//! its folder synced may come back with its last synced bytes. The WAL index (`-shm`) is shared
-//! memory, not storage: a cut removes it.
+//! Modelling notes: the first sync of a WAL or journal that SQLite created makes every name in its
+//! folder durable (the platform VFS syncs the folder then); nothing else SQLite does syncs a
+//! folder, so the main database's name is durable only through that or an earlier state. A name
+//! removed by SQLite without its folder synced may come back with its last synced bytes. Folders
+//! themselves are not modelled (the vault's own folder and the keystore's are created once, at
+//! the vault's creation). The WAL index (`-shm`) is shared memory, not storage: a cut removes it.
 
 pub mod vfs;
 
@@ -324,7 +326,13 @@ pub fn power_cut(keep: Keep) -> io::Result<CutReport> {
             (false, Old::Content(c)) => Some(c.clone()),
         };
         match image {
-            Some(bytes) => std::fs::write(&path, bytes)?,
+            // A file that has to be recreated is recreated owner-only, as the vault made it.
+            Some(bytes) => {
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create(true).truncate(true);
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                std::io::Write::write_all(&mut options.open(&path)?, &bytes)?;
+            }
             None => match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -448,15 +456,27 @@ fn record_truncate(path: &Path, len: u64) -> io::Result<()> {
     record(path, false, |t| t.pending.push(Pending::Truncate(len)))
 }
 
-/// A file sync: its bytes become durable; `with_name` also makes its name durable (SQLite's
-/// platform VFS syncs the folder at a new WAL's or journal's first sync).
-fn record_sync(path: &Path, with_name: bool) -> io::Result<()> {
-    record(path, true, |t| {
-        t.sync_data();
-        if with_name && !t.name_durable {
-            t.sync_name();
+/// A file sync: its bytes become durable. With `syncs_folder` (the first sync of a WAL or journal
+/// SQLite created, when its platform VFS also syncs the folder) every name in the file's folder
+/// becomes durable too.
+fn record_sync(path: &Path, syncs_folder: bool) -> io::Result<()> {
+    let path = &normalize(path);
+    let mut s = sim();
+    if !s.tracks(path) {
+        return Ok(());
+    }
+    s.step(true)?;
+    let t = s.track_of(path);
+    t.sync_data();
+    if syncs_folder && !t.name_durable {
+        let dir = path.parent().map(Path::to_path_buf);
+        for (p, t) in s.files.iter_mut() {
+            if p.parent().map(Path::to_path_buf) == dir {
+                t.sync_name();
+            }
         }
-    })
+    }
+    Ok(())
 }
 
 /// Checks the power before a file is created; [`record_created`] records it once it is.

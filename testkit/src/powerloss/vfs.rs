@@ -7,16 +7,18 @@
 //! tracked folder first. Once the armed cut has happened it refuses them (`SQLITE_IOERR_*`), as a
 //! device without power would. Reads, locks and the WAL index go straight through.
 //!
-//! This is the only hand-written `unsafe` in the repository besides one `clock_gettime` call: it
-//! implements SQLite's C interfaces (`sqlite3_vfs`, `sqlite3_io_methods`) through
-//! `rusqlite::ffi`. Each wrapped file is laid out as our header followed directly by the
-//! platform VFS's own file object, in the one allocation SQLite makes for it (`szOsFile` is the
-//! sum). The power-loss suite runs under AddressSanitizer in `scripts/asan.sh`.
+//! It implements SQLite's C interfaces (`sqlite3_vfs`, `sqlite3_io_methods`) through
+//! `rusqlite::ffi`, so it is `unsafe` throughout. Each wrapped file is laid out as our header,
+//! padded to 16 bytes, followed by the platform VFS's own file object, in the one allocation SQLite
+//! makes for it (`szOsFile` is the sum). The methods this VFS does not wrap are the platform's,
+//! called with this VFS's object; that is fine for `unix`, whose methods other than xOpen do not
+//! use it. The power-loss suite runs under AddressSanitizer in `scripts/asan.sh`.
 
 #![allow(unsafe_code, reason = "implements SQLite's VFS C interface")]
 
 use rusqlite::ffi;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -32,7 +34,13 @@ struct ShimFile {
     real: *mut ffi::sqlite3_file,
     /// The file's full path if it has one (temporary files have none), owned (`Box`).
     path: *mut PathBuf,
+    /// Whether a sync also makes the file's name durable: the platform VFS syncs the folder at
+    /// the first sync of a WAL or journal it created, never for the main database.
+    syncs_name: bool,
 }
+
+/// Where the platform's file object starts: after our header, aligned for anything it holds.
+const HEADER: usize = std::mem::size_of::<ShimFile>().next_multiple_of(16);
 
 /// The platform VFS we forward to.
 struct Base(*mut ffi::sqlite3_vfs);
@@ -62,7 +70,7 @@ pub(super) fn register() {
         // is leaked: SQLite keeps a pointer to a registered VFS for the life of the process.
         unsafe {
             let mut vfs: ffi::sqlite3_vfs = std::ptr::read(real);
-            vfs.szOsFile = c_int::try_from(std::mem::size_of::<ShimFile>()).unwrap_or(c_int::MAX) + (*real).szOsFile;
+            vfs.szOsFile = c_int::try_from(HEADER).unwrap_or(c_int::MAX) + (*real).szOsFile;
             vfs.pNext = std::ptr::null_mut();
             vfs.zName = NAME.as_ptr();
             vfs.xOpen = Some(x_open);
@@ -74,15 +82,16 @@ pub(super) fn register() {
     });
 }
 
-unsafe fn shim<'a>(file: *mut ffi::sqlite3_file) -> &'a mut ShimFile {
+/// The platform's file object inside one of ours.
+unsafe fn real_of(file: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
     // SAFETY (caller): `file` is a file object this VFS opened, so it starts with a ShimFile.
-    unsafe { &mut *file.cast::<ShimFile>() }
+    unsafe { (*file.cast::<ShimFile>()).real }
 }
 
 unsafe fn path_of<'a>(file: *mut ffi::sqlite3_file) -> Option<&'a Path> {
-    // SAFETY (caller): as for `shim`; `path` is null or a live Box.
+    // SAFETY (caller): as for `real_of`; `path` is null or a live Box, freed only by xClose.
     unsafe {
-        let p = shim(file).path;
+        let p = (*file.cast::<ShimFile>()).path;
         if p.is_null() {
             None
         } else {
@@ -103,7 +112,7 @@ unsafe fn c_path(name: *const c_char) -> Option<PathBuf> {
     }
     // SAFETY (caller): SQLite passes NUL-terminated names.
     let s = unsafe { CStr::from_ptr(name) };
-    Some(PathBuf::from(s.to_string_lossy().into_owned()))
+    Some(PathBuf::from(OsStr::from_bytes(s.to_bytes())))
 }
 
 unsafe extern "C" fn x_open(
@@ -116,10 +125,12 @@ unsafe extern "C" fn x_open(
     // SAFETY: SQLite allocated `file` with our szOsFile bytes: a ShimFile, then the real object.
     unsafe {
         let sh = file.cast::<ShimFile>();
-        let real = file.cast::<u8>().add(std::mem::size_of::<ShimFile>()).cast::<ffi::sqlite3_file>();
+        let real = file.cast::<u8>().add(HEADER).cast::<ffi::sqlite3_file>();
         (*sh).base.pMethods = std::ptr::null();
         (*sh).real = real;
         (*sh).path = std::ptr::null_mut();
+        let journal = ffi::SQLITE_OPEN_WAL | ffi::SQLITE_OPEN_MAIN_JOURNAL | ffi::SQLITE_OPEN_SUPER_JOURNAL;
+        (*sh).syncs_name = flags & journal != 0;
         let path = c_path(name);
         let creating = flags & ffi::SQLITE_OPEN_CREATE != 0 && path.as_ref().is_some_and(|p| !p.exists());
         if creating {
@@ -201,7 +212,7 @@ static IO_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
 /// Calls the platform method `$m` on the real file object with the remaining arguments.
 macro_rules! forward {
     ($file:expr, $m:ident $(, $arg:expr)*) => {{
-        let real = shim($file).real;
+        let real = real_of($file);
         match methods(real).$m {
             Some(f) => f(real $(, $arg)*),
             None => ffi::SQLITE_IOERR,
@@ -213,10 +224,10 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite closes each file it opened exactly once; the path Box is freed here only.
     unsafe {
         let rc = forward!(file, xClose);
-        let sh = shim(file);
-        if !sh.path.is_null() {
-            drop(Box::from_raw(sh.path));
-            sh.path = std::ptr::null_mut();
+        let sh = file.cast::<ShimFile>();
+        if !(*sh).path.is_null() {
+            drop(Box::from_raw((*sh).path));
+            (*sh).path = std::ptr::null_mut();
         }
         rc
     }
@@ -238,10 +249,12 @@ unsafe extern "C" fn x_write(
     amt: c_int,
     off: ffi::sqlite3_int64,
 ) -> c_int {
-    // SAFETY: `buf` holds `amt` bytes (SQLite's contract for xWrite).
+    // SAFETY: `buf` holds `amt` bytes (SQLite's contract for xWrite); a null or empty buffer is
+    // never made into a slice.
     unsafe {
-        if let Some(p) = path_of(file) {
-            let data = std::slice::from_raw_parts(buf.cast::<u8>(), usize::try_from(amt).unwrap_or(0));
+        let len = usize::try_from(amt).unwrap_or(0);
+        if let (Some(p), false) = (path_of(file), buf.is_null() || len == 0) {
+            let data = std::slice::from_raw_parts(buf.cast::<u8>(), len);
             if super::record_write(p, u64::try_from(off).unwrap_or(0), data).is_err() {
                 return ffi::SQLITE_IOERR_WRITE;
             }
@@ -266,7 +279,7 @@ unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int
     // SAFETY: forwarding SQLite's arguments unchanged.
     unsafe {
         if let Some(p) = path_of(file) {
-            if super::record_sync(p, true).is_err() {
+            if super::record_sync(p, (*file.cast::<ShimFile>()).syncs_name).is_err() {
                 return ffi::SQLITE_IOERR_FSYNC;
             }
         }
@@ -304,7 +317,7 @@ unsafe extern "C" fn x_file_control(file: *mut ffi::sqlite3_file, op: c_int, arg
 unsafe extern "C" fn x_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: forwarding to the real file object.
     unsafe {
-        let real = shim(file).real;
+        let real = real_of(file);
         methods(real).xSectorSize.map_or(4096, |f| f(real))
     }
 }
@@ -312,7 +325,7 @@ unsafe extern "C" fn x_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
 unsafe extern "C" fn x_device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: forwarding to the real file object.
     unsafe {
-        let real = shim(file).real;
+        let real = real_of(file);
         methods(real).xDeviceCharacteristics.map_or(0, |f| f(real))
     }
 }
@@ -336,7 +349,7 @@ unsafe extern "C" fn x_shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: 
 unsafe extern "C" fn x_shm_barrier(file: *mut ffi::sqlite3_file) {
     // SAFETY: forwarding to the real file object.
     unsafe {
-        let real = shim(file).real;
+        let real = real_of(file);
         if let Some(f) = methods(real).xShmBarrier {
             f(real);
         }
