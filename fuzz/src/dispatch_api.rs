@@ -93,8 +93,8 @@ enum Id {
     /// The fixture's job, device or code, as fits the endpoint.
     Fixture,
     Uuid(u128),
-    /// Any text, percent-encoded into the path.
-    Raw(String),
+    /// Any bytes, percent-encoded into the path (so not always UTF-8 once decoded).
+    Raw(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -306,9 +306,10 @@ fn path_of(e: Endpoint, id: &str) -> (&'static str, String) {
     }
 }
 
-/// Percent-encodes everything but unreserved characters, so any text is a valid path segment.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
+/// Percent-encodes everything but unreserved characters, so any bytes are a valid path segment.
+fn percent_encode(s: &[u8]) -> String {
+    s.iter()
+        .copied()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
                 char::from(b).to_string()
