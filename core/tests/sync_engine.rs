@@ -563,6 +563,44 @@ fn a_top_up_uploads_only_the_new_prekeys() {
     assert!(uploads[0].prekeys.iter().all(|p| !held_before.contains(&p.id)));
 }
 
+/// An authenticated prekey answer claims more prekeys accepted than were sent (u32::MAX), in
+/// every round of a sync: the report counts what was sent, and nothing overflows. Before the fix
+/// the total was a plain `+=` of dispatch's numbers, an overflow panic in the second round (found
+/// by the `device_answers` fuzz target, `fuzz/corpus/device_answers/regression-prekeys-accepted-overflow`).
+#[test]
+fn a_prekey_answer_claiming_more_than_was_sent_counts_what_was_sent() {
+    let d = enrolled_device();
+    d.tv.vault.ingest(&sheet(Uuid::new_v4(), 1)).unwrap();
+    let key = d.answer_key();
+    let t = Scripted::new(move |req| {
+        if req.path.ends_with("/prekeys") {
+            let up: wire::PrekeysRequest = serde_json::from_slice(&req.body).unwrap();
+            let answer = wire::PrekeysResponse { accepted: u32::MAX, available: u32::MAX };
+            return Some(HttpResponse {
+                status: 200,
+                body: key.seal(AnsweredCall::Prekeys, &up.nonce, &answer).unwrap(),
+            });
+        }
+        // Acknowledges nothing, so every round has events to push and the sync goes on.
+        signed(
+            &key,
+            req,
+            &SyncResponse {
+                server_time: at(200),
+                acked: vec![],
+                envelopes: vec![],
+                revocations: vec![],
+                prekeys_available: 0,
+                prekeys_wanted: 3,
+                prekey_floor: None,
+            },
+        )
+    });
+    let report = d.tv.vault.sync(&t).unwrap();
+    assert!(report.rounds > 1, "the sync stopped after one round");
+    assert_eq!(report.prekeys_uploaded, 3 * report.rounds);
+}
+
 /// Dispatch says every prekey below 4 is spent (one of them was sealed to for an envelope it
 /// withdrew before the device fetched it): the device deletes their private halves, so that
 /// envelope, if anyone kept it, can never be opened.

@@ -37,6 +37,7 @@ mod store;
 pub use devices::{MAX_PREKEYS_HELD, MAX_PREKEYS_PER_CALL, PREKEY_LOW_WATER, PREKEY_TARGET};
 pub use enrolment::{DEFAULT_CODE_VALIDITY_SECS, MAX_CODE_VALIDITY_SECS};
 pub use error::DispatchError;
+use jobseal_protocol::envelope::PublicKey;
 pub use operator::{
     AuditEntryView, ChainMark, ChainStatus, CodeStatus, CreateJobRequest, CreateJobResponse, DeliveryStatus,
     DeliveryView, DeviceJobView, DeviceView, EnrolmentCodeView, EnrolmentCodesView, IssueCodeRequest, IssuedCode,
@@ -49,4 +50,16 @@ pub use server::{RunningServer, ServerConfig};
 /// the operating system's random number generator does.
 pub fn generate_operator_token() -> Result<String, DispatchError> {
     service::new_device_token()
+}
+
+/// The server's HTTP application without a socket, for in-process callers (the fuzz targets of
+/// `jobseal-fuzz`, which send it requests with `tower::ServiceExt::oneshot`): the same router,
+/// database and credential checks as [`RunningServer`], opened on `db_path` with
+/// `operator_token`. Returns the router and dispatch's public key. Handlers use tokio's blocking
+/// pool, so the router must be driven inside a tokio runtime. The database closes when the last
+/// clone of the router is dropped.
+pub fn router(db_path: &std::path::Path, operator_token: &str) -> Result<(axum::Router, PublicKey), DispatchError> {
+    let service = service::Service::open(db_path, operator_token)?;
+    let key = service.public;
+    Ok((api::router(std::sync::Arc::new(service)), key))
 }

@@ -290,6 +290,26 @@ fn enrolment_gives_a_sealed_token_renews_it_for_the_same_device_and_refuses_bad_
 }
 
 #[test]
+fn a_path_id_that_is_not_utf8_gets_the_one_error_shape_after_the_credentials_check() {
+    // Found while extending the dispatch_api fuzz target to such ids: axum answered them with a
+    // plain-text 400 of its own, before the credentials were checked.
+    let d = Dispatch::start();
+    for path in ["/v1/operator/jobs/%FF", "/v1/operator/devices/%C3%28"] {
+        assert_error(d.http.get(path, Some(OPERATOR)), 400, "bad_request");
+        assert_error(d.http.get(path, None), 401, "unauthorized");
+    }
+    for path in [
+        "/v1/operator/jobs/%FF/cancel",
+        "/v1/operator/jobs/%FF/reassign",
+        "/v1/operator/devices/%FF/wipe",
+        "/v1/operator/enrolment-codes/%FF/revoke",
+    ] {
+        assert_error(d.http.post(path, Some(OPERATOR), &json!({})), 400, "bad_request");
+        assert_error(d.http.post(path, None, &json!({})), 401, "unauthorized");
+    }
+}
+
+#[test]
 fn a_sealed_sheet_opens_on_the_device_and_stops_being_offered_once_received() {
     let d = Dispatch::start();
     let dev = vault_device(&d, 10);
@@ -1058,8 +1078,7 @@ fn a_device_cannot_close_or_annotate_a_job_it_never_held() {
     };
     let (held_back, h2) = link(2, at_ms + 1, jobseal::AuditKind::Reveal, &hash);
     d.sync(&intruder.token, intruder.id, &[event(Some(job), 3, EventBody::Audit(held_back))]);
-    let took =
-        event(Some(job), 4, EventBody::Received { version: 1, via: moved.delivery.as_ref().unwrap().sealed_to });
+    let took = event(Some(job), 4, EventBody::Received { version: 1, via: moved.delivery.as_ref().unwrap().sealed_to });
     let (after, _) = link(3, at_ms + 2, jobseal::AuditKind::Ingested, &h2);
     d.sync(&intruder.token, intruder.id, &[took, event(Some(job), 5, EventBody::Audit(after))]);
     let seqs: Vec<u64> = d.op.job(job).audit_events.iter().map(|a| a.seq).collect();

@@ -4,7 +4,7 @@
 //! the same question: did every event the device made durable reach dispatch exactly once? The
 //! answer is a comparison of two independent records: the device's own hash-chained audit log
 //! (each reveal, transition and shred, with its chain position) and what dispatch's operator view
-//! says it received. This module holds that comparison, a seeded PRNG (the fuzzer's), the
+//! says it received. This module holds that comparison, a seeded PRNG, the
 //! append-only journal a killed child leaves for its parent, and the value-free name of an error
 //! both suites report. The operator client is `jobseal_testkit::Operator`.
 
@@ -14,8 +14,31 @@ use std::io::Write;
 use std::path::Path;
 use uuid::Uuid;
 
-/// The seeded PRNG of the fuzzer, shared so both reproduce a run from its seed the same way.
-pub use jobseal_fuzz::mutate::Rng;
+/// A seeded PRNG (fastrand's wyrand), shared so both suites reproduce a run from its seed the
+/// same way.
+#[derive(Clone, Debug)]
+pub struct Rng(fastrand::Rng);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(fastrand::Rng::with_seed(seed))
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.u64(..)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            self.0.usize(..n)
+        }
+    }
+}
 
 /// The error's variant name only (`Network`, `AccessDenied`, ...): messages are value-free, but
 /// a variant name is all a failure report needs, and it can never carry a customer value.

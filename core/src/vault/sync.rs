@@ -166,8 +166,9 @@ impl Vault {
             let mut inner = self.lock();
             let now = inner.begin_stamp()?;
             let tx = store::write(&mut inner.conn, &now)?;
-            report.acknowledged =
-                report.acknowledged.saturating_add(u32::try_from(journal::acknowledge(&tx, &answer.acked)?).unwrap_or(u32::MAX));
+            report.acknowledged = report
+                .acknowledged
+                .saturating_add(u32::try_from(journal::acknowledge(&tx, &answer.acked)?).unwrap_or(u32::MAX));
             tx.commit()?;
         }
         crash_point("sync:acked");
@@ -234,7 +235,8 @@ impl Vault {
             crash_point("sync:answer-received");
             let answer = self.apply_sync_response(&pending, &resp, &mut report)?;
             if answer.prekeys_wanted > 0 {
-                report.prekeys_uploaded += self.upload_prekeys(transport, answer.prekeys_wanted)?;
+                let uploaded = self.upload_prekeys(transport, answer.prekeys_wanted)?;
+                report.prekeys_uploaded = report.prekeys_uploaded.saturating_add(uploaded);
             }
             // Events this round created (received, rejected, receipts) go out in the next one.
             if journal::pending_count(&self.lock().conn)? == 0 {
@@ -252,11 +254,15 @@ impl Vault {
         }
         let token = self.lock().device_token()?.ok_or(NOT_ENROLLED)?;
         let pending = PendingCall::new(AnsweredCall::Prekeys, 0)?;
+        let sent = u32::try_from(prekeys.len()).unwrap_or(u32::MAX);
         let body = wire::PrekeysRequest { prekeys, nonce: pending.nonce().to_vec() };
         let req = json_request("POST", "/prekeys", Some(&token), &body)?;
         let answer: wire::PrekeysResponse =
             self.open_answer(&pending, AnsweredCall::Prekeys, &send(transport, req)?)?;
-        Ok(answer.accepted)
+        // Dispatch cannot have stored more than it was sent; a larger count (a faulty dispatch)
+        // must not overflow the report's total over several rounds (found by the
+        // `device_answers` fuzz target: an add overflow panic).
+        Ok(answer.accepted.min(sent))
     }
 
     /// Dispatch's answer to the request `pending` was made with, as `T`, once authenticated: the
