@@ -105,8 +105,8 @@ impl Track {
         Track { synced: content, pending: Vec::new(), live: true, name_durable: true, old: Old::Live }
     }
 
-    fn created() -> Track {
-        Track { synced: Vec::new(), pending: Vec::new(), live: true, name_durable: false, old: Old::Absent }
+    fn absent() -> Track {
+        Track { synced: Vec::new(), pending: Vec::new(), live: false, name_durable: true, old: Old::Absent }
     }
 
     /// The live content with every pending change applied.
@@ -231,7 +231,7 @@ impl Sim {
     fn track_of(&mut self, path: &Path) -> &mut Track {
         self.files.entry(path.to_path_buf()).or_insert_with(|| match std::fs::read(path) {
             Ok(content) => Track::existing(content),
-            Err(_) => Track { live: false, name_durable: true, old: Old::Absent, ..Track::created() },
+            Err(_) => Track::absent(),
         })
     }
 }
@@ -276,8 +276,7 @@ pub fn untrack() {
 /// What a power cut did to the tracked folder.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CutReport {
-    /// Files whose unsynced changes were all kept, all lost, or torn, and names that came back or
-    /// vanished: counts for the run's log.
+    /// Tracked files rewritten (or removed) to their state after the cut.
     pub files: usize,
     /// Sectors kept as written.
     pub sectors_kept: usize,
@@ -490,12 +489,7 @@ fn record_created(path: &Path) {
     if !s.tracks(path) {
         return;
     }
-    match s.files.get_mut(path) {
-        Some(t) => t.recreate(),
-        None => {
-            s.files.insert(path.to_path_buf(), Track::created());
-        }
-    }
+    s.track_of(path).recreate();
 }
 
 /// Records that `path` was opened (existing): its current bytes are durable if first seen.
