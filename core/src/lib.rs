@@ -42,7 +42,7 @@ pub use sheet::{AccessRules, CustomerField, FieldKind, JobSheet, ScheduledWindow
 #[cfg(feature = "http-transport")]
 pub use sync::http::HttpTransport;
 pub use sync::{HttpRequest, HttpResponse, PendingCall, SyncReport, SyncStatus, Transport, TransportError};
-pub use vault::Vault;
+pub use vault::{Vault, VaultEvent, VaultObserver};
 
 /// The folder of a vault directory that [`FileKeyStore`] uses by convention.
 pub const KEYSTORE_DIR: &str = "keystore";

@@ -4,7 +4,7 @@
 //! records every shown and every refused field in one audit event (a [`crate::RevealSummary`]),
 //! committed before anything is returned.
 
-use super::{field_aad, live_data_key, Inner, Vault};
+use super::{field_aad, live_data_key, Inner, Vault, VaultEvent};
 use crate::audit::{AuditEvent, AuditKind, AuditVerification, NewEvent, RevealSummary};
 use crate::crypto::{Key32, SecretString};
 use crate::envelope::RecipientKeyId;
@@ -64,7 +64,9 @@ impl Vault {
         )?;
         journal::send(&tx, Some(job_id), now, &EventBody::State { from: job.state, to })?;
         tx.commit()?;
-        jobs::load_info(&inner.conn, job_id)
+        let info = jobs::load_info(&inner.conn, job_id)?;
+        inner.events.push(VaultEvent::JobChanged(info.clone()));
+        Ok(info)
     }
 
     /// Decrypts and returns the job's customer fields that are visible now; the others come back
@@ -201,7 +203,13 @@ impl Inner {
             tx.commit()?;
             crash_point(POINTS.1);
         }
-        jobs::load_info(&self.conn, job_id)
+        let info = jobs::load_info(&self.conn, job_id)?;
+        self.events.push(if existing.is_some() {
+            VaultEvent::JobChanged(info.clone())
+        } else {
+            VaultEvent::JobReceived(info.clone())
+        });
+        Ok(info)
     }
 
     fn reveal(&mut self, job_id: Uuid, stamp: &Stamp) -> Result<Reveal> {

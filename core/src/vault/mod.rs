@@ -12,6 +12,7 @@
 //! and are never called back by them.
 
 mod delivery;
+mod events;
 mod lifecycle;
 mod shred;
 mod sync;
@@ -28,12 +29,15 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
+
+pub use events::{VaultEvent, VaultObserver};
 
 /// The device's job sheet vault.
 pub struct Vault {
     inner: Mutex<Inner>,
+    observers: events::Observers,
 }
 
 /// The vault's state behind its lock.
@@ -48,6 +52,8 @@ pub(crate) struct Inner {
     /// write); [`Inner::shred_pending`] clears it once a rotation has shredded every marked job.
     /// Saves every call a scan of all live jobs (the `closing` column has no index).
     shreds_pending: bool,
+    /// Changes committed by the call holding the lock, told to the observers when it unlocks.
+    events: Vec<VaultEvent>,
     _lock: File,
 }
 
@@ -105,6 +111,7 @@ impl Vault {
             opened_with: Vec::new(),
             // A job marked before a crash or by an earlier process: the first call looks.
             shreds_pending: true,
+            events: Vec::new(),
             _lock: lock,
         };
         inner.keyring.finish_interrupted(&inner.conn)?;
@@ -112,13 +119,15 @@ impl Vault {
         store::checkpoint_truncate(&inner.conn)?;
         let now = inner.begin_stamp()?;
         inner.opened_with = inner.expire(&now)?;
-        Ok(Vault { inner: Mutex::new(inner) })
+        // Nobody can have subscribed yet; the first sweep reports these shreds.
+        inner.events.clear();
+        Ok(Vault { inner: Mutex::new(inner), observers: events::Observers::default() })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> events::Locked<'_> {
         // A panic under the lock cannot leave a half-made change: every change is one SQLite
         // transaction and the in-memory key moves only after its commit.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        events::Locked::new(self.inner.lock().unwrap_or_else(|p| p.into_inner()), &self.observers)
     }
 
     /// The vault's directory.

@@ -9,7 +9,7 @@
 //! (backup, copied file, stale flash block) can unwrap the old epoch master key, and so none of
 //! the data keys under it.
 
-use super::{check_report, one, Inner, Vault};
+use super::{check_report, one, Inner, Vault, VaultEvent};
 use crate::audit::{AuditKind, NewEvent};
 use crate::keyring::{Keyring, SecretId};
 use crate::model::ShredOutcome;
@@ -147,6 +147,7 @@ impl Inner {
         })?;
         // Every marked job is shredded, and nothing marks one while this call holds the vault.
         self.shreds_pending = false;
+        self.events.extend(outcomes.iter().cloned().map(VaultEvent::JobShredded));
         Ok(outcomes)
     }
 

@@ -6,7 +6,7 @@
 //! dispatch acknowledges them, in an answer authenticated for this request (its nonce) and this
 //! device, and dispatch applies each idempotency key once.
 
-use super::{Inner, Vault};
+use super::{Inner, Vault, VaultEvent};
 use crate::bundle::DeviceBundle;
 use crate::enrolment::{self, EnrolmentCode};
 use crate::envelope::PublicKey;
@@ -220,8 +220,12 @@ impl Vault {
         meta::set_sync_health(&tx, &health)?;
         tx.commit()?;
         drop(inner);
+        let status = self.sync_status();
+        if let Ok(status) = &status {
+            self.notify(VaultEvent::SyncStatusChanged(status.clone()));
+        }
         let mut report = result?;
-        report.pending = self.sync_status()?.pending_events;
+        report.pending = status?.pending_events;
         Ok(report)
     }
 
