@@ -58,7 +58,7 @@ public final class BackgroundSync: @unchecked Sendable {
     /// The scheduling rule's delays.
     public let policy: SyncSchedule.Policy
     private let transport: PlatformAsyncTransport
-    private let vault: @Sendable () async throws -> JobVault
+    private let openVault: @Sendable () async throws -> JobVault
 
     /// - Parameters:
     ///   - identifier: the task identifier (also in Info.plist).
@@ -73,7 +73,7 @@ public final class BackgroundSync: @unchecked Sendable {
         self.kind = kind
         self.policy = policy
         self.transport = transport
-        self.vault = vault
+        self.openVault = vault
     }
 
     /// Registers the launch handler. Call once, before the app finishes launching; returns
@@ -91,7 +91,7 @@ public final class BackgroundSync: @unchecked Sendable {
     /// (`.unavailable` on the simulator and when Background App Refresh is off).
     @discardableResult
     public func schedule() async throws -> Date? {
-        let vault = try await vault()
+        let vault = try await openVault()
         let status = try await vault.syncStatusAsync()
         let jobs = try await vault.listJobsAsync()
         // Wall clock: the vault's times are trusted time, which differs from it only when the
@@ -124,7 +124,7 @@ public final class BackgroundSync: @unchecked Sendable {
     }
 
     private func run(over scoped: CancellableTransport) async throws -> RunResult {
-        let vault = try await vault()
+        let vault = try await openVault()
         let shredded = try await vault.sweepAsync()
         try scoped.checkNotCancelled()
         let status = try await vault.syncStatusAsync()

@@ -37,7 +37,8 @@ extension JobVault {
     /// the vault nor calls back into it.
     ///
     /// Each call adds one listener, removed when the stream terminates; the stream does not keep
-    /// the vault alive.
+    /// the vault alive, and finishes when the vault releases the listener (e.g. the vault is
+    /// deallocated).
     public func events(
         bufferingPolicy: AsyncStream<VaultEvent>.Continuation.BufferingPolicy = .bufferingNewest(JobVault.defaultEventBuffer)
     ) -> AsyncStream<VaultEvent> {
@@ -55,6 +56,10 @@ private final class StreamListener: VaultListener, @unchecked Sendable {
     private let continuation: AsyncStream<VaultEvent>.Continuation
 
     init(_ continuation: AsyncStream<VaultEvent>.Continuation) { self.continuation = continuation }
+
+    /// The vault released this listener (removed, or the vault itself went away): end the stream
+    /// so that a consumer does not wait forever. Finishing an already terminated stream is a no-op.
+    deinit { continuation.finish() }
 
     func onEvent(event: VaultEvent) {
         continuation.yield(event)
