@@ -28,7 +28,7 @@ usage() { echo "usage: $0 [debug|release] [--test-support]" >&2; exit 2; }
 profile=release
 test_support=0
 profile_set=0
-for arg in "$@"; do
+for arg in ${@+"$@"}; do   # ${@+...}: no arguments under `set -u` in bash 3.2
     case "$arg" in
         debug|release)
             [[ $profile_set == 0 ]] || usage
