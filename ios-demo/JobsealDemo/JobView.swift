@@ -1,3 +1,7 @@
+// One job's screen: work details, customer details revealed on demand and dropped as soon as
+// they may no longer be shown (time, state, app leaving the foreground, screen capture), state
+// moves and the close with a report.
+import Jobseal
 import SwiftUI
 import UIKit
 

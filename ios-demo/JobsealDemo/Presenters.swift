@@ -1,5 +1,6 @@
 // The screens' logic over the vault, the Swift twin of android-demo/core-ui. Every method that
-// calls the vault blocks: the views call them from `Services.run` (a background queue).
+// calls the vault blocks: the views call them from `Services.run` (a background queue), except
+// enrolment and sync, which are async (`enrolWithDispatchAsync`, `syncAsync`).
 import Foundation
 import Jobseal
 
@@ -189,7 +190,9 @@ struct SyncModel: Equatable {
 
 struct SyncPresenter {
     let vault: JobVault
-    let transport: PlatformTransport
+    /// Enrolment and sync use the async API (`enrolWithDispatchAsync`, `syncAsync`): the screen
+    /// awaits them instead of parking a thread on the network.
+    let transport: PlatformAsyncTransport
     var texts = Texts()
 
     func load() throws -> SyncModel {
@@ -218,14 +221,14 @@ struct SyncPresenter {
 
     /// `code`: the one-time enrolment code the operator gave the technician (needed the first
     /// time; empty is allowed when retrying after a lost answer).
-    func enrol(dispatchKeyHex: String?, code: String?) throws {
+    func enrol(dispatchKeyHex: String?, code: String?) async throws {
         let key = dispatchKeyHex.flatMap { $0.isEmpty ? nil : $0 }
         let typed = code.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
-        _ = try vault.enrolWithDispatch(transport: transport, dispatchKeyHex: key, prekeys: 20, enrolmentCode: typed)
+        _ = try await vault.enrolWithDispatchAsync(transport: transport, dispatchKeyHex: key, prekeys: 20, enrolmentCode: typed)
     }
 
-    func syncNow() throws -> String {
-        let r = try vault.sync(transport: transport)
+    func syncNow() async throws -> String {
+        let r = try await vault.syncAsync(transport: transport)
         var parts = [r.received.count == 1 ? "1 new job" : "\(r.received.count) new jobs"]
         if !r.revoked.isEmpty { parts.append("\(r.revoked.count) withdrawn by dispatch") }
         if !r.rejected.isEmpty { parts.append("\(r.rejected.count) refused") }

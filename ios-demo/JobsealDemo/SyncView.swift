@@ -1,7 +1,11 @@
+// The sync screen: enrolment with the operator's one-time code, the outbox and sync health, and
+// "Sync now", all through the vault's async API.
+import Jobseal
 import SwiftUI
 
-/// Sync status: enrolment, the outbox, the last sync, offline and the next retry. A production
-/// app also syncs and sweeps from a BGAppRefreshTask and when it becomes active.
+/// Sync status: enrolment, the outbox, the last sync, offline and the next retry. Enrolment and
+/// "Sync now" await the vault's async API; the app also sweeps and syncs from the package's
+/// BackgroundSync (BGAppRefreshTask) and when it becomes active (JobsealDemoApp).
 struct SyncView: View {
     @State private var model: SyncModel?
     @State private var message: String?
@@ -23,10 +27,11 @@ struct SyncView: View {
                             .accessibilityIdentifier("enrolment-code")
                         Button("Enrol this phone") {
                             let typed = code
-                            act { try $0.enrol(dispatchKeyHex: services.dispatchKeyHex, code: typed); return "Enrolled." }
+                            let key = services.dispatchKeyHex
+                            act { try await $0.enrol(dispatchKeyHex: key, code: typed); return "Enrolled." }
                         }.accessibilityIdentifier("enrol")
                     }
-                    Button("Sync now") { act { try $0.syncNow() } }.accessibilityIdentifier("sync")
+                    Button("Sync now") { act { try await $0.syncNow() } }.accessibilityIdentifier("sync")
                 }
             }
             if let message { Text(message).accessibilityIdentifier("message") }
@@ -48,12 +53,14 @@ struct SyncView: View {
         }
     }
 
-    private func act(_ work: @escaping (SyncPresenter) throws -> String) {
+    private func act(_ work: @escaping (SyncPresenter) async throws -> String) {
         message = "Working…"
-        services.run({ vault in try work(presenter(vault)) }) { result in
-            switch result {
-            case let .success(text): message = text
-            case let .failure(e): message = services.texts.error(e)
+        Task { @MainActor in
+            do {
+                let vault = try await services.vault()
+                message = try await work(presenter(vault))
+            } catch {
+                message = services.texts.error(error)
             }
             load()
         }

@@ -1,3 +1,7 @@
+// Today's jobs. Reloads on appear, on pull-to-refresh, and whenever the vault reports a change
+// (the package's `JobVault.events()` stream: a job received by a background sync, a state change,
+// a shred), so the list is never stale after background work.
+import Jobseal
 import SwiftUI
 
 /// Today's jobs: slot, work order, state and where the access window stands. No customer value.
@@ -19,6 +23,11 @@ struct TodayView: View {
         }
         .onAppear(perform: refresh)
         .refreshable { refresh() }
+        .task {
+            // Ends (and removes its listener) when the view goes away: `.task` cancels it.
+            guard let vault = try? await services.vault() else { return }
+            for await _ in vault.events() { refresh() }
+        }
     }
 
     private func row(_ job: JobRow) -> some View {

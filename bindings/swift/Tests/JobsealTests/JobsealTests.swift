@@ -1,5 +1,7 @@
 // The Kotlin suite's scenarios (bindings/kotlin/src/test), in Swift and compact, against the real
-// library through the XCFramework.
+// library through the XCFramework (built with --test-support: ingestSheetJson, dispatchKeygen and
+// sealJobSheet are test-support entry points). Runs on macOS only (`swift test`); never compiled
+// in this repository's Linux machine.
 import Foundation
 import Jobseal
 import XCTest
@@ -141,7 +143,7 @@ final class JobsealTests: XCTestCase {
     func testSyncWithTheReferenceDispatchServer() throws {
         let server = try DispatchServer(db: dir + "/dispatch.db")
         let live = try JobVault.open(dir: dir + "/live", keystore: MemoryKeyStore(), clock: SystemPlatformClock())
-        let transport = URLSessionTransport(server.baseUrl)
+        let transport = URLSessionTransport(baseURL: URL(string: server.baseUrl)!).blocking
         let bundle = try live.enrolWithDispatch(transport: transport, dispatchKeyHex: server.dispatchKeyHex, prekeys: 5, enrolmentCode: try server.issueCode())
 
         let jobId = UUID().uuidString.lowercased()
@@ -161,7 +163,7 @@ final class JobsealTests: XCTestCase {
         XCTAssertFalse(Sheets.values.contains { view.contains($0) })
 
         assertThrows({ if case .Network = $0 { return true }; return false }) {
-            _ = try live.sync(transport: URLSessionTransport("http://127.0.0.1:9"))
+            _ = try live.sync(transport: URLSessionTransport(baseURL: URL(string: "http://127.0.0.1:9")!).blocking)
         }
         XCTAssertEqual(try live.syncStatus().consecutiveFailures, 1)
     }

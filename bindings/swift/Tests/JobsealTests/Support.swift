@@ -1,7 +1,8 @@
-// Test doubles in the shape an iOS app's own implementations take: a keystore on CryptoKit
-// AES-GCM (a Keychain / Secure Enclave implementation has the same shape), a clock the test
-// controls, a URLSession transport, fake job sheets and the reference dispatch server.
-// Every customer value here is obviously fake.
+// Test doubles: an in-memory keystore on CryptoKit AES-GCM (the package's KeychainKeyStore has
+// the same shape but needs a signed process on macOS), a clock the test controls, fake job sheets
+// and the reference dispatch server. The transport is the package's URLSessionTransport.
+// Every customer value here is obviously fake. These tests need an XCFramework built with
+// `build-xcframework.sh debug --test-support` (they ingest and seal sheets locally).
 import CryptoKit
 import Foundation
 import Jobseal
@@ -65,35 +66,6 @@ final class TestClock: PlatformClock, @unchecked Sendable {
     func wallNowMs() throws -> Int64 { lock.lock(); defer { lock.unlock() }; return wall }
     func bootElapsedMs() throws -> Int64? { nil }
     func bootId() throws -> String? { nil }
-}
-
-/// A URLSession transport: any HTTP status is a response; no answer is `JobsealError.Network`.
-final class URLSessionTransport: PlatformTransport, @unchecked Sendable {
-    private let base: URL
-    private let session = URLSession(configuration: .ephemeral)
-
-    init(_ base: String) { self.base = URL(string: base)! }
-
-    func send(request: HttpRequest) throws -> HttpResponse {
-        var r = URLRequest(url: URL(string: request.path, relativeTo: base)!, timeoutInterval: 20)
-        r.httpMethod = request.method
-        for h in request.headers { r.setValue(h.value, forHTTPHeaderField: h.name) }
-        if request.method == "POST" { r.httpBody = request.body }
-        let done = DispatchSemaphore(value: 0)
-        var answer: HttpResponse?
-        var failure: URLError.Code?
-        session.dataTask(with: r) { data, response, error in
-            if let http = response as? HTTPURLResponse {
-                answer = HttpResponse(status: UInt16(http.statusCode), body: data ?? Data())
-            } else {
-                failure = (error as? URLError)?.code ?? .unknown
-            }
-            done.signal()
-        }.resume()
-        done.wait()
-        guard let answer else { throw JobsealError.Network(detail: "no answer from dispatch (URLError \(failure?.rawValue ?? 0))") }
-        return answer
-    }
 }
 
 enum Sheets {
