@@ -8,12 +8,16 @@
 //! Nothing crosses this boundary with a customer value except a reveal's visible fields, whose
 //! generated `toString()` / `description` is redacted; no error message carries one.
 
+mod asynchronous;
+#[cfg(feature = "test-support")]
 mod delivery;
 mod error;
 pub mod platform;
 pub mod types;
 mod vault;
 
+pub use asynchronous::{PlatformAsyncTransport, VaultEvent, VaultListener};
+#[cfg(feature = "test-support")]
 pub use delivery::{dispatch_keygen, seal_job_sheet};
 pub use error::JobsealError;
 pub use platform::{PlatformClock, PlatformKeyStore, PlatformTransport};

@@ -12,8 +12,7 @@ use crate::types::{
     ms, parse_job_id, AuditEvent, AuditVerification, DeviceBundle, JobInfo, JobState, Reveal, ShredOutcome, SyncReport,
     SyncStatus,
 };
-use jobseal::{FileKeyStore, JobSheet, PublicKey, SecretString};
-use std::path::Path;
+use jobseal::PublicKey;
 use std::sync::Arc;
 
 type Result<T> = std::result::Result<T, JobsealError>;
@@ -44,22 +43,14 @@ impl JobVault {
         Ok(Arc::new(JobVault(vault)))
     }
 
-    /// Opens the vault in `dir` with the software keystore (key files in `dir/keystore`), for
-    /// tests and desktop tools. Weaker than a hardware keystore: whoever copies the whole
-    /// directory while a job is open can read that job. Apps use `open` with the platform keystore.
+    /// `open` without blocking the caller's thread (opening creates, checks and may shred).
     #[uniffi::constructor]
-    pub fn open_with_software_keystore(dir: String, clock: Arc<dyn PlatformClock>) -> Result<Arc<Self>> {
-        let keystore = FileKeyStore::open(Path::new(&dir).join(jobseal::KEYSTORE_DIR)).map_err(jobseal::Error::from)?;
-        let vault = jobseal::Vault::open(&dir, Arc::new(keystore), Arc::new(ClockAdapter(clock)))?;
-        Ok(Arc::new(JobVault(vault)))
-    }
-
-    /// Stores a plaintext job sheet (JSON, format `jobseal.sheet.v1`): a new job, or a newer
-    /// version of a live one. Sheets normally arrive sealed, through `receive` or `sync`; this
-    /// entry point is for tests and trusted local imports.
-    pub fn ingest_sheet_json(&self, sheet_json: String) -> Result<JobInfo> {
-        let json = SecretString::new(sheet_json);
-        Ok(self.0.ingest(&JobSheet::from_json(json.expose().as_bytes())?)?.into())
+    pub async fn open_async(
+        dir: String,
+        keystore: Arc<dyn PlatformKeyStore>,
+        clock: Arc<dyn PlatformClock>,
+    ) -> Result<Arc<Self>> {
+        blocking::unblock(move || Self::open(dir, keystore, clock)).await
     }
 
     /// Opens a sealed job sheet from dispatch and stores it, deleting the one-time prekey it was
@@ -154,8 +145,7 @@ impl JobVault {
         prekeys: u32,
         enrolment_code: Option<String>,
     ) -> Result<DeviceBundle> {
-        let key = dispatch_key_hex.as_deref().map(dispatch_key).transpose()?;
-        self.0.enrol_with_dispatch(&TransportAdapter(transport), key, prekeys, enrolment_code.as_deref())?.try_into()
+        self.enrol_with(&TransportAdapter(transport), dispatch_key_hex, prekeys, enrolment_code)
     }
 
     /// Pushes the outbox (state changes, reports, audit events, shred receipts) and pulls new
@@ -163,7 +153,7 @@ impl JobVault {
     /// it from a background worker. On `Network` nothing is lost; try again later (see
     /// `sync_status().next_attempt_at_ms`). The vault stays usable from other threads meanwhile.
     pub fn sync(&self, transport: Arc<dyn PlatformTransport>) -> Result<SyncReport> {
-        Ok(self.0.sync(&TransportAdapter(transport))?.into())
+        self.sync_with(&TransportAdapter(transport))
     }
 
     /// The outbox and sync health, for a status screen and for scheduling the next sync.
@@ -183,7 +173,57 @@ impl JobVault {
     }
 }
 
-#[cfg(test)]
+/// Entry points for tests, desktop tools and trusted imports: only in a library built with the
+/// `test-support` feature. The release libraries (AAR, XCFramework) leave them out, so an app
+/// cannot open a vault on software keys or store a sheet that did not come sealed from dispatch.
+#[cfg(feature = "test-support")]
+#[uniffi::export]
+impl JobVault {
+    /// Opens the vault in `dir` with the software keystore (key files in `dir/keystore`), for
+    /// tests and desktop tools. Weaker than a hardware keystore: whoever copies the whole
+    /// directory while a job is open can read that job. Apps use `open` with the platform keystore.
+    #[uniffi::constructor]
+    pub fn open_with_software_keystore(dir: String, clock: Arc<dyn PlatformClock>) -> Result<Arc<Self>> {
+        let keystore = jobseal::FileKeyStore::open(std::path::Path::new(&dir).join(jobseal::KEYSTORE_DIR))
+            .map_err(jobseal::Error::from)?;
+        let vault = jobseal::Vault::open(&dir, Arc::new(keystore), Arc::new(ClockAdapter(clock)))?;
+        Ok(Arc::new(JobVault(vault)))
+    }
+
+    /// Stores a plaintext job sheet (JSON, format `jobseal.sheet.v1`): a new job, or a newer
+    /// version of a live one. Sheets normally arrive sealed, through `receive` or `sync`; this
+    /// entry point is for tests and trusted local imports.
+    pub fn ingest_sheet_json(&self, sheet_json: String) -> Result<JobInfo> {
+        let json = jobseal::SecretString::new(sheet_json);
+        Ok(self.0.ingest(&jobseal::JobSheet::from_json(json.expose().as_bytes())?)?.into())
+    }
+}
+
+impl JobVault {
+    /// The core's vault, for the other wrappers of this crate.
+    pub(crate) fn core(&self) -> &jobseal::Vault {
+        &self.0
+    }
+
+    /// `sync` over any core transport (the blocking and the async adapters).
+    pub(crate) fn sync_with(&self, transport: &dyn jobseal::Transport) -> Result<SyncReport> {
+        Ok(self.0.sync(transport)?.into())
+    }
+
+    /// `enrolWithDispatch` over any core transport.
+    pub(crate) fn enrol_with(
+        &self,
+        transport: &dyn jobseal::Transport,
+        dispatch_key_hex: Option<String>,
+        prekeys: u32,
+        enrolment_code: Option<String>,
+    ) -> Result<DeviceBundle> {
+        let key = dispatch_key_hex.as_deref().map(dispatch_key).transpose()?;
+        self.0.enrol_with_dispatch(transport, key, prekeys, enrolment_code.as_deref())?.try_into()
+    }
+}
+
+#[cfg(all(test, feature = "test-support"))]
 mod tests {
     use super::*;
     use crate::types::{DenialReason, FieldAccess};

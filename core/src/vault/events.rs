@@ -38,8 +38,11 @@ pub trait VaultObserver: Send + Sync {
 /// The registered observers, each under the id [`Vault::subscribe`] gave it.
 #[derive(Default)]
 pub(crate) struct Observers {
-    list: Mutex<(u64, Vec<(u64, Arc<dyn VaultObserver>)>)>,
+    list: Mutex<Registry>,
 }
+
+/// The last id given, and the observers still registered with their ids.
+type Registry = (u64, Vec<(u64, Arc<dyn VaultObserver>)>);
 
 impl Observers {
     fn snapshot(&self) -> Vec<Arc<dyn VaultObserver>> {
