@@ -12,3 +12,12 @@ echo "== Rust: unit, integration and end-to-end suites (debug build)"
 cargo test --workspace --locked
 bash bindings/kotlin/run-tests.sh
 bash android-demo/run-jvm-tests.sh
+
+echo "== Mobile libraries: what the release build leaves out (test-only entry points, ureq)"
+bash scripts/check-release-surface.sh
+echo "== Mobile libraries: the core and the bindings on ARM under qemu; Android type-check"
+bash scripts/test-arm.sh
+echo "== Swift release: the plain-shell parts (nothing Swift compiles here)"
+bash bindings/swift/test-release.sh
+echo "== Hosted CI lanes: workflows linted (actionlint + shellcheck)"
+bash scripts/lint-workflows.sh
