@@ -3,8 +3,8 @@
 // remembering to remove it. The listener is added when the stream is created and removed when the
 // stream terminates (consumer's task cancelled, loop left, or stream dropped).
 //
-// Contract used (the Rust side is written in parallel): `JobVault.addListener(listener:) -> UInt64`,
-// `removeListener(id:)`, `protocol VaultListener { func onEvent(event: VaultEvent) }`.
+// Built on the generated `JobVault.addListener(listener:) -> UInt64`, `removeListener(id:) -> Bool`
+// and `protocol VaultListener { func onEvent(event: VaultEvent) throws }` (bindings/src/asynchronous.rs).
 // Not compiled in this repository (no Swift toolchain here).
 import Foundation
 
@@ -45,7 +45,7 @@ extension JobVault {
         AsyncStream(VaultEvent.self, bufferingPolicy: bufferingPolicy) { continuation in
             let id = self.addListener(listener: StreamListener(continuation))
             continuation.onTermination = { [weak self] _ in
-                self?.removeListener(id: id)
+                _ = self?.removeListener(id: id)
             }
         }
     }
