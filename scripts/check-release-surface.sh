@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Proves what the release libraries (AAR, XCFramework) leave out, on the production build of
-# jobseal-ffi (no Cargo features), the one bindings/scripts/build-android.sh and
-# bindings/swift/release.sh ship:
+# Proves what the release libraries (AAR, XCFramework) leave out, on a host build of jobseal-ffi
+# made the way bindings/scripts/build-android.sh and bindings/swift/release.sh make theirs
+# (`cargo build -p jobseal-ffi`, no Cargo features; the release script also checks its own
+# generated Swift and header for the gated names, on macOS):
 #   1. no test-only or dispatch-side entry point: the software keystore, plaintext ingest, dispatch
 #      key generation and sheet sealing are absent from its exported symbols (and present in the
 #      test-support build, so the check is known to look at the right names);
@@ -16,7 +17,10 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 gated=(open_with_software_keystore ingest_sheet_json dispatch_keygen seal_job_sheet)
 count_gated() {  # count_gated LIB: how many of the gated entry points LIB exports (UniFFI's fn_ symbols)
     local n=0 name symbols
-    symbols="$(nm -D --defined-only "$1" | awk '{ print $NF }' | grep '^uniffi_jobseal_ffi_fn_')"
+    # Into a variable first: a failing nm must fail the script, not read as "none exported".
+    symbols="$(nm -D --defined-only "$1")"
+    symbols="$(awk '{ print $NF }' <<<"$symbols" | grep '^uniffi_jobseal_ffi_fn_')" \
+        || { echo "no UniFFI entry point in $1: not a jobseal-ffi library?" >&2; exit 1; }
     for name in "${gated[@]}"; do
         if grep -qx "uniffi_jobseal_ffi_fn_.*_${name}" <<<"$symbols"; then n=$((n + 1)); fi
     done
@@ -38,7 +42,10 @@ if [[ "$without" != 0 ]]; then
 fi
 for t in aarch64-linux-android armv7-linux-androideabi x86_64-linux-android i686-linux-android \
          aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios; do
-    if cargo tree -q --locked -p jobseal-ffi -e normal --target "$t" --prefix none | grep -q '^ureq '; then
+    # The tree is kept whole before grep looks: `grep -q` stopping early would kill cargo with
+    # SIGPIPE, and under pipefail a found ureq would read as absent.
+    tree="$(cargo tree -q --locked -p jobseal-ffi -e normal --target "$t" --prefix none)"
+    if grep -q '^ureq ' <<<"$tree"; then
         echo "ureq is in the mobile library's dependency tree for $t" >&2
         exit 1
     fi

@@ -2,7 +2,8 @@
 //! touches disk or network, an async transport, and vault events for a `Flow` / `AsyncStream`.
 //!
 //! The core is synchronous: each call takes the vault's lock, writes SQLite and fsyncs. An async
-//! twin runs that same call on a thread of a small blocking pool (the `blocking` crate) and awaits
+//! twin runs that same call on a thread of the `blocking` crate's pool (threads made on demand,
+//! up to 500, idle ones exit after a second; a sync holds one through its network waits) and awaits
 //! it, so a coroutine on `Dispatchers.Main` or a Swift `MainActor` task never blocks on storage.
 //! There is one rule set: every twin calls exactly the core method its blocking twin calls.
 //!
@@ -81,10 +82,10 @@ impl From<jobseal::VaultEvent> for VaultEvent {
 /// Receives [`VaultEvent`]s; the library's `events()` (a Kotlin `Flow`, a Swift `AsyncStream`)
 /// is built on it, and most apps use that instead.
 ///
-/// Called on the thread of the vault call that made the change, after the vault's lock is
-/// released and in the order of the changes; it may call the vault. Return quickly (hand the
-/// event to a channel): that vault call returns only after every listener was told. What it
-/// throws is ignored.
+/// Called after the vault's lock is released, in commit order, on the thread of a vault call
+/// (usually the one that made the change; when calls finish together on several threads, one may
+/// tell the others' events). It may call the vault: that call's events are told after the
+/// current one. Return quickly (hand the event to a channel). What it throws is ignored.
 #[uniffi::export(with_foreign)]
 pub trait VaultListener: Send + Sync {
     /// One event.

@@ -30,26 +30,33 @@ fn a_jobs_life_is_told_change_by_change_with_what_the_call_returned() {
     tv.vault.subscribe(seen.clone());
     let job = Uuid::new_v4();
 
+    let mut all = Vec::new();
+    let mut told = |seen: &Recorder| {
+        let events = seen.take();
+        all.extend(events.clone());
+        events
+    };
     let received = tv.vault.ingest(&sheet(job, 1)).unwrap();
-    assert_eq!(seen.take(), vec![VaultEvent::JobReceived(received)]);
+    assert_eq!(told(&seen), vec![VaultEvent::JobReceived(received)]);
     let updated = tv.vault.ingest(&sheet(job, 2)).unwrap();
-    assert_eq!(seen.take(), vec![VaultEvent::JobChanged(updated)]);
+    assert_eq!(told(&seen), vec![VaultEvent::JobChanged(updated)]);
     let moved = tv.vault.advance(job, JobState::EnRoute).unwrap();
-    assert_eq!(seen.take(), vec![VaultEvent::JobChanged(moved.clone())]);
+    assert_eq!(told(&seen), vec![VaultEvent::JobChanged(moved.clone())]);
     assert_eq!(moved.state, JobState::EnRoute);
 
     // Reads change nothing a screen shows: no event.
     tv.vault.reveal(job).unwrap();
     tv.vault.list_jobs().unwrap();
-    assert_eq!(seen.take(), vec![]);
+    assert_eq!(told(&seen), vec![]);
 
     let outcome = tv.vault.close(job, "Replaced the fake router.").unwrap();
-    let events = seen.take();
-    assert_eq!(events, vec![VaultEvent::JobShredded(outcome)]);
-    let shown = format!("{events:?}");
+    assert_eq!(told(&seen), vec![VaultEvent::JobShredded(outcome)]);
+    assert_eq!(all.len(), 4);
+    let shown = format!("{all:?}");
     for value in VALUES {
         assert!(!shown.contains(value), "an event's Debug output carries a customer value");
     }
+    assert!(!shown.contains("Replaced the fake router."), "an event carries the completion report");
 }
 
 #[test]
@@ -150,4 +157,77 @@ fn a_sync_attempt_tells_the_sync_health_it_left_even_when_it_failed() {
         }
         other => panic!("expected one sync status, got {other:?}"),
     }
+}
+
+#[test]
+fn a_shred_whose_old_key_will_not_delete_is_told_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = Arc::new(crate::vault::DeleteFails {
+        inner: jobseal::FileKeyStore::open(dir.path().join(jobseal::KEYSTORE_DIR)).unwrap(),
+        refuse: Mutex::new(None),
+    });
+    let vault = Vault::open(dir.path(), ks.clone(), jobseal_testkit::device::clock_at(200)).unwrap();
+    let job = Uuid::new_v4();
+    vault.ingest(&sheet(job, 1)).unwrap();
+    vault.advance(job, JobState::OnSite).unwrap();
+    let seen = Arc::new(Recorder::default());
+    vault.subscribe(seen.clone());
+    *ks.refuse.lock().unwrap() = Some("jobseal-kek-1".to_owned());
+    // The shred commits, then deleting the old KEK fails: the call reports the keystore error,
+    // but the job is gone and the app must hear so.
+    assert!(matches!(vault.close(job, "done"), Err(Error::KeyStore(_))));
+    assert_eq!(vault.job(job).unwrap().state, JobState::Completed);
+    match seen.take().as_slice() {
+        [VaultEvent::JobShredded(o)] => assert_eq!((o.job_id, o.state), (job, JobState::Completed)),
+        other => panic!("expected the committed shred to be told, got {other:?}"),
+    }
+}
+
+/// Records every event; on the first `JobChanged`, moves the clock past another job's hard
+/// expiry and calls the vault, whose expiry shred is therefore committed after that change.
+struct ExpiresAnotherInside {
+    vault: OnceLock<Arc<Vault>>,
+    clock: Arc<jobseal::ManualClock>,
+    seen: Recorder,
+}
+
+impl VaultObserver for ExpiresAnotherInside {
+    fn on_event(&self, event: &VaultEvent) {
+        self.seen.on_event(event);
+        if let (VaultEvent::JobChanged(_), Some(vault)) = (event, self.vault.get()) {
+            self.clock.set_wall(at(EXPIRY - 60));
+            vault.list_jobs().unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_observer_hears_changes_in_commit_order_even_when_one_calls_the_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = jobseal_testkit::device::clock_at(0);
+    let vault = Arc::new(open_vault(dir.path(), clock.clone()).unwrap());
+    let (moving, expiring) = (Uuid::new_v4(), Uuid::new_v4());
+    vault.ingest(&sheet(moving, 1)).unwrap();
+    vault.ingest(&jobseal_testkit::sheet::Sheet::new(expiring).expiry(at(EXPIRY - 120)).build()).unwrap();
+    let first = Arc::new(ExpiresAnotherInside { vault: OnceLock::new(), clock, seen: Recorder::default() });
+    assert!(first.vault.set(vault.clone()).is_ok());
+    let first_id = vault.subscribe(first.clone());
+    let second = Arc::new(Recorder::default());
+    vault.subscribe(second.clone());
+
+    vault.advance(moving, JobState::EnRoute).unwrap();
+    let order = |events: Vec<VaultEvent>| -> Vec<(Uuid, &'static str)> {
+        events
+            .into_iter()
+            .map(|e| match e {
+                VaultEvent::JobChanged(j) => (j.job_id, "changed"),
+                VaultEvent::JobShredded(o) => (o.job_id, "shredded"),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    let expected = vec![(moving, "changed"), (expiring, "shredded")];
+    assert_eq!(order(first.seen.take()), expected, "the observer that called the vault");
+    assert_eq!(order(second.take()), expected, "an observer told after it");
+    assert!(vault.unsubscribe(first_id));
 }

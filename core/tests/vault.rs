@@ -468,9 +468,9 @@ fn a_new_vault_starts_over_a_stale_keystore() {
 
 /// The software keystore, except that deleting one alias fails (a keystore that fails a delete
 /// at the wrong moment).
-struct DeleteFails {
-    inner: jobseal::FileKeyStore,
-    refuse: std::sync::Mutex<Option<String>>,
+pub(crate) struct DeleteFails {
+    pub(crate) inner: jobseal::FileKeyStore,
+    pub(crate) refuse: std::sync::Mutex<Option<String>>,
 }
 
 impl jobseal::KeyStore for DeleteFails {

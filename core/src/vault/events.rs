@@ -3,15 +3,21 @@
 //! A job screen or a status bar wants to redraw when a sheet arrives, a job moves, a job is
 //! shredded (by the technician, by dispatch or by hard expiry at any call) or a sync ends, without
 //! polling the vault. Each change pushes its event into a buffer inside the locked state, only
-//! after its transaction committed; the lock guard [`Locked`] hands the buffer to the observers
-//! when it is released, so an observer may call the vault again and no observer ever runs with
-//! the vault locked. Events carry no customer value: job summaries, shred outcomes, sync health.
+//! after its transaction committed. When the lock guard [`Locked`] is released, it moves the
+//! buffer to the observers' queue while still holding the lock (so the queue is in commit order
+//! across threads), unlocks, and then delivers the queue unless another delivery is under way,
+//! which then delivers it. So no observer ever runs with the vault locked, an observer may call
+//! the vault (events of that nested call are queued behind the current one, never delivered
+//! inside it), and every observer sees every event in commit order. Events carry no customer
+//! value: job summaries, shred outcomes, sync health.
 
 use super::{Inner, Vault};
 use crate::model::{JobInfo, ShredOutcome};
 use crate::sync::SyncStatus;
+use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// Something that changed in the vault, after it is durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,19 +32,26 @@ pub enum VaultEvent {
     SyncStatusChanged(SyncStatus),
 }
 
-/// Receives [`VaultEvent`]s. Called on the thread whose vault call made the change, after the
-/// vault's lock is released, in the order the changes were made; may call the vault again.
-/// Must not block for long: the vault call that made the change returns only after every
-/// observer has been told.
+/// Receives [`VaultEvent`]s, in commit order, after the vault's lock is released. Called on the
+/// thread of a vault call: usually the one that made the change; when calls on several threads
+/// finish together, one of them delivers the others' events too (so a call may return before
+/// its events are told, while another thread tells them). May call the vault; its events are
+/// told after the current one. Must return quickly (hand the event to a channel), and should
+/// not panic: a panic is caught and that event is skipped for that observer.
 pub trait VaultObserver: Send + Sync {
     /// One event.
     fn on_event(&self, event: &VaultEvent);
 }
 
-/// The registered observers, each under the id [`Vault::subscribe`] gave it.
+/// The registered observers, each under the id [`Vault::subscribe`] gave it, and the events
+/// committed but not yet told.
 #[derive(Default)]
 pub(crate) struct Observers {
     list: Mutex<Registry>,
+    /// Events in commit order; filled under the vault lock, drained by the one delivery.
+    queue: Mutex<VecDeque<VaultEvent>>,
+    /// Held by the thread delivering the queue.
+    delivering: Mutex<()>,
 }
 
 /// The last id given, and the observers still registered with their ids.
@@ -50,14 +63,37 @@ impl Observers {
         list.1.iter().map(|(_, o)| Arc::clone(o)).collect()
     }
 
-    /// Tells every observer registered now about `events`, in order.
-    pub(crate) fn notify(&self, events: &[VaultEvent]) {
-        if events.is_empty() {
-            return;
-        }
-        for observer in self.snapshot() {
-            for event in events {
-                observer.on_event(event);
+    /// Appends `events` to the queue; called with the vault lock held, so the queue is in commit
+    /// order.
+    fn enqueue(&self, events: Vec<VaultEvent>) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).extend(events);
+    }
+
+    /// Delivers the queue unless some delivery is under way (another thread's, or this thread's
+    /// own further up the stack when an observer called the vault): that one delivers it.
+    /// Looks again after stepping down, so an event queued just then is not left behind.
+    pub(crate) fn deliver(&self) {
+        loop {
+            let _turn = match self.delivering.try_lock() {
+                Ok(turn) => turn,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            loop {
+                let batch: Vec<VaultEvent> = self.queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                for observer in self.snapshot() {
+                    for event in &batch {
+                        // An observer's panic is its own: the change is durable and others are told.
+                        let _ = catch_unwind(AssertUnwindSafe(|| observer.on_event(event)));
+                    }
+                }
+            }
+            drop(_turn);
+            if self.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                return;
             }
         }
     }
@@ -99,10 +135,15 @@ impl Drop for Locked<'_> {
     fn drop(&mut self) {
         let Some(mut guard) = self.guard.take() else { return };
         let events = std::mem::take(&mut guard.events);
+        let any = !events.is_empty();
+        if any {
+            // Queued under the lock: the queue's order is the commit order.
+            self.observers.enqueue(events);
+        }
         drop(guard);
-        // While a panic unwinds, nothing is told: the call did not finish.
-        if !std::thread::panicking() {
-            self.observers.notify(&events);
+        // While a panic unwinds, nothing is delivered here; the next call delivers the queue.
+        if any && !std::thread::panicking() {
+            self.observers.deliver();
         }
     }
 }
@@ -128,8 +169,11 @@ impl Vault {
         list.1.len() != before
     }
 
-    /// Tells the observers about `event` directly, for a change made without the lock held.
+    /// Queues `event` (with the lock held, like every other) and delivers it; for a change whose
+    /// event is known only after the call's own lock was released (the end of a sync).
     pub(super) fn notify(&self, event: VaultEvent) {
-        self.observers.notify(std::slice::from_ref(&event));
+        let mut inner = self.lock();
+        inner.events.push(event);
+        drop(inner);
     }
 }

@@ -64,9 +64,11 @@ impl Vault {
         )?;
         journal::send(&tx, Some(job_id), now, &EventBody::State { from: job.state, to })?;
         tx.commit()?;
-        let info = jobs::load_info(&inner.conn, job_id)?;
-        inner.events.push(VaultEvent::JobChanged(info.clone()));
-        Ok(info)
+        let info = jobs::load_info(&inner.conn, job_id);
+        if let Ok(info) = &info {
+            inner.events.push(VaultEvent::JobChanged(info.clone()));
+        }
+        info
     }
 
     /// Decrypts and returns the job's customer fields that are visible now; the others come back
@@ -194,7 +196,13 @@ impl Inner {
         };
         const POINTS: (&str, &str) = ("ingest:before-commit", "ingest:after-commit");
         if existing.is_some() {
-            self.commit_with_rotation(stamp, POINTS, |tx, keyring, _| write_sheet(tx, keyring))?;
+            // An update's event is queued at its commit (see `commit_with_rotation`).
+            self.commit_with_rotation(
+                stamp,
+                POINTS,
+                |tx, keyring, _| write_sheet(tx, keyring),
+                |conn, ()| jobs::load_info(conn, job_id).map(VaultEvent::JobChanged).into_iter().collect(),
+            )?;
         } else {
             let Inner { conn, keyring, .. } = self;
             let tx = store::write(conn, stamp)?;
@@ -202,14 +210,13 @@ impl Inner {
             crash_point(POINTS.0);
             tx.commit()?;
             crash_point(POINTS.1);
+            let info = jobs::load_info(&self.conn, job_id);
+            if let Ok(info) = &info {
+                self.events.push(VaultEvent::JobReceived(info.clone()));
+            }
+            return info;
         }
-        let info = jobs::load_info(&self.conn, job_id)?;
-        self.events.push(if existing.is_some() {
-            VaultEvent::JobChanged(info.clone())
-        } else {
-            VaultEvent::JobReceived(info.clone())
-        });
-        Ok(info)
+        jobs::load_info(&self.conn, job_id)
     }
 
     fn reveal(&mut self, job_id: Uuid, stamp: &Stamp) -> Result<Reveal> {

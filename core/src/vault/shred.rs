@@ -116,50 +116,59 @@ impl Inner {
         let old_epoch = self.keyring.epoch();
         let signer = self.receipt_signer()?;
         let points = ("shred:before-commit", "shred:after-commit");
-        let outcomes = self.commit_with_rotation(stamp, points, |tx, keyring, next| {
-            let mut outcomes = Vec::with_capacity(marked.len());
-            let audit_key = keyring.audit_key(tx)?;
-            for m in &marked {
-                let fields = jobs::shred(tx, keyring.integrity(), m.job_id, m.closing, now, next)?;
-                keyring.delete(tx, SecretId::JobKey(m.job_id))?;
-                journal::record(
-                    tx,
-                    audit_key.as_ref(),
-                    &NewEvent::job(now, m.job_id, AuditKind::Shredded, m.closing)
-                        .detail(format!("{} -> {}; {fields} fields; epoch {old_epoch} -> {next}", m.state, m.closing)),
-                )?;
-                let outcome = ShredOutcome {
-                    job_id: m.job_id,
-                    version: m.version,
-                    state: m.closing,
-                    shredded_at: clock::from_ms(now),
-                    epoch: next,
-                    fields_destroyed: fields,
-                };
-                // The receipt is written by the shred itself, in its transaction (G7).
-                journal::send(tx, Some(m.job_id), now, &EventBody::State { from: m.state, to: m.closing })?;
-                if let Some((device_id, key)) = &signer {
-                    journal::send(tx, Some(m.job_id), now, &EventBody::Receipt(key.sign(*device_id, &outcome)))?;
+        let outcomes = self.commit_with_rotation(
+            stamp,
+            points,
+            |tx, keyring, next| {
+                let mut outcomes = Vec::with_capacity(marked.len());
+                let audit_key = keyring.audit_key(tx)?;
+                for m in &marked {
+                    let fields = jobs::shred(tx, keyring.integrity(), m.job_id, m.closing, now, next)?;
+                    keyring.delete(tx, SecretId::JobKey(m.job_id))?;
+                    journal::record(
+                        tx,
+                        audit_key.as_ref(),
+                        &NewEvent::job(now, m.job_id, AuditKind::Shredded, m.closing).detail(format!(
+                            "{} -> {}; {fields} fields; epoch {old_epoch} -> {next}",
+                            m.state, m.closing
+                        )),
+                    )?;
+                    let outcome = ShredOutcome {
+                        job_id: m.job_id,
+                        version: m.version,
+                        state: m.closing,
+                        shredded_at: clock::from_ms(now),
+                        epoch: next,
+                        fields_destroyed: fields,
+                    };
+                    // The receipt is written by the shred itself, in its transaction (G7).
+                    journal::send(tx, Some(m.job_id), now, &EventBody::State { from: m.state, to: m.closing })?;
+                    if let Some((device_id, key)) = &signer {
+                        journal::send(tx, Some(m.job_id), now, &EventBody::Receipt(key.sign(*device_id, &outcome)))?;
+                    }
+                    outcomes.push(outcome);
                 }
-                outcomes.push(outcome);
-            }
-            Ok(outcomes)
-        })?;
+                Ok(outcomes)
+            },
+            |_, outcomes| outcomes.iter().cloned().map(VaultEvent::JobShredded).collect(),
+        )?;
         // Every marked job is shredded, and nothing marks one while this call holds the vault.
         self.shreds_pending = false;
-        self.events.extend(outcomes.iter().cloned().map(VaultEvent::JobShredded));
         Ok(outcomes)
     }
 
     /// Runs `body` in one write transaction that also moves every surviving secret to a fresh key
     /// epoch, then, after the commit, deletes the old KEK and truncates the WAL (G3): from then on
     /// no copy of the database taken before can unwrap anything. `points` name the crash points
-    /// just before and just after the commit.
+    /// just before and just after the commit. `committed` names the events of what `body` did;
+    /// they are queued right after the commit, so that a failure in the steps after it (a
+    /// keystore that will not delete the old KEK now) does not hide a change that is durable.
     pub(super) fn commit_with_rotation<T>(
         &mut self,
         stamp: &Stamp,
         points: (&str, &str),
         body: impl FnOnce(&WriteTx<'_>, &Keyring, u64) -> Result<T>,
+        committed: impl FnOnce(&rusqlite::Connection, &T) -> Vec<VaultEvent>,
     ) -> Result<T> {
         let rotation = self.keyring.prepare_rotation()?;
         let next = rotation.epoch();
@@ -175,6 +184,8 @@ impl Inner {
         crash_point(points.0);
         tx.commit()?;
         crash_point(points.1);
+        let events = committed(&self.conn, &out);
+        self.events.extend(events);
         self.keyring.complete_rotation(&self.conn, rotation)?;
         store::checkpoint_truncate(&self.conn)?;
         Ok(out)
@@ -206,6 +217,8 @@ impl Inner {
             journal::send(&tx, Some(job_id), now, &EventBody::Receipt(key.sign(*device_id, &outcome)))?;
         }
         tx.commit()?;
+        // Nothing was on the device, but the app is told all the same: the report lists it.
+        self.events.push(VaultEvent::JobShredded(outcome.clone()));
         Ok(outcome)
     }
 

@@ -88,6 +88,10 @@ impl Vault {
         )?;
         inner.store_device_token(&token)?;
         drop(inner);
+        // Enrolled from now on, whatever anchoring the time does.
+        if let Ok(status) = self.sync_status() {
+            self.notify(VaultEvent::SyncStatusChanged(status));
+        }
         self.anchor_server_time(answer.server_time)?;
         Ok(bundle)
     }

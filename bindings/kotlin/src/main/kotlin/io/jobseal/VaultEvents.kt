@@ -20,6 +20,9 @@ import kotlinx.coroutines.flow.callbackFlow
  * and few: one per job change or sync). Hard expiry is enforced by every vault call, so a
  * [VaultEvent.JobShredded] with state `EXPIRED` can follow any call; shreds made while the
  * vault was opening come from the first `sweep()` instead.
+ *
+ * Stop collecting before `close()`ing the vault: a collection still running then receives no more
+ * events and does not end by itself, and while it runs it keeps the vault object reachable.
  */
 fun JobVault.events(): Flow<VaultEvent> =
     callbackFlow {
@@ -30,5 +33,7 @@ fun JobVault.events(): Flow<VaultEvent> =
                 }
             },
         )
-        awaitClose { removeListener(id) }
+        // After `close()` the vault is gone and so is its listener: removing it then would throw
+        // inside the collector's cancellation.
+        awaitClose { runCatching { removeListener(id) } }
     }.buffer(Channel.UNLIMITED)

@@ -86,9 +86,13 @@ class AsyncTest {
         server.close()
     }
 
+    /** Ids of the probe listeners [othersListening] added to this test's vault. */
+    private val probes = mutableSetOf<ULong>()
+
     @BeforeEach
     fun newDir() {
         dir = TempDir()
+        probes.clear()
     }
 
     @AfterEach
@@ -139,12 +143,11 @@ class AsyncTest {
     }
 
     /**
-     * Listener ids grow by one per `addListener`, from 1. Adds and removes probes until [n]
-     * listeners other than the probes were added (by `events()` collections starting on other
-     * threads); returns the ids those others got.
+     * Listener ids grow by one per `addListener`, from 1, per vault (each test opens its own).
+     * Adds and removes probes until [n] listeners other than the probes were ever added (by
+     * `events()` collections starting on other threads); returns the ids those others got.
      */
     private suspend fun othersListening(vault: JobVault, n: Int): List<ULong> {
-        val probes = mutableSetOf<ULong>()
         while (true) {
             val id = vault.addListener(object : VaultListener { override fun onEvent(event: VaultEvent) {} })
             assertTrue(vault.removeListener(id))
@@ -179,6 +182,17 @@ class AsyncTest {
             val (code, view) = server.operator("GET", "/v1/operator/jobs/$jobId")
             assertEquals(200, code)
             assertTrue(view.contains("\"verified\":true"), "dispatch verified the shred receipt")
+
+            // Dispatch withdraws a second job: the sync that applies it tells the shred.
+            val second = UUID.randomUUID().toString()
+            server.createJob(bundle.deviceId, Sheets.json(jobId = second, start = start))
+            assertEquals(listOf(second), real { vault.syncAsync(transport) }.received)
+            val revoked = async(Dispatchers.IO) { vault.events().first { it is VaultEvent.JobShredded } }
+            real { othersListening(vault, 3) }
+            assertEquals(200, server.operator("POST", "/v1/operator/jobs/$second/cancel", "").first)
+            assertEquals(listOf(second), real { vault.syncAsync(transport) }.revoked.map { it.jobId })
+            val told = (real { revoked.await() } as VaultEvent.JobShredded).outcome
+            assertEquals(second to JobState.REVOKED, told.jobId to told.state)
         }
     }
 
@@ -196,11 +210,13 @@ class AsyncTest {
             val pending = real { vault.syncStatusAsync() }.pendingEvents
             assertTrue(pending > 0u)
 
-            // A network that never answers: the request hangs until it is cancelled.
+            // The request reaches dispatch, which applies it; its answer never comes back (the
+            // network drops it) and the request hangs until it is cancelled.
             val started = CompletableDeferred<Unit>()
             val requestCancelled = CompletableDeferred<Unit>()
             val hanging = object : PlatformAsyncTransport {
                 override suspend fun send(request: HttpRequest): HttpResponse {
+                    transport.send(request)
                     started.complete(Unit)
                     try {
                         awaitCancellation()
@@ -220,7 +236,10 @@ class AsyncTest {
             val after = real { waitFor { vault.syncStatusAsync().takeIf { it.consecutiveFailures == 1u } } }
             assertEquals(pending, after.pendingEvents)
             assertNotNull(after.nextAttemptAtMs)
-            // The vault is usable at once and the next sync delivers the change exactly once.
+            // Dispatch applied the change already; the device does not know. The vault is usable
+            // at once, and the next sync sends the change again: dispatch applies it once.
+            val applied = server.operator("GET", "/v1/operator/jobs/$jobId").second
+            assertEquals(1, Regex("\"to\":\"en-route\"").findAll(applied).count(), "the lost answer's request was applied")
             assertEquals(JobState.EN_ROUTE, real { vault.jobAsync(jobId) }.state)
             assertEquals(0uL, real { vault.syncAsync(transport) }.pending)
             val (_, view) = server.operator("GET", "/v1/operator/jobs/$jobId")
