@@ -10,7 +10,7 @@ import androidx.test.espresso.matcher.ViewMatchers.withTagValue
 import androidx.test.espresso.matcher.ViewMatchers.withText
 import androidx.test.ext.junit.runners.AndroidJUnit4
 import androidx.test.platform.app.InstrumentationRegistry
-import io.jobseal.demo.HttpUrlConnectionTransport
+import io.jobseal.android.HttpUrlConnectionTransport
 import java.net.HttpURLConnection
 import java.net.URL
 import java.time.Duration
