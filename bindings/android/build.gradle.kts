@@ -42,8 +42,9 @@ android {
     )
     // Per build type, because debug and release are built with different Cargo features.
     for (type in listOf("debug", "release")) {
-        sourceSets[type].java.srcDir(generatedRoot.map { it.dir("$type/kotlin") })
-        sourceSets[type].jniLibs.srcDir(generatedRoot.map { it.dir("$type/jniLibs") })
+        val dir = generatedRoot.get().dir(type).asFile
+        sourceSets[type].java.srcDir(dir.resolve("kotlin"))
+        sourceSets[type].jniLibs.srcDir(dir.resolve("jniLibs"))
     }
     compileOptions {
         sourceCompatibility = JavaVersion.VERSION_17
@@ -117,7 +118,9 @@ afterEvaluate {
             register<MavenPublication>("forUnitTests") {
                 groupId = "io.jobseal"
                 artifactId = "jobseal-android-forUnitTests"
-                artifact(forUnitTestsJar.map { it.outputs.files.singleFile }) { builtBy(forUnitTestsJar) }
+                artifact(layout.buildDirectory.file("outputs/forUnitTests/jobseal-android-forUnitTests.jar")) {
+                    builtBy(forUnitTestsJar)
+                }
                 pom {
                     name.set("jobseal for Android: host native library for JVM unit tests")
                     description.set("libjobseal_ffi for the build host in JNA's resource layout; add it to testImplementation next to jobseal-android.")

@@ -3,17 +3,25 @@
 # libraries whose LOAD segments are aligned below 16 KB. This fails unless every LOAD segment of
 # every libjobseal_ffi.so found in the arguments is aligned to at least 0x4000.
 #
-#   bash bindings/android/check-page-size.sh <file.so | file.aar | file.apk | directory> ...
+#   bash bindings/android/check-page-size.sh [--all] <file.so | file.aar | file.apk | directory> ...
 #
+# --all checks every *.so found (e.g. an app's APK, with JNA's libjnidispatch.so), not only ours.
 # Reads the ELF program headers with Python's standard library only (no readelf, no NDK), from
 # plain files, from directories (recursively) and inside zip archives (.aar, .apk, .jar).
 set -euo pipefail
-[[ $# -ge 1 ]] || { echo "usage: $0 <.so|.aar|.apk|dir> ..." >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: $0 [--all] <.so|.aar|.apk|dir> ..." >&2; exit 2; }
 exec python3 - "$@" <<'PY'
 import io, os, struct, sys, zipfile
 
 MIN_ALIGN = 0x4000
 NAME = "libjobseal_ffi.so"
+args = sys.argv[1:]
+ALL = bool(args) and args[0] == "--all"
+if ALL:
+    args = args[1:]
+
+def wanted(name):
+    return name.endswith(".so") if ALL else name == NAME
 
 def load_aligns(data):
     """p_align of every PT_LOAD segment of an ELF image (32- or 64-bit, either byte order)."""
@@ -43,20 +51,20 @@ def libraries(path):
         for root, _, files in os.walk(path):
             for f in sorted(files):
                 full = os.path.join(root, f)
-                if f == NAME:
+                if wanted(f):
                     yield full, open(full, "rb").read()
                 elif f.endswith((".aar", ".apk", ".jar", ".zip")):
                     yield from libraries(full)
     elif zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             for n in z.namelist():
-                if os.path.basename(n) == NAME:
+                if wanted(os.path.basename(n)):
                     yield f"{path}!{n}", z.read(n)
     else:
         yield path, open(path, "rb").read()
 
 checked = bad = 0
-for arg in sys.argv[1:]:
+for arg in args:
     if not os.path.exists(arg):
         print(f"FAIL {arg}: no such file", file=sys.stderr); sys.exit(1)
     for label, data in libraries(arg):
@@ -72,7 +80,8 @@ for arg in sys.argv[1:]:
         else:
             print(f"ok   {label}: LOAD alignments {shown}")
 if checked == 0:
-    print(f"FAIL: no {NAME} found in {' '.join(sys.argv[1:])}"); sys.exit(1)
+    what = "shared library" if ALL else NAME
+    print(f"FAIL: no {what} found in {' '.join(args)}"); sys.exit(1)
 if bad:
     print(f"{bad} of {checked} libraries not 16 KB aligned"); sys.exit(1)
 print(f"all {checked} libraries 16 KB aligned")
