@@ -6,13 +6,16 @@
 #      (bindings/scripts/generate-kotlin.sh) into bindings/android/build/jvm-generated;
 #   2. fetches WorkManager 2.10.0's AAR from Google's Maven repository (once; it is not on Maven
 #      Central) and unpacks its classes.jar;
-#   3. jvm-tests: compiles src/main/kotlin (keystore, clock, transport, SyncRunner, the worker)
-#      against org.robolectric:android-all (Android 15) + WorkManager, then runs the JUnit 5 tests
-#      (wrap format, sync policy, SyncRunner against the real library and jobseal-dispatch);
+#   3. jvm-tests: compiles what the AAR compiles (the Android flavour of the bindings, with its
+#      object cleaner, and src/main/kotlin: keystore, clock, transport, SyncRunner, the worker)
+#      against org.robolectric:android-all (Android 15), androidx.annotation and WorkManager; then
+#      again with the JVM flavour of the bindings, and runs the JUnit 5 tests (wrap format, sync
+#      policy, SyncRunner against the real library and jobseal-dispatch);
 #   4. unit-test-jar-check: builds the forUnitTests jar (build-unit-test-jar.sh, host library without
 #      features), generates the bindings from the library inside it, and runs a test that loads the
 #      library from the jar through JNA's class-path lookup and opens a vault.
-# Needs cargo, Java 17, Maven, and Google's Maven repository for step 2. Extra arguments go to Maven.
+# Needs cargo, Java 17, Maven, and Google's Maven repository (WorkManager, androidx.annotation) for
+# steps 2 and 3. Extra arguments go to the Maven test runs.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -44,8 +47,15 @@ if [[ ! -f "$work_jar" ]]; then
     mv "$here/build/aar/x/classes.jar" "$work_jar"
 fi
 
-echo "== Android library: compile against android-all + WorkManager, JUnit 5 (jvm-tests)"
 cd "$here/jvm-tests"
+echo "== Android library: the AAR's Kotlin (Android flavour of the bindings + src/main/kotlin) against android-all + WorkManager"
+rm -rf "$here/build/android-generated"
+cargo run -q -p uniffi-bindgen -- generate "$target_dir/debug/libjobseal_ffi.so" --language kotlin \
+    --out-dir "$here/build/android-generated" --no-format --config "$here/uniffi-android.toml"
+"${mvn_q[@]}" clean compile -Djobseal.generated="$here/build/android-generated" -Djobseal.work.jar="$work_jar" 2>&1 | sed 's/\x1b\[0m//g'
+echo "== Android library: compiled ($(find target/classes -name '*.class' | wc -l) classes)"
+
+echo "== Android library: JVM flavour of the bindings + src/main/kotlin, JUnit 5 (jvm-tests)"
 "${mvn_q[@]}" clean test -Dsurefire.failIfNoSpecifiedTests=false \
     -Djobseal.generated="$here/build/jvm-generated" \
     -Djobseal.lib="$target_dir/debug/libjobseal_ffi.so" \
