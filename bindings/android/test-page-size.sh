@@ -7,8 +7,9 @@
 #   4096  -> check-page-size.sh must FAIL (what NDK r27 and older produce without the flag),
 #   16384 -> check-page-size.sh must PASS.
 # Only jobseal-ffi itself is recompiled between the two (its build script output changes); the
-# dependencies are built once and shared with test-arm.sh. Installs gcc-aarch64-linux-gnu and the
-# rustup target when missing.
+# dependencies are built once and shared with test-arm.sh (same packages and features). Cost on 2
+# cores: about 5 minutes cold (the aarch64 dependency build; none when test-arm.sh ran first),
+# seconds to a minute warm. Installs gcc-aarch64-linux-gnu and the rustup target when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$PWD"
@@ -32,7 +33,9 @@ trap 'rm -rf "$out"' EXIT
 passed=0 failed=0
 for page in 4096 16384; do
     echo "== page size: jobseal-ffi for $target linked with max-page-size=$page"
-    JOBSEAL_MAX_PAGE_SIZE=$page cargo build -q --locked -p jobseal-ffi --lib --target "$target"
+    # --tests with both packages: the same dependency features as test-arm.sh's
+    # `cargo test -p jobseal -p jobseal-ffi`, so that the two share every dependency build.
+    JOBSEAL_MAX_PAGE_SIZE=$page cargo build -q --locked -p jobseal -p jobseal-ffi --lib --tests --target "$target"
     mkdir -p "$out/$page"
     cp "$target_dir/$target/debug/libjobseal_ffi.so" "$out/$page/"
     if bash bindings/android/check-page-size.sh "$out/$page/libjobseal_ffi.so"; then verdict=pass; else verdict=fail; fi

@@ -37,6 +37,7 @@ class AndroidKeystoreKeyStore(context: Context, private val namespace: String = 
     /** Whether new keys go to StrongBox (the device has one). */
     val usesStrongBox: Boolean get() = strongBox
 
+    /** Creates the AES-256 key for [alias] (StrongBox first when present); refuses an existing alias. */
     override fun generate(alias: String) = guard {
         if (keyStore.containsAlias(entry(alias))) throw JobsealException.KeyStore("alias $alias already exists")
         if (strongBox) {
@@ -61,15 +62,18 @@ class AndroidKeystoreKeyStore(context: Context, private val namespace: String = 
         KeyGenerator.getInstance(KeyProperties.KEY_ALGORITHM_AES, PROVIDER).apply { init(spec) }.generateKey()
     }
 
+    /** Encrypts [plaintext] under [alias]'s key ([KeyWrapFormat.seal]). */
     override fun wrap(alias: String, plaintext: ByteArray): ByteArray = guard {
         KeyWrapFormat.seal(key(alias), alias, plaintext)
     }
 
+    /** Decrypts bytes made by [wrap] under the same [alias] ([KeyWrapFormat.open]). */
     override fun unwrap(alias: String, wrapped: ByteArray): ByteArray = guard {
         KeyWrapFormat.checkLength(wrapped)
         KeyWrapFormat.open(key(alias), alias, wrapped)
     }
 
+    /** Destroys [alias]'s key and checks it is gone; deleting a missing alias is not an error. */
     override fun delete(alias: String) = guard {
         val name = entry(alias)
         if (keyStore.containsAlias(name)) keyStore.deleteEntry(name)
