@@ -37,13 +37,13 @@ bash bindings/scripts/generate-kotlin.sh "$here/build/jvm-generated"
 work_jar="$here/build/aar/work-runtime-$work_version.jar"
 if [[ ! -f "$work_jar" ]]; then
     echo "== Android library: WorkManager $work_version from Google's Maven repository"
-    "${mvn_q[@]}" dependency:get -Dartifact="androidx.work:work-runtime:$work_version:aar" -Dtransitive=false \
-        -DremoteRepositories="google::default::$google" >/dev/null \
-        || { echo "cannot fetch androidx.work:work-runtime:$work_version from $google (needed to compile the worker)" >&2; exit 1; }
-    "${mvn_q[@]}" dependency:get -Dartifact=org.robolectric:android-all:15-robolectric-13954326 -Dtransitive=false >/dev/null
-    aar="$HOME/.m2/repository/androidx/work/work-runtime/$work_version/work-runtime-$work_version.aar"
+    mkdir -p "$here/build/aar"
+    "${mvn_q[@]}" dependency:copy -Dartifact="androidx.work:work-runtime:$work_version:aar" \
+        -DoutputDirectory="$here/build/aar" -DremoteRepositories="google::default::$google" >"$here/build/aar/fetch.log" 2>&1 \
+        || { sed 's/\x1b\[0m//g' "$here/build/aar/fetch.log" >&2
+             echo "cannot fetch androidx.work:work-runtime:$work_version from $google (needed to compile the worker)" >&2; exit 1; }
     mkdir -p "$here/build/aar/x"
-    unzip -q -o -j "$aar" classes.jar -d "$here/build/aar/x"
+    unzip -q -o -j "$here/build/aar/work-runtime-$work_version.aar" classes.jar -d "$here/build/aar/x"
     mv "$here/build/aar/x/classes.jar" "$work_jar"
 fi
 
