@@ -47,6 +47,10 @@ cat > pom.xml <<POM
         <sourceDir>$here/generated</sourceDir>
         <sourceDir>$here/core-ui/src/main/kotlin</sourceDir>
         <sourceDir>$here/app/src/main/kotlin</sourceDir>
+        <sourceDir>$here/../bindings/android/src/main/kotlin/io/jobseal/android/AndroidClock.kt</sourceDir>
+        <sourceDir>$here/../bindings/android/src/main/kotlin/io/jobseal/android/AndroidKeystoreKeyStore.kt</sourceDir>
+        <sourceDir>$here/../bindings/android/src/main/kotlin/io/jobseal/android/KeyWrapFormat.kt</sourceDir>
+        <sourceDir>$here/../bindings/android/src/main/kotlin/io/jobseal/android/HttpUrlConnectionTransport.kt</sourceDir>
         <sourceDir>$here/app/src/androidTest/kotlin</sourceDir>
       </sourceDirs></configuration></execution></executions>
     <configuration><jvmTarget>17</jvmTarget><args><arg>-nowarn</arg></args></configuration>

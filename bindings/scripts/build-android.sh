@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Builds the Android artefacts of jobseal: the library for the four Android ABIs and the Kotlin
-# bindings generated for Android, laid out as an Android library module's sources
-# (bindings/android/build.gradle.kts turns them into an AAR):
+# Why this script: the Android artefacts of jobseal (the library for the four Android ABIs and the
+# Kotlin bindings generated for Android) come from one place, whether the Gradle module
+# bindings/android runs it before compiling (task jobsealNative<BuildType>) or a person does:
 #
-#   bindings/android/generated/jniLibs/arm64-v8a/libjobseal_ffi.so
-#   bindings/android/generated/jniLibs/armeabi-v7a/libjobseal_ffi.so
-#   bindings/android/generated/jniLibs/x86_64/libjobseal_ffi.so
-#   bindings/android/generated/jniLibs/x86/libjobseal_ffi.so
-#   bindings/android/generated/kotlin/io/jobseal/jobseal_ffi.kt
+#   <out>/jniLibs/arm64-v8a/libjobseal_ffi.so      (also armeabi-v7a, x86_64, x86)
+#   <out>/kotlin/io/jobseal/jobseal_ffi.kt
 #
-#   ANDROID_NDK_HOME=/path/to/ndk bash bindings/scripts/build-android.sh [debug|release]
+#   ANDROID_NDK_HOME=/path/to/ndk bash bindings/scripts/build-android.sh [debug|release] [OUT_DIR]
+#
+# OUT_DIR defaults to bindings/android/build/generated/jobseal/<profile>, where the Gradle module
+# reads it. release builds jobseal-ffi without features (the production surface); debug adds
+# `--features test-support` (software keystore, plaintext ingest, dispatch keygen and sealing) for
+# the instrumented tests. 16 KB page alignment comes from bindings/build.rs (check it with
+# bindings/android/check-page-size.sh).
 #
 # Needs the Android NDK (r26 or later) and the Rust targets:
 #   rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android i686-linux-android
@@ -21,8 +24,8 @@ root="$PWD"
 profile="${1:-release}"
 case "$profile" in
     release) cargo_flags=(--release) ;;
-    debug) cargo_flags=() ;;
-    *) echo "usage: $0 [debug|release]" >&2; exit 2 ;;
+    debug) cargo_flags=(--features test-support) ;;
+    *) echo "usage: $0 [debug|release] [OUT_DIR]" >&2; exit 2 ;;
 esac
 ndk="${ANDROID_NDK_HOME:-${ANDROID_NDK_ROOT:-}}"
 if [[ -z "$ndk" || ! -d "$ndk" ]]; then
@@ -31,8 +34,10 @@ if [[ -z "$ndk" || ! -d "$ndk" ]]; then
 fi
 api="${ANDROID_API:-26}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-out="$root/bindings/android/generated"
-rm -rf "$out"
+out="${2:-$root/bindings/android/build/generated/jobseal/$profile}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+rm -rf "$out/jniLibs" "$out/kotlin"
 mkdir -p "$out/jniLibs" "$out/kotlin"
 
 # rust target : Android ABI : NDK clang prefix
@@ -66,4 +71,4 @@ cargo run -q -p uniffi-bindgen -- generate "$out/jniLibs/arm64-v8a/libjobseal_ff
     --language kotlin --out-dir "$out/kotlin" --no-format --config "$root/bindings/android/uniffi-android.toml"
 
 ls -l "$out"/jniLibs/*/libjobseal_ffi.so
-echo "Android sources ready in $out; build the AAR with the Gradle module in bindings/android"
+echo "Android sources ready in $out (the Gradle module bindings/android packs them into the AAR)"

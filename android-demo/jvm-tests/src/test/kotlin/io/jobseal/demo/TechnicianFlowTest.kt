@@ -7,6 +7,7 @@ import io.jobseal.HttpResponse
 import io.jobseal.JobVault
 import io.jobseal.JobsealException
 import io.jobseal.PlatformTransport
+import io.jobseal.android.HttpUrlConnectionTransport
 import io.jobseal.testing.DispatchServer
 import io.jobseal.testing.MemoryKeyStore
 import io.jobseal.testing.Sheets

@@ -9,6 +9,8 @@ import io.jobseal.HttpResponse
 import io.jobseal.JobVault
 import io.jobseal.JobsealException
 import io.jobseal.PlatformTransport
+import io.jobseal.android.AndroidClock
+import io.jobseal.android.AndroidKeystoreKeyStore
 import io.jobseal.dispatchKeygen
 import io.jobseal.sealJobSheet
 import java.io.File

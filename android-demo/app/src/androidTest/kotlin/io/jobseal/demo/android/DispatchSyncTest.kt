@@ -10,7 +10,7 @@ import androidx.test.espresso.matcher.ViewMatchers.withTagValue
 import androidx.test.espresso.matcher.ViewMatchers.withText
 import androidx.test.ext.junit.runners.AndroidJUnit4
 import androidx.test.platform.app.InstrumentationRegistry
-import io.jobseal.demo.HttpUrlConnectionTransport
+import io.jobseal.android.HttpUrlConnectionTransport
 import java.net.HttpURLConnection
 import java.net.URL
 import java.time.Duration
@@ -70,8 +70,8 @@ class DispatchSyncTest {
                 tag("sync").perform(scrollTo(), click())
                 tag("sync-status").check(matches(withText(containsString("Everything sent"))))
             }
-            val (code, view) = operator(url, token, "GET", "/v1/operator/jobs/$jobId", null)
-            assertEquals(200, code)
+            val (status, view) = operator(url, token, "GET", "/v1/operator/jobs/$jobId", null)
+            assertEquals(200, status)
             assertTrue(view.contains("Closed on the device (sync test)."))
             assertTrue(view.contains("\"verified\":true"))
         }

@@ -8,7 +8,9 @@ import io.jobseal.JobVault
 import io.jobseal.JobVaultInterface
 import io.jobseal.JobsealException
 import io.jobseal.PlatformTransport
-import io.jobseal.demo.HttpUrlConnectionTransport
+import io.jobseal.android.AndroidClock
+import io.jobseal.android.AndroidKeystoreKeyStore
+import io.jobseal.android.HttpUrlConnectionTransport
 import io.jobseal.demo.Outcome
 import io.jobseal.demo.Texts
 import java.io.File

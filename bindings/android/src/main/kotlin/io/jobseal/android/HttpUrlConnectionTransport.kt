@@ -1,4 +1,7 @@
-package io.jobseal.demo
+// Why this file: a PlatformTransport with no dependency beyond the platform's HttpURLConnection, so
+// the library ships one that works on Android and on the JVM (the demo's JVM tests run it against
+// jobseal-dispatch); apps that use OkHttp write their own (docs/integration-android.md).
+package io.jobseal.android
 
 import io.jobseal.HttpRequest
 import io.jobseal.HttpResponse
@@ -10,7 +13,7 @@ import java.net.URL
 
 /**
  * The vault's transport on `java.net.HttpURLConnection`, which Android and the JVM share, so the
- * app and the JVM tests run the same code.
+ * app and the JVM tests run the same code. Pass [baseUrl] without a trailing path.
  *
  * - Every HTTP status is an answer ([HttpResponse]); only "no answer" throws
  *   [JobsealException.Network], as the binding's contract asks.
@@ -30,6 +33,7 @@ class HttpUrlConnectionTransport(
         require(base.startsWith("https://") || base.startsWith("http://")) { "dispatch URL must be http(s)" }
     }
 
+    /** Sends [request] to `baseUrl + request.path`; see the class comment for what throws. */
     override fun send(request: HttpRequest): HttpResponse {
         if (!request.path.startsWith("/")) throw JobsealException.InvalidInput("request path must start with /")
         val connection = try {

@@ -1,4 +1,7 @@
-package io.jobseal.demo.android
+// Why this file: the production PlatformKeyStore for Android, in the library so that every app gets
+// the same non-exportable, really-deleted keys (the shred's guarantee depends on delete). The byte
+// format and cipher calls live in KeyWrapFormat (tested on the JVM); this class adds the Keystore.
+package io.jobseal.android
 
 import android.content.Context
 import android.content.pm.PackageManager
@@ -8,29 +11,33 @@ import android.security.keystore.KeyProperties
 import android.security.keystore.StrongBoxUnavailableException
 import io.jobseal.JobsealException
 import io.jobseal.PlatformKeyStore
-import javax.crypto.Cipher
 import javax.crypto.KeyGenerator
 import javax.crypto.SecretKey
-import javax.crypto.spec.GCMParameterSpec
 
 /**
  * The vault's key-encryption keys in the Android Keystore: one AES-256-GCM key per key epoch,
- * under the alias the vault names (`jobseal-kek-<epoch>`), in StrongBox when the device has one.
- * Keys are non-exportable; `delete` destroys the key, which is what makes an old copy of the
- * vault unreadable after a shred. Same shape as docs/integration-android.md, section 2.
+ * under the alias the vault names (`jobseal-kek-<epoch>`), in StrongBox when the device has one
+ * (falling back to the TEE when StrongBox refuses the key). Keys are non-exportable; [delete]
+ * destroys the key and checks that it is gone, which is what makes an old copy of the vault
+ * unreadable after a shred. Wrapped bytes are in [KeyWrapFormat].
  *
- * [namespace] prefixes every Keystore alias. The app leaves it empty; the instrumented tests use
- * a fresh one per test so that their vaults never touch the app's own keys (the Keystore is per
- * app, and the tests run in the app's process).
+ * Keys need neither user authentication nor an unlocked device, so that the background sweep
+ * ([io.jobseal.android.work.JobsealSyncWorker]) can shred while the phone is locked.
+ *
+ * @param context any context; only its package manager is read (StrongBox feature).
+ * @param namespace prefixes every Keystore alias. Apps leave it empty; instrumented tests use a
+ *   fresh one per test so that their vaults never touch the app's own keys (the Keystore is per
+ *   app, and the tests run in the app's process).
  */
 class AndroidKeystoreKeyStore(context: Context, private val namespace: String = "") : PlatformKeyStore {
     private val keyStore = java.security.KeyStore.getInstance(PROVIDER).apply { load(null) }
     private val strongBox = Build.VERSION.SDK_INT >= 28 &&
         context.packageManager.hasSystemFeature(PackageManager.FEATURE_STRONGBOX_KEYSTORE)
 
-    /** Whether new keys go to StrongBox (shown on the sync screen of the demo). */
+    /** Whether new keys go to StrongBox (the device has one). */
     val usesStrongBox: Boolean get() = strongBox
 
+    /** Creates the AES-256 key for [alias] (StrongBox first when present); refuses an existing alias. */
     override fun generate(alias: String) = guard {
         if (keyStore.containsAlias(entry(alias))) throw JobsealException.KeyStore("alias $alias already exists")
         if (strongBox) {
@@ -55,28 +62,26 @@ class AndroidKeystoreKeyStore(context: Context, private val namespace: String = 
         KeyGenerator.getInstance(KeyProperties.KEY_ALGORITHM_AES, PROVIDER).apply { init(spec) }.generateKey()
     }
 
-    // AES-256-GCM with the alias as associated data: bytes wrapped under one alias never unwrap
-    // under another. Output: the 12-byte IV, then ciphertext and tag.
+    /** Encrypts [plaintext] under [alias]'s key ([KeyWrapFormat.seal]). */
     override fun wrap(alias: String, plaintext: ByteArray): ByteArray = guard {
-        val cipher = Cipher.getInstance(TRANSFORMATION)
-        cipher.init(Cipher.ENCRYPT_MODE, key(alias))
-        cipher.updateAAD(alias.toByteArray())
-        cipher.iv + cipher.doFinal(plaintext)
+        KeyWrapFormat.seal(key(alias), alias, plaintext)
     }
 
+    /** Decrypts bytes made by [wrap] under the same [alias] ([KeyWrapFormat.open]). */
     override fun unwrap(alias: String, wrapped: ByteArray): ByteArray = guard {
-        if (wrapped.size < IV_BYTES + TAG_BYTES) throw JobsealException.KeyStore("wrapped key is too short")
-        val cipher = Cipher.getInstance(TRANSFORMATION)
-        cipher.init(Cipher.DECRYPT_MODE, key(alias), GCMParameterSpec(TAG_BYTES * 8, wrapped, 0, IV_BYTES))
-        cipher.updateAAD(alias.toByteArray())
-        cipher.doFinal(wrapped, IV_BYTES, wrapped.size - IV_BYTES)
+        KeyWrapFormat.checkLength(wrapped)
+        KeyWrapFormat.open(key(alias), alias, wrapped)
     }
 
+    /** Destroys [alias]'s key and checks it is gone; deleting a missing alias is not an error. */
     override fun delete(alias: String) = guard {
-        if (keyStore.containsAlias(entry(alias))) keyStore.deleteEntry(entry(alias))
+        val name = entry(alias)
+        if (keyStore.containsAlias(name)) keyStore.deleteEntry(name)
+        // The shred relies on this key being gone: say so if the Keystore kept it.
+        if (keyStore.containsAlias(name)) throw JobsealException.KeyStore("alias $alias still present after delete")
     }
 
-    /** Deletes every key of this namespace (tests clean up with it). */
+    /** Deletes every key of this namespace (tests clean up with it); refuses an empty namespace. */
     fun deleteAll() = guard {
         require(namespace.isNotEmpty()) { "deleteAll needs a namespace" }
         keyStore.aliases().toList().filter { it.startsWith(namespace) }.forEach { keyStore.deleteEntry(it) }
@@ -98,8 +103,5 @@ class AndroidKeystoreKeyStore(context: Context, private val namespace: String = 
 
     private companion object {
         const val PROVIDER = "AndroidKeyStore"
-        const val TRANSFORMATION = "AES/GCM/NoPadding"
-        const val IV_BYTES = 12
-        const val TAG_BYTES = 16
     }
 }

@@ -1,4 +1,6 @@
-package io.jobseal.demo.android
+// Why this file: the production PlatformClock for Android (elapsedRealtime + BOOT_COUNT), in the
+// library so that apps do not each get the reboot and clock-rollback rules wrong.
+package io.jobseal.android
 
 import android.content.ContentResolver
 import android.os.SystemClock
@@ -20,11 +22,16 @@ object AndroidClock : PlatformClock {
         resolver = contentResolver
     }
 
+    /** The phone's wall clock (settable by the user; the vault checks it against the boot clock). */
     override fun wallNowMs(): Long = System.currentTimeMillis()
+
+    /** Milliseconds since boot, deep sleep included. */
     override fun bootElapsedMs(): Long = SystemClock.elapsedRealtime()
+
+    /** The boot count as a string, or null before [init] or where the setting is missing. */
     override fun bootId(): String? =
         resolver?.let { Settings.Global.getInt(it, Settings.Global.BOOT_COUNT, -1) }?.takeIf { it >= 0 }?.toString()
 
-    /** The monotonic clock the screens' countdowns run on. */
+    /** The monotonic clock (`elapsedRealtime`) for countdowns on screen: setting the wall clock moves nothing. */
     fun monotonicMs(): Long = SystemClock.elapsedRealtime()
 }
