@@ -12,11 +12,15 @@ echo "== Rust: unit, integration and end-to-end suites (debug build)"
 cargo test --workspace --locked
 bash bindings/kotlin/run-tests.sh
 bash android-demo/run-jvm-tests.sh
+echo "== Android library: its Kotlin against the Android framework and WorkManager; logic and the forUnitTests jar on the JVM"
+bash bindings/android/run-jvm-tests.sh
 
 echo "== Mobile libraries: what the release build leaves out (test-only entry points, ureq)"
 bash scripts/check-release-surface.sh
 echo "== Mobile libraries: the core and the bindings on ARM under qemu; Android type-check"
 bash scripts/test-arm.sh
+echo "== Android library: the 16 KB page-size check fails at 4 KB and passes at 16 KB (aarch64 build shared with test-arm.sh)"
+bash bindings/android/test-page-size.sh
 echo "== Swift release: the plain-shell parts (nothing Swift compiles here)"
 bash bindings/swift/test-release.sh
 echo "== Hosted CI lanes: workflows linted (actionlint + shellcheck)"
