@@ -35,7 +35,8 @@ for page in 4096 16384; do
     echo "== page size: jobseal-ffi for $target linked with max-page-size=$page"
     # --tests with both packages: the same dependency features as test-arm.sh's
     # `cargo test -p jobseal -p jobseal-ffi`, so that the two share every dependency build.
-    JOBSEAL_MAX_PAGE_SIZE=$page cargo build -q --locked -p jobseal -p jobseal-ffi --lib --tests --target "$target"
+    JOBSEAL_MAX_PAGE_SIZE=$page cargo build -q --locked -p jobseal -p jobseal-ffi --features jobseal-ffi/test-support \
+        --lib --tests --target "$target"
     mkdir -p "$out/$page"
     cp "$target_dir/$target/debug/libjobseal_ffi.so" "$out/$page/"
     if bash bindings/android/check-page-size.sh "$out/$page/libjobseal_ffi.so"; then verdict=pass; else verdict=fail; fi
