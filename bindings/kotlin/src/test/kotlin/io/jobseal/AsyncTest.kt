@@ -11,7 +11,6 @@ import io.jobseal.testing.Slot
 import io.jobseal.testing.SystemTestClock
 import io.jobseal.testing.TempDir
 import io.jobseal.testing.TestClock
-import java.net.URI
 import java.net.http.HttpClient
 import java.time.Duration
 import java.time.Instant
@@ -53,19 +52,11 @@ class JavaAsyncTransport(private val baseUrl: String) : PlatformAsyncTransport {
 
     override suspend fun send(request: HttpRequest): HttpResponse {
         requests.incrementAndGet()
-        val builder = java.net.http.HttpRequest.newBuilder(URI.create(baseUrl.trimEnd('/') + request.path))
-            .timeout(Duration.ofSeconds(20))
-        for (h in request.headers) builder.header(h.name, h.value)
-        when (request.method) {
-            "GET" -> builder.GET()
-            "POST" -> builder.POST(java.net.http.HttpRequest.BodyPublishers.ofByteArray(request.body))
-            else -> throw JobsealException.InvalidInput("unsupported method ${request.method}")
-        }
         return try {
-            val answer = client.sendAsync(builder.build(), java.net.http.HttpResponse.BodyHandlers.ofByteArray()).await()
+            val answer = client.sendAsync(javaRequest(baseUrl, request), java.net.http.HttpResponse.BodyHandlers.ofByteArray()).await()
             HttpResponse(answer.statusCode().toUShort(), answer.body())
         } catch (e: java.io.IOException) {
-            throw JobsealException.Network("no answer from dispatch (${e.javaClass.simpleName})")
+            throw noAnswer(e)
         }
     }
 }
@@ -158,15 +149,24 @@ class AsyncTest {
         }
     }
 
+    /** A start time whose access window is open now (trusted time follows dispatch's clock). */
+    private fun windowOpenNow(): Instant =
+        Instant.now().minus(Duration.ofMinutes(30)).truncatedTo(java.time.temporal.ChronoUnit.SECONDS)
+
+    /** Enrols [vault] over [transport] and has dispatch create one job for it, not yet synced. */
+    private suspend fun enrolledWithAJob(vault: JobVault, transport: PlatformAsyncTransport): Pair<DeviceBundle, String> {
+        val bundle = real { vault.enrolWithDispatchAsync(transport, server.dispatchKeyHex, 5u, server.issueCode()) }
+        val jobId = UUID.randomUUID().toString()
+        server.createJob(bundle.deviceId, Sheets.json(jobId = jobId, start = windowOpenNow()))
+        return bundle to jobId
+    }
+
     @Test
     fun `a whole day over the async transport, told as events`() = runTest {
         val vault = real { JobVault.openAsync(dir.resolve("vault"), MemoryKeyStore(), SystemTestClock()) }
         vault.use {
             val transport = JavaAsyncTransport(server.baseUrl)
-            val bundle = real { vault.enrolWithDispatchAsync(transport, server.dispatchKeyHex, 5u, server.issueCode()) }
-            val jobId = UUID.randomUUID().toString()
-            val start = Instant.now().minus(Duration.ofMinutes(30)).truncatedTo(java.time.temporal.ChronoUnit.SECONDS)
-            server.createJob(bundle.deviceId, Sheets.json(jobId = jobId, start = start))
+            val (bundle, jobId) = enrolledWithAJob(vault, transport)
 
             val received = async(Dispatchers.IO) { vault.events().first { it is VaultEvent.JobReceived } }
             val synced = async(Dispatchers.IO) { vault.events().first { it is VaultEvent.SyncStatusChanged } }
@@ -185,7 +185,7 @@ class AsyncTest {
 
             // Dispatch withdraws a second job: the sync that applies it tells the shred.
             val second = UUID.randomUUID().toString()
-            server.createJob(bundle.deviceId, Sheets.json(jobId = second, start = start))
+            server.createJob(bundle.deviceId, Sheets.json(jobId = second, start = windowOpenNow()))
             assertEquals(listOf(second), real { vault.syncAsync(transport) }.received)
             val revoked = async(Dispatchers.IO) { vault.events().first { it is VaultEvent.JobShredded } }
             real { othersListening(vault, 3) }
@@ -201,10 +201,7 @@ class AsyncTest {
         val vault = real { JobVault.openAsync(dir.resolve("vault"), MemoryKeyStore(), SystemTestClock()) }
         vault.use {
             val transport = JavaAsyncTransport(server.baseUrl)
-            val bundle = real { vault.enrolWithDispatchAsync(transport, server.dispatchKeyHex, 5u, server.issueCode()) }
-            val jobId = UUID.randomUUID().toString()
-            val start = Instant.now().minus(Duration.ofMinutes(30)).truncatedTo(java.time.temporal.ChronoUnit.SECONDS)
-            server.createJob(bundle.deviceId, Sheets.json(jobId = jobId, start = start))
+            val (_, jobId) = enrolledWithAJob(vault, transport)
             assertEquals(listOf(jobId), real { vault.syncAsync(transport) }.received)
             real { vault.advanceAsync(jobId, JobState.EN_ROUTE) }
             val pending = real { vault.syncStatusAsync() }.pendingEvents

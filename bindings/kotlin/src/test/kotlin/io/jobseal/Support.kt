@@ -25,23 +25,30 @@ class JavaHttpTransport(private val baseUrl: String) : PlatformTransport {
 
     override fun send(request: HttpRequest): HttpResponse {
         requests.incrementAndGet()
-        val builder = java.net.http.HttpRequest.newBuilder(URI.create(baseUrl.trimEnd('/') + request.path))
-            .timeout(Duration.ofSeconds(20))
-        for (h in request.headers) builder.header(h.name, h.value)
-        when (request.method) {
-            "GET" -> builder.GET()
-            "POST" -> builder.POST(java.net.http.HttpRequest.BodyPublishers.ofByteArray(request.body))
-            else -> throw JobsealException.InvalidInput("unsupported method ${request.method}")
-        }
         return try {
-            val answer = client.send(builder.build(), java.net.http.HttpResponse.BodyHandlers.ofByteArray())
+            val answer = client.send(javaRequest(baseUrl, request), java.net.http.HttpResponse.BodyHandlers.ofByteArray())
             HttpResponse(answer.statusCode().toUShort(), answer.body())
         } catch (e: java.io.IOException) {
-            // The exception's class only: its message may name the URL.
-            throw JobsealException.Network("no answer from dispatch (${e.javaClass.simpleName})")
+            throw noAnswer(e)
         }
     }
 }
+
+/** [request] as java.net.http's request to [baseUrl] joined with its path. */
+fun javaRequest(baseUrl: String, request: HttpRequest): java.net.http.HttpRequest {
+    val builder = java.net.http.HttpRequest.newBuilder(URI.create(baseUrl.trimEnd('/') + request.path))
+        .timeout(Duration.ofSeconds(20))
+    for (h in request.headers) builder.header(h.name, h.value)
+    when (request.method) {
+        "GET" -> builder.GET()
+        "POST" -> builder.POST(java.net.http.HttpRequest.BodyPublishers.ofByteArray(request.body))
+        else -> throw JobsealException.InvalidInput("unsupported method ${request.method}")
+    }
+    return builder.build()
+}
+
+/** The Network error for a request that got no answer: the exception's class only (its message may name the URL). */
+fun noAnswer(e: java.io.IOException) = JobsealException.Network("no answer from dispatch (${e.javaClass.simpleName})")
 
 /** Every file under [root] whose bytes contain any of [needles]. */
 fun filesContaining(root: Path, needles: List<String>): List<Path> =
