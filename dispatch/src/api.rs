@@ -1,8 +1,9 @@
 //! The HTTP layer: routes, body limits, and the hand-off from async handlers to the blocking
 //! store (G6, G8).
 //!
-//! Handlers stay thin: check the operator token where one is needed (before reading a byte of the
-//! body: an unauthenticated caller gets its 401 without the server taking its upload), read the
+//! Handlers stay thin: check the operator or device token where one is needed (before reading a
+//! byte of the body, and for a device token before taking the write lock: an unauthenticated
+//! caller gets its 401 without the server taking its upload or making anyone wait), read the
 //! body under the size limit, and run the endpoint's logic on the blocking pool (SQLite calls
 //! block). Every failure
 //! becomes a `wire::ErrorBody`, including unknown paths, wrong methods and oversized bodies, so a
@@ -118,13 +119,26 @@ async fn enrol(State(service): State<Shared>, headers: HeaderMap, body: Body) ->
 }
 
 async fn prekeys(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let headers = authenticate_device(&service, headers).await?;
     let body = read_body(&headers, body).await?;
     authenticated(blocking(&service, move |s| s.add_prekeys(&headers, &body)).await?)
 }
 
 async fn sync(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let headers = authenticate_device(&service, headers).await?;
     let body = read_body(&headers, body).await?;
     authenticated(blocking(&service, move |s| s.sync(&headers, &body)).await?)
+}
+
+/// The device-token check that comes first on a device endpoint: before a byte of the body is
+/// read, and without the write lock or a transaction (`Service::authenticate_device`), so an
+/// unauthenticated caller neither uploads into the server nor queues behind the devices that
+/// hold the lock. Returns the headers for the rest of the request.
+async fn authenticate_device(service: &Shared, headers: HeaderMap) -> Result<HeaderMap, ApiError> {
+    let service = service.clone();
+    tokio::task::spawn_blocking(move || service.authenticate_device(&headers).map(|_| headers))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
 }
 
 /// An authenticated answer's body (`jobseal_protocol::answer`), sent as the bytes it was MAC-ed

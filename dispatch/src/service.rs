@@ -11,10 +11,10 @@ use crate::operator::DeliveryStatus;
 use crate::store::{now_ms, Store};
 use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
-use jobseal_protocol::envelope::{PublicKey, RecipientKeyId, SecretKey};
 use jobseal_protocol::answer::{AnswerKey, AnsweredCall, NONCE_LEN};
 use jobseal_protocol::bundle::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT};
-use rusqlite::{params, OptionalExtension, Transaction};
+use jobseal_protocol::envelope::{PublicKey, RecipientKeyId, SecretKey};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -161,28 +161,46 @@ impl Service {
 /// Whether a sheet may be sealed to `device`'s identity key (no forward secrecy) now that it has
 /// no prekey left: only once dispatch has asked it for prekeys and a later sync brought none.
 pub(crate) fn identity_sealing_allowed(tx: &Transaction<'_>, device: Uuid) -> Result<bool, ApiError> {
-    Ok(tx.query_row(
-        "SELECT prekeys_asked_ms IS NOT NULL AND last_sync_ms > prekeys_asked_ms FROM devices WHERE device_id = ?1",
-        [device.to_string()],
-        |r| r.get::<_, Option<bool>>(0),
-    )?
-    .unwrap_or(false))
+    Ok(tx
+        .query_row(
+            "SELECT prekeys_asked_ms IS NOT NULL AND last_sync_ms > prekeys_asked_ms FROM devices WHERE device_id = ?1",
+            [device.to_string()],
+            |r| r.get::<_, Option<bool>>(0),
+        )?
+        .unwrap_or(false))
 }
 
-/// Finds the device a bearer token belongs to; 401 for anything else.
+/// Finds the device a bearer token belongs to; 401 for anything else. Inside the request's write
+/// transaction, so the device the request acts for is the token's holder at commit time (a
+/// re-enrolment between [`Service::authenticate_device`] and here replaces the token).
 pub(crate) fn device_by_token(tx: &Transaction<'_>, headers: &HeaderMap) -> Result<DeviceRow, ApiError> {
+    let id = device_id_by_token(tx, headers)?;
+    device_by_id(tx, id)?.ok_or_else(|| ApiError::unauthorized("invalid device token"))
+}
+
+/// The id of the device a bearer token belongs to; 401 for anything else.
+fn device_id_by_token(conn: &Connection, headers: &HeaderMap) -> Result<Uuid, ApiError> {
     let token = bearer(headers)?;
     // Device tokens are 32 random bytes in hex; anything else cannot match, so skip the lookup.
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::unauthorized("invalid device token"));
     }
     let hash = token_hash(token);
-    let row: Option<String> = tx
+    let row: Option<String> = conn
         .query_row("SELECT device_id FROM devices WHERE token_hash = ?1", [hash.as_slice()], |r| r.get(0))
         .optional()?;
     let id = row.ok_or_else(|| ApiError::unauthorized("invalid device token"))?;
-    let id = parse_uuid_column(&id)?;
-    device_by_id(tx, id)?.ok_or_else(|| ApiError::unauthorized("invalid device token"))
+    parse_uuid_column(&id)
+}
+
+impl Service {
+    /// Checks a device's bearer token before anything else of its request: on the read-only
+    /// credentials connection ([`Store::authenticate`]), so without the write lock or a
+    /// transaction, and before the body is read. The request's own transaction checks the token
+    /// again ([`device_by_token`]).
+    pub(crate) fn authenticate_device(&self, headers: &HeaderMap) -> Result<Uuid, ApiError> {
+        self.store.authenticate(|conn| device_id_by_token(conn, headers))
+    }
 }
 
 /// Loads an enrolled device.

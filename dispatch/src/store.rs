@@ -11,7 +11,7 @@
 
 use crate::error::{ApiError, DispatchError};
 use jobseal_protocol::envelope::{generate_keypair, PublicKey, SecretKey};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -235,8 +235,15 @@ fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError>
 /// The database behind one mutex. A single writer is what SQLite wants anyway, and it makes the
 /// "one request, one transaction" rule simple to keep: whoever holds the lock holds the
 /// transaction.
+///
+/// Credentials are checked on a second, read-only connection with a mutex of its own
+/// ([`Store::authenticate`]): under WAL a reader never waits for the writer, so a caller without a
+/// valid token is turned away without taking the write lock, opening a transaction, or queueing
+/// behind a slow request that holds them (issue 14). Lock order: never take `conn` while holding
+/// `auth` or the reverse; each is held for one call only.
 pub(crate) struct Store {
     conn: Mutex<Connection>,
+    auth: Mutex<Connection>,
 }
 
 impl Store {
@@ -273,7 +280,23 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         upgrade_from(&tx, version)?;
         tx.commit()?;
-        Ok(Store { conn: Mutex::new(conn) })
+        // Opened after the writer has set up WAL and the schema: it only ever reads.
+        let auth = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        auth.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Store { conn: Mutex::new(conn), auth: Mutex::new(auth) })
+    }
+
+    /// Runs `f` on the read-only credentials connection, outside any write transaction: one
+    /// statement there is one consistent snapshot, and under WAL it does not wait for the writer.
+    pub(crate) fn authenticate<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -345,6 +368,10 @@ impl Store {
 
     /// Checkpoints the WAL into the main file and closes the connection.
     pub(crate) fn close(self) {
+        let auth = self.auth.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Err((_, e)) = auth.close() {
+            eprintln!("jobseal-dispatch: closing the credentials connection failed: {e}");
+        }
         let conn = self.conn.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
             eprintln!("jobseal-dispatch: checkpoint at shutdown failed: {e}");

@@ -8,6 +8,7 @@
 
 mod api;
 mod engine;
+mod limits;
 mod vectors;
 
 #[test]
