@@ -15,7 +15,7 @@ use crate::service::Service;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -96,6 +96,26 @@ async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Bytes, ApiErro
     Ok(Bytes::from(buf))
 }
 
+/// 415 unless a request to an endpoint that takes a JSON body declares one:
+/// `Content-Type: application/json`, in any case, with or without parameters (`; charset=utf-8`).
+/// A request that declares no body at all (no Content-Type, and no length or a length of 0)
+/// passes, and the endpoint decides whether an empty body will do (`POST
+/// /v1/operator/enrolment-codes` takes one). Checked after the credentials and before the body
+/// is read, so a body of the wrong kind is never taken in.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        let declared_empty = !headers.contains_key(TRANSFER_ENCODING)
+            && headers.get(CONTENT_LENGTH).is_none_or(|v| v.to_str().is_ok_and(|n| n.trim() == "0"));
+        return if declared_empty { Ok(()) } else { Err(ApiError::unsupported_media_type()) };
+    };
+    let media_type = value.to_str().ok().and_then(|v| v.split(';').next()).map(str::trim);
+    if media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/json")) {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type())
+    }
+}
+
 /// The id segment of the path as text. axum refuses a segment that is not UTF-8 once
 /// percent-decoded (`/v1/operator/jobs/%FF`) with a plain-text 400 of its own; it gets the one
 /// error shape instead, and only after the credentials were checked (found while extending the
@@ -114,18 +134,21 @@ async fn dispatch_key(State(service): State<Shared>) -> Json<DispatchKeyResponse
 }
 
 async fn enrol(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<EnrolResponse> {
+    require_json(&headers)?;
     let body = read_body(&headers, body).await?;
     blocking(&service, move |s| s.enrol(&body)).await
 }
 
 async fn prekeys(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let headers = authenticate_device(&service, headers).await?;
+    require_json(&headers)?;
     let body = read_body(&headers, body).await?;
     authenticated(blocking(&service, move |s| s.add_prekeys(&headers, &body)).await?)
 }
 
 async fn sync(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let headers = authenticate_device(&service, headers).await?;
+    require_json(&headers)?;
     let body = read_body(&headers, body).await?;
     authenticated(blocking(&service, move |s| s.sync(&headers, &body)).await?)
 }
@@ -149,6 +172,7 @@ fn authenticated(Json(body): Json<Vec<u8>>) -> Result<Response, ApiError> {
 
 async fn create_job(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<CreateJobResponse> {
     service.check_operator(&headers)?;
+    require_json(&headers)?;
     let body = read_body(&headers, body).await?;
     blocking(&service, move |s| s.create_job(&body)).await
 }
@@ -169,6 +193,7 @@ async fn cancel_job(State(service): State<Shared>, headers: HeaderMap, id: PathI
 
 async fn reassign_job(State(service): State<Shared>, headers: HeaderMap, id: PathId, body: Body) -> ApiResult<JobView> {
     service.check_operator(&headers)?;
+    require_json(&headers)?;
     let body = read_body(&headers, body).await?;
     let id = parse_id(id, "job")?;
     blocking(&service, move |s| s.reassign_job(id, &body)).await
@@ -194,6 +219,7 @@ async fn wipe_device(
 
 async fn issue_code(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<IssuedCode> {
     service.check_operator(&headers)?;
+    require_json(&headers)?;
     let body = read_body(&headers, body).await?;
     blocking(&service, move |s| s.issue_code(&body)).await
 }

@@ -107,6 +107,15 @@ impl ApiError {
         )
     }
 
+    /// 415: the endpoint takes a JSON body and the request declares another type, or none.
+    pub(crate) fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be sent with Content-Type: application/json",
+        )
+    }
+
     /// 500: something failed inside the server. The cause goes to the server's log (it holds no
     /// request content: storage and core errors name tables, fields and ids only); the client
     /// learns only that it may retry.
