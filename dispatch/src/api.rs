@@ -69,8 +69,16 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&service)).await.map_err(|e| ApiError::internal(&e))?.map(Json)
 }
 
-/// Reads a request body of at most [`MAX_BODY_BYTES`]; 413 beyond.
-async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Bytes, ApiError> {
+/// Reads a request body of at most [`MAX_BODY_BYTES`]; 413 beyond, 408 if it has not all arrived
+/// within the body-read timeout (`server::Timeouts::body_read`), so a client that stalls
+/// mid-body holds its connection for that long at most.
+async fn read_body(service: &Service, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(service.body_read_timeout, read_body_untimed(headers, body))
+        .await
+        .map_err(|_| ApiError::request_timeout())?
+}
+
+async fn read_body_untimed(headers: &HeaderMap, mut body: Body) -> Result<Bytes, ApiError> {
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return Err(ApiError::too_large());
@@ -135,21 +143,21 @@ async fn dispatch_key(State(service): State<Shared>) -> Json<DispatchKeyResponse
 
 async fn enrol(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<EnrolResponse> {
     require_json(&headers)?;
-    let body = read_body(&headers, body).await?;
+    let body = read_body(&service, &headers, body).await?;
     blocking(&service, move |s| s.enrol(&body)).await
 }
 
 async fn prekeys(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let headers = authenticate_device(&service, headers).await?;
     require_json(&headers)?;
-    let body = read_body(&headers, body).await?;
+    let body = read_body(&service, &headers, body).await?;
     authenticated(blocking(&service, move |s| s.add_prekeys(&headers, &body)).await?)
 }
 
 async fn sync(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let headers = authenticate_device(&service, headers).await?;
     require_json(&headers)?;
-    let body = read_body(&headers, body).await?;
+    let body = read_body(&service, &headers, body).await?;
     authenticated(blocking(&service, move |s| s.sync(&headers, &body)).await?)
 }
 
@@ -173,7 +181,7 @@ fn authenticated(Json(body): Json<Vec<u8>>) -> Result<Response, ApiError> {
 async fn create_job(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<CreateJobResponse> {
     service.check_operator(&headers)?;
     require_json(&headers)?;
-    let body = read_body(&headers, body).await?;
+    let body = read_body(&service, &headers, body).await?;
     blocking(&service, move |s| s.create_job(&body)).await
 }
 
@@ -186,7 +194,7 @@ async fn job_view(State(service): State<Shared>, headers: HeaderMap, id: PathId)
 async fn cancel_job(State(service): State<Shared>, headers: HeaderMap, id: PathId, body: Body) -> ApiResult<JobView> {
     // The body is unused but still bounded, so an oversized one gets the same 413 everywhere.
     service.check_operator(&headers)?;
-    read_body(&headers, body).await?;
+    read_body(&service, &headers, body).await?;
     let id = parse_id(id, "job")?;
     blocking(&service, move |s| s.cancel_job(id)).await
 }
@@ -194,7 +202,7 @@ async fn cancel_job(State(service): State<Shared>, headers: HeaderMap, id: PathI
 async fn reassign_job(State(service): State<Shared>, headers: HeaderMap, id: PathId, body: Body) -> ApiResult<JobView> {
     service.check_operator(&headers)?;
     require_json(&headers)?;
-    let body = read_body(&headers, body).await?;
+    let body = read_body(&service, &headers, body).await?;
     let id = parse_id(id, "job")?;
     blocking(&service, move |s| s.reassign_job(id, &body)).await
 }
@@ -212,7 +220,7 @@ async fn wipe_device(
     body: Body,
 ) -> ApiResult<WipeResponse> {
     service.check_operator(&headers)?;
-    read_body(&headers, body).await?;
+    read_body(&service, &headers, body).await?;
     let id = parse_id(id, "device")?;
     blocking(&service, move |s| s.wipe_device(id)).await
 }
@@ -220,7 +228,7 @@ async fn wipe_device(
 async fn issue_code(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<IssuedCode> {
     service.check_operator(&headers)?;
     require_json(&headers)?;
-    let body = read_body(&headers, body).await?;
+    let body = read_body(&service, &headers, body).await?;
     blocking(&service, move |s| s.issue_code(&body)).await
 }
 
@@ -236,7 +244,7 @@ async fn revoke_code(
     body: Body,
 ) -> ApiResult<EnrolmentCodeView> {
     service.check_operator(&headers)?;
-    read_body(&headers, body).await?;
+    read_body(&service, &headers, body).await?;
     let id = path_text(id, "code")?;
     blocking(&service, move |s| s.revoke_code(&id)).await
 }

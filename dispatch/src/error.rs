@@ -93,6 +93,11 @@ impl ApiError {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
     }
 
+    /// 408: the request body did not arrive within the server's body-read timeout.
+    pub(crate) fn request_timeout() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request body did not arrive in time")
+    }
+
     /// 409: the request is well formed but contradicts what dispatch already holds.
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)

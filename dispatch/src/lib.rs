@@ -10,11 +10,12 @@
 //! `docs/sync.md` specifies the endpoints. Rust callers use [`RunningServer`]:
 //!
 //! ```no_run
-//! use jobseal_dispatch::{RunningServer, ServerConfig};
+//! use jobseal_dispatch::{RunningServer, ServerConfig, Timeouts};
 //! let server = RunningServer::start(ServerConfig {
 //!     db_path: "dispatch.db".into(),
 //!     addr: "127.0.0.1:0".parse().unwrap(),
 //!     operator_token: "a long random token".into(),
+//!     timeouts: Timeouts::default(),
 //! })?;
 //! println!("dispatch at {} with key {}", server.base_url(), server.dispatch_key());
 //! server.shutdown();
@@ -44,7 +45,7 @@ pub use operator::{
     JobStatus, JobView, ReassignRequest, ReceiptView, ReportView, RevocationStatus, RevocationView, StateChangeView,
     WipeResponse,
 };
-pub use server::{RunningServer, ServerConfig};
+pub use server::{RunningServer, ServerConfig, Timeouts};
 
 /// A fresh operator token: 32 random bytes in hex, for when none is configured. Fails only when
 /// the operating system's random number generator does.

@@ -6,7 +6,7 @@
 //! file or the environment, or generated into an owner-only file whose path alone is printed.
 
 use clap::{Parser, Subcommand};
-use jobseal_dispatch::{generate_operator_token, RunningServer, ServerConfig};
+use jobseal_dispatch::{generate_operator_token, RunningServer, ServerConfig, Timeouts};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,7 +52,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let server = match RunningServer::start(ServerConfig { db_path: db, addr, operator_token }) {
+            let server = match RunningServer::start(ServerConfig {
+                db_path: db,
+                addr,
+                operator_token,
+                timeouts: Timeouts::default(),
+            }) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("jobseal-dispatch: {e}");

@@ -5,21 +5,59 @@
 //! (connections made after it returns are queued, never refused), and
 //! [`RunningServer::shutdown`] stops accepting, lets in-flight requests finish, and closes the
 //! database; a restart on the same file continues where the last one stopped.
+//!
+//! The accept loop is this module's own rather than `axum::serve`, which has no header or idle
+//! timeout: a client that opens connections and sends nothing, or half a header line, or a body
+//! byte by byte, would hold a connection (and a task) for as long as it liked (issue 14: 200 such
+//! connections were held for 65 s and counting). Each connection is served by hyper's HTTP/1
+//! server with a header-read timeout, which hyper also applies while a kept-alive connection
+//! waits for its next request, so it is the idle limit as well; the body-read timeout is the
+//! handlers' (`api::read_body`, 408).
 
 use crate::api::router;
 use crate::error::DispatchError;
 use crate::service::Service;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use jobseal_protocol::envelope::PublicKey;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// How long shutdown waits for blocking work (database calls) still running after the last
 /// connection closed. Requests are short; this only bounds a pathological case.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long the server waits for a slow or silent client. The defaults suit devices on mobile
+/// networks; tests use short ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long a connection may take to send a request's headers, counted from when the server
+    /// starts waiting for them: from the connection's opening, and on a kept-alive connection
+    /// from the end of the previous answer, so this is also how long an idle connection is kept.
+    /// Past it the connection is closed.
+    pub header_read: Duration,
+    /// How long a request's body may take to arrive, counted from when the endpoint starts
+    /// reading it (after the credentials check). Past it the answer is 408 `timeout` and the
+    /// connection is closed.
+    pub body_read: Duration,
+}
+
+impl Default for Timeouts {
+    /// 15 s for headers (and idle connections), 60 s for a body: a 1 MiB body needs about
+    /// 18 KB/s, which a poor mobile uplink still gives.
+    fn default() -> Self {
+        Timeouts { header_read: Duration::from_secs(15), body_read: Duration::from_secs(60) }
+    }
+}
 
 /// How to run a dispatch server.
 #[derive(Clone)]
@@ -31,6 +69,8 @@ pub struct ServerConfig {
     /// The bearer token of the operator endpoints. Use a long random value (for example 32
     /// random bytes in hex); it must not be empty.
     pub operator_token: String,
+    /// How long to wait for slow or silent clients ([`Timeouts::default`] unless testing).
+    pub timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -40,6 +80,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("db_path", &self.db_path)
             .field("addr", &self.addr)
             .field("operator_token", &"<redacted>")
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
@@ -53,11 +94,54 @@ pub struct RunningServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Accepts connections until `stopped` fires (an explicit stop, or the handle dropped), then
+/// stops accepting, lets every connection finish the request it is serving (a kept-alive one
+/// is closed once idle) and returns when they are all closed, or after [`SHUTDOWN_GRACE`].
+async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, stopped: oneshot::Receiver<()>) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(timeouts.header_read).keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                    let connection = graceful.watch(connection);
+                    // A connection's end (closed, timed out, or a protocol error) concerns that
+                    // client only.
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                }
+                // The peer gave up before it was accepted: nothing to do.
+                Err(e) if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+                ) => {}
+                // Out of file descriptors and the like: give the open connections time to end
+                // instead of spinning.
+                Err(e) => {
+                    eprintln!("jobseal-dispatch: accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        eprintln!("jobseal-dispatch: connections still open after the shutdown grace period; closing them");
+    }
+}
+
 impl RunningServer {
     /// Opens the database (creating it and dispatch's key pair on first start), binds `addr`
     /// and starts serving. Returns once the socket is listening.
     pub fn start(config: ServerConfig) -> Result<RunningServer, DispatchError> {
-        let service = Service::open(&config.db_path, &config.operator_token)?;
+        let mut service = Service::open(&config.db_path, &config.operator_token)?;
+        service.body_read_timeout = config.timeouts.body_read;
+        let timeouts = config.timeouts;
         let dispatch_key = service.public;
         let listener = std::net::TcpListener::bind(config.addr)?;
         listener.set_nonblocking(true)?;
@@ -72,12 +156,8 @@ impl RunningServer {
             let service = Arc::new(service);
             let served = runtime.block_on(async {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                axum::serve(listener, router(service.clone()))
-                    .with_graceful_shutdown(async {
-                        // Either an explicit stop or the handle being dropped ends the server.
-                        let _ = stopped.await;
-                    })
-                    .await
+                serve(listener, router(service.clone()), timeouts, stopped).await;
+                Ok::<(), std::io::Error>(())
             });
             if let Err(e) = served {
                 eprintln!("jobseal-dispatch: server stopped with an error: {e}");

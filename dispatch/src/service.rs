@@ -32,6 +32,8 @@ pub(crate) struct Service {
     pub(crate) public: PublicKey,
     /// SHA-256 of the operator token; the token itself is not kept.
     operator_token_hash: [u8; 32],
+    /// How long a request body may take to arrive (`server::Timeouts::body_read`).
+    pub(crate) body_read_timeout: std::time::Duration,
 }
 
 /// An enrolled device as the handlers need it.
@@ -49,7 +51,13 @@ impl Service {
         }
         let store = Store::open(db_path)?;
         let (secret, public) = store.server_key()?;
-        Ok(Service { store, secret, public, operator_token_hash: token_hash(operator_token) })
+        Ok(Service {
+            store,
+            secret,
+            public,
+            operator_token_hash: token_hash(operator_token),
+            body_read_timeout: crate::server::Timeouts::default().body_read,
+        })
     }
 
     /// Closes the database cleanly.

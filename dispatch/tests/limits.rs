@@ -3,6 +3,7 @@
 //! test talks to a real server over a real socket, most of them byte by byte, because what is
 //! under test is what the server does before a well-behaved client library would have finished.
 
+use jobseal_dispatch::{RunningServer, ServerConfig, Timeouts};
 use jobseal_testkit::device::vault_at;
 use jobseal_testkit::server::{TestDispatch, OPERATOR_TOKEN};
 use jobseal_testkit::sheet::Sheet;
@@ -149,4 +150,131 @@ fn json_bodies_must_be_declared_as_json() {
     let (status, answer) =
         call(&kit, "POST", "/v1/operator/enrolment-codes", &[("Authorization", &operator_auth)], b"");
     assert_eq!(status, 200, "{answer}");
+}
+
+/// A server on a fresh database with short timeouts, and its folder.
+fn start_with(timeouts: Timeouts) -> (RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RunningServer::start(ServerConfig {
+        db_path: dir.path().join("dispatch.db"),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        operator_token: OPERATOR_TOKEN.into(),
+        timeouts,
+    })
+    .unwrap();
+    (server, dir)
+}
+
+/// Waits for the server to answer or close `conn`; returns the answer's status (`None`: closed
+/// without one, or what came was the rest of an earlier answer) and how long it took. Panics if the connection is still open after 5 s.
+fn outcome(conn: &mut TcpStream, started: Instant) -> (Option<u16>, Duration) {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = Vec::new();
+    let result = conn.read_to_end(&mut answer);
+    let elapsed = started.elapsed();
+    if let Err(e) = result {
+        assert!(
+            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "the connection is still open after {elapsed:?}"
+        );
+    }
+    let status =
+        answer.starts_with(b"HTTP/1.1 ").then(|| std::str::from_utf8(&answer[9..12]).unwrap().parse().unwrap());
+    (status, elapsed)
+}
+
+/// A connection that sends half a header line and stalls, one that sends nothing, and one kept
+/// alive and idle after an answer are all closed once the header timeout has passed; a body that
+/// stalls gets 408 in the one error shape after the body timeout. Before issue 14 (`axum::serve`)
+/// the first three were held open for as long as the client liked, and the body was waited for
+/// forever.
+#[test]
+fn stalled_headers_idle_connections_and_stalled_bodies_are_cut_off() {
+    let timeouts = Timeouts { header_read: Duration::from_millis(600), body_read: Duration::from_millis(600) };
+    let (server, _dir) = start_with(timeouts);
+    let connect = || {
+        let conn = TcpStream::connect(server.addr()).unwrap();
+        (conn, Instant::now())
+    };
+    let in_time = |elapsed: Duration, what: &str| {
+        assert!(elapsed >= Duration::from_millis(500), "{what}: cut off before the timeout ({elapsed:?})");
+        assert!(elapsed < Duration::from_secs(4), "{what}: held for {elapsed:?}");
+    };
+
+    // Half a header line, then nothing.
+    let (mut conn, started) = connect();
+    conn.write_all(b"POST /v1/sync HTTP/1.1\r\nHost: te").unwrap();
+    let (status, elapsed) = outcome(&mut conn, started);
+    assert!(matches!(status, None | Some(408)), "half a header: {status:?}");
+    in_time(elapsed, "half a header");
+
+    // Nothing at all.
+    let (mut conn, started) = connect();
+    let (status, elapsed) = outcome(&mut conn, started);
+    assert!(matches!(status, None | Some(408)), "silent: {status:?}");
+    in_time(elapsed, "a silent connection");
+
+    // A complete request on a kept-alive connection, then silence.
+    let (mut conn, _) = connect();
+    conn.write_all(b"GET /v1/dispatch-key HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut first = [0u8; 12];
+    conn.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let started = Instant::now();
+    let (_, elapsed) = outcome(&mut conn, started);
+    in_time(elapsed, "an idle kept-alive connection");
+
+    // A body that stalls after its first bytes.
+    let (mut conn, started) = connect();
+    conn.write_all(
+        b"POST /v1/enrol HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"format\"",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = conn.read_to_end(&mut answer);
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "a stalled body: {text}");
+    let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body, json!({"error": {"code": "timeout", "message": "the request body did not arrive in time"}}));
+    in_time(elapsed, "a stalled body");
+
+    // Requests that keep within the timeouts are served as before.
+    let mut conn = TcpStream::connect(server.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"GET /v1/dispatch-key HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.shutdown();
+}
+
+/// Shutdown stops accepting but lets a request in flight finish: a body still arriving when
+/// shutdown starts is read to its end and answered, then the server stops.
+#[test]
+fn shutdown_lets_a_request_in_flight_finish() {
+    let (server, _dir) = start_with(Timeouts::default());
+    let addr = server.addr();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = br#"{"valid_for_seconds": 600}"#;
+    write!(
+        conn,
+        "POST /v1/operator/enrolment-codes HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {OPERATOR_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(&body[..5]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let stopping = std::thread::spawn(move || server.shutdown());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(TcpStream::connect(addr).is_err(), "still accepting after shutdown began");
+    conn.write_all(&body[5..]).unwrap();
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    stopping.join().unwrap();
 }

@@ -41,6 +41,7 @@ impl TestDispatch {
             db_path: self.db.clone(),
             addr: "127.0.0.1:0".parse().expect("a loopback address"),
             operator_token: OPERATOR_TOKEN.into(),
+            timeouts: jobseal_dispatch::Timeouts::default(),
         })
         .expect("dispatch starts");
         self.server = Some(server);
