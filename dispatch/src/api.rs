@@ -54,8 +54,10 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/operator/devices/{id}/wipe", post(wipe_device))
         .route("/v1/operator/enrolment-codes", post(issue_code).get(list_codes))
         .route("/v1/operator/enrolment-codes/{id}/revoke", post(revoke_code))
+        .route("/metrics", get(crate::telemetry::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn_with_state(service.clone(), crate::telemetry::observe))
         .with_state(service)
 }
 

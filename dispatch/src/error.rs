@@ -39,6 +39,12 @@ impl From<jobseal_protocol::envelope::EnvelopeError> for DispatchError {
     }
 }
 
+/// The stable code of an error answer, attached to the response's extensions so that the
+/// request's log line and the refusal counter can name it without parsing the body
+/// (`telemetry::observe`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ErrorCode(pub(crate) &'static str);
+
 /// An HTTP error answer: status, stable code, value-free message. Every 4xx/5xx the server sends
 /// is one of these, rendered as [`ErrorBody`]; a request that fails with one changes nothing,
 /// because it is returned before the request's transaction commits.
@@ -125,7 +131,7 @@ impl ApiError {
     /// request content: storage and core errors name tables, fields and ids only); the client
     /// learns only that it may retry.
     pub(crate) fn internal(cause: &dyn std::fmt::Display) -> Self {
-        eprintln!("jobseal-dispatch: internal error: {cause}");
+        tracing::error!(target: "jobseal_dispatch", "internal error: {cause}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; nothing was changed, retry later")
     }
 }
@@ -145,6 +151,8 @@ impl From<DispatchError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
     }
 }

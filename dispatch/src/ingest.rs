@@ -13,6 +13,7 @@
 //! and flagged, and a receipt whose MAC fails is kept as unverified. The operator sees all of it.
 
 use crate::devices::{prekeys_available, prekeys_wanted};
+use crate::telemetry::SyncTally;
 use crate::error::ApiError;
 use crate::jobs::{job_row, withdraw_pending};
 use crate::service::{
@@ -46,11 +47,22 @@ enum Outcome {
     Ignored(&'static str),
 }
 
+impl Outcome {
+    /// The outcome's name, as stored with the event's key and counted in the metrics.
+    fn name(&self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Ignored(_) => "ignored",
+        }
+    }
+}
+
 impl Service {
     /// `POST /v1/sync`. Returns the answer's body: the [`SyncResponse`] authenticated for the
     /// device over the request's nonce (`jobseal_protocol::answer`).
     pub(crate) fn sync(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        self.store.write(|tx| {
+        let mut tally = SyncTally::default();
+        let answer = self.store.write(|tx| {
             let device = device_by_token(tx, headers)?;
             let req: SyncRequest = parse_device_call(body, |r: &SyncRequest| &r.nonce)?;
             if req.device_id != device.device_id {
@@ -71,8 +83,11 @@ impl Service {
                 if event.key.is_nil() {
                     continue;
                 }
-                if !already_applied(tx, device.device_id, event.key)? {
+                if already_applied(tx, device.device_id, event.key)? {
+                    tally.event(event.body.type_name(), "duplicate");
+                } else {
                     let outcome = self.apply(tx, &device, &audit_key, event, now)?;
+                    tally.event(event.body.type_name(), outcome.name());
                     record_key(tx, device.device_id, event, &outcome, now)?;
                 }
                 if seen.insert(event.key) {
@@ -87,7 +102,9 @@ impl Service {
             let answer = pull(tx, device.device_id, acked, now)?;
             // Sealed inside the transaction: if sealing fails, nothing of the push is kept.
             self.seal_answer(&device, AnsweredCall::Sync, &req.nonce, &answer)
-        })
+        })?;
+        self.metrics.record_sync(tally);
+        Ok(answer)
     }
 
     fn apply(
@@ -251,10 +268,11 @@ fn record_key(
     now: i64,
 ) -> Result<(), ApiError> {
     let kind = e.body.type_name();
-    let (outcome, note) = match outcome {
-        Outcome::Applied => ("applied", None),
-        Outcome::Ignored(why) => ("ignored", Some(*why)),
+    let note = match outcome {
+        Outcome::Applied => None,
+        Outcome::Ignored(why) => Some(*why),
     };
+    let outcome = outcome.name();
     tx.execute(
         "INSERT INTO applied_events (device_id, event_key, seq, job_id, kind, outcome, note, applied_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

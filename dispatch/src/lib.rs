@@ -16,6 +16,7 @@
 //!     addr: "127.0.0.1:0".parse().unwrap(),
 //!     operator_token: "a long random token".into(),
 //!     timeouts: Timeouts::default(),
+//!     metrics_token: None,
 //! })?;
 //! println!("dispatch at {} with key {}", server.base_url(), server.dispatch_key());
 //! server.shutdown();
@@ -34,6 +35,7 @@ pub mod operator;
 mod server;
 mod service;
 mod store;
+mod telemetry;
 
 pub use devices::{MAX_PREKEYS_HELD, MAX_PREKEYS_PER_CALL, PREKEY_LOW_WATER, PREKEY_TARGET};
 pub use enrolment::{DEFAULT_CODE_VALIDITY_SECS, MAX_CODE_VALIDITY_SECS};

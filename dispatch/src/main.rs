@@ -6,13 +6,34 @@
 //! file or the environment, or generated into an owner-only file whose path alone is printed.
 
 use clap::{Parser, Subcommand};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
 use jobseal_dispatch::{generate_operator_token, RunningServer, ServerConfig, Timeouts};
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// Environment variable read when `--operator-token-file` is not given.
+/// Environment variable read when no operator token file is configured.
 const TOKEN_ENV: &str = "JOBSEAL_OPERATOR_TOKEN";
+/// Environment variable holding the scrape token of `/metrics`, when no file is configured.
+const METRICS_TOKEN_ENV: &str = "JOBSEAL_METRICS_TOKEN";
+/// Prefix of the environment variables that override the configuration file's settings:
+/// `JOBSEAL_DISPATCH_DATABASE`, `JOBSEAL_DISPATCH_LISTEN`, `JOBSEAL_DISPATCH_LOG`, ...
+const SETTINGS_ENV_PREFIX: &str = "JOBSEAL_DISPATCH_";
+/// Every setting's key: in the configuration file, and lower-cased after the prefix in the
+/// environment.
+const SETTING_KEYS: [&str; 8] = [
+    "database",
+    "listen",
+    "operator_token_file",
+    "metrics_token_file",
+    "log",
+    "log_format",
+    "header_read_timeout_secs",
+    "body_read_timeout_secs",
+];
 /// Largest operator token file read; a generated token is 64 characters.
 const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 
@@ -25,14 +46,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the device and operator API (docs/sync.md) until the process is stopped.
+    /// Serve the device and operator API (docs/sync.md) until SIGTERM or SIGINT, which stop
+    /// accepting connections and let the requests in flight finish.
+    ///
+    /// Settings come from, in rising precedence: built-in defaults, the TOML file of --config,
+    /// JOBSEAL_DISPATCH_* environment variables (JOBSEAL_DISPATCH_DATABASE, _LISTEN, _LOG,
+    /// _LOG_FORMAT, _OPERATOR_TOKEN_FILE, _METRICS_TOKEN_FILE, _HEADER_READ_TIMEOUT_SECS,
+    /// _BODY_READ_TIMEOUT_SECS), then these flags. Tokens are never settings: they come from
+    /// owner-only files or from JOBSEAL_OPERATOR_TOKEN / JOBSEAL_METRICS_TOKEN.
     Serve {
+        /// TOML configuration file (see docs/operations.md for its keys).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
         /// SQLite database file; created on first start together with dispatch's key pair.
+        /// Default: jobseal-dispatch.db in the working directory.
         #[arg(long)]
-        db: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8787")]
-        addr: SocketAddr,
+        db: Option<PathBuf>,
+        /// Address to listen on. Default: 127.0.0.1:8787.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
         /// File holding the bearer token of the operator endpoints; must be readable by its owner
         /// only (mode 0600). Default: $JOBSEAL_OPERATOR_TOKEN, else the file DB.operator-token,
         /// created with a fresh random token on first start (its path is printed, never the token).
@@ -41,43 +73,191 @@ enum Command {
     },
 }
 
+/// How log lines are written to standard error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for a log shipper.
+    Json,
+}
+
+/// The server's settings, as the configuration file, the environment and the flags give them.
+/// Unknown keys are refused, so that a misspelt setting is an error rather than a default.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// The SQLite database file.
+    database: PathBuf,
+    /// Where to listen.
+    listen: SocketAddr,
+    /// Owner-only file with the operator token.
+    operator_token_file: Option<PathBuf>,
+    /// Owner-only file with the scrape token of `/metrics`.
+    metrics_token_file: Option<PathBuf>,
+    /// Log filter, in `RUST_LOG` syntax (`info`, `jobseal_dispatch=debug,warn`); `RUST_LOG`
+    /// itself wins when set.
+    log: String,
+    /// `text` or `json`.
+    log_format: LogFormat,
+    /// Seconds a client may take to send a request's headers (and an idle connection is kept).
+    header_read_timeout_secs: u64,
+    /// Seconds a request body may take to arrive.
+    body_read_timeout_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let timeouts = Timeouts::default();
+        Settings {
+            database: PathBuf::from("jobseal-dispatch.db"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            operator_token_file: None,
+            metrics_token_file: None,
+            log: "info".into(),
+            log_format: LogFormat::Text,
+            header_read_timeout_secs: timeouts.header_read.as_secs(),
+            body_read_timeout_secs: timeouts.body_read.as_secs(),
+        }
+    }
+}
+
+/// Reads the settings: defaults, then the file, then the environment, then the flags. Errors
+/// name the key and where it came from, never a token (tokens are not settings).
+fn settings(
+    config: Option<&Path>,
+    db: Option<PathBuf>,
+    addr: Option<SocketAddr>,
+    token_file: Option<PathBuf>,
+) -> Result<Settings, String> {
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    if let Some(config) = config {
+        if !config.is_file() {
+            return Err(format!("the configuration file {} does not exist", config.display()));
+        }
+        figment = figment.merge(Toml::file_exact(config));
+    }
+    // Only the settings' own names: other JOBSEAL_DISPATCH_* variables exist (test harnesses set
+    // JOBSEAL_DISPATCH_BIN and _URL for their own use) and must not stop the server.
+    figment = figment.merge(Env::prefixed(SETTINGS_ENV_PREFIX).only(&SETTING_KEYS));
+    let mut settings: Settings = figment.extract().map_err(|e| {
+        let text = e.to_string();
+        if text.contains("operator_token`") || text.contains("metrics_token`") {
+            format!(
+                "configuration: {text}. Tokens are not settings: give an owner-only file \
+                 (operator_token_file, metrics_token_file) or {TOKEN_ENV} / {METRICS_TOKEN_ENV}"
+            )
+        } else {
+            format!("configuration: {text}")
+        }
+    })?;
+    if let Some(db) = db {
+        settings.database = db;
+    }
+    if let Some(addr) = addr {
+        settings.listen = addr;
+    }
+    if token_file.is_some() {
+        settings.operator_token_file = token_file;
+    }
+    if settings.header_read_timeout_secs == 0 || settings.body_read_timeout_secs == 0 {
+        return Err("configuration: timeouts must be at least 1 second".into());
+    }
+    Ok(settings)
+}
+
+/// Installs the log subscriber on standard error. `RUST_LOG` wins over the settings' filter.
+fn init_logging(settings: &Settings) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(directives),
+        _ => EnvFilter::try_new(&settings.log),
+    }
+    .map_err(|e| format!("configuration: the log filter is invalid: {e}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true);
+    let installed = match settings.log_format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|e| format!("cannot install the logger: {e}"))
+}
+
+/// Says something to whoever started the server: a plain line in text mode (the form scripts
+/// and the test harnesses read: `jobseal-dispatch: listening on URL`), a JSON log event in JSON
+/// mode so that standard error stays one JSON object per line.
+fn announce(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("jobseal-dispatch: {message}"),
+        LogFormat::Json => tracing::info!(target: "jobseal_dispatch", "{message}"),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { db, addr, operator_token_file } => {
-            let operator_token = match operator_token(&db, operator_token_file.as_deref()) {
-                Ok(t) => t,
+        Command::Serve { config, db, addr, operator_token_file } => {
+            match serve(config.as_deref(), db, addr, operator_token_file) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("jobseal-dispatch: {e}");
-                    return ExitCode::FAILURE;
+                    ExitCode::FAILURE
                 }
-            };
-            let server = match RunningServer::start(ServerConfig {
-                db_path: db,
-                addr,
-                operator_token,
-                timeouts: Timeouts::default(),
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("jobseal-dispatch: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            eprintln!("jobseal-dispatch: listening on {}", server.base_url());
-            eprintln!("jobseal-dispatch: dispatch key {}", server.dispatch_key());
-            // Stopping the process (Ctrl-C, SIGTERM, kill) is safe at any moment: every request
-            // is one SQLite transaction, so an interrupted one leaves nothing behind.
-            loop {
-                std::thread::park();
             }
         }
     }
 }
 
+/// Runs the server until SIGTERM or SIGINT, then shuts it down gracefully.
+fn serve(
+    config: Option<&Path>,
+    db: Option<PathBuf>,
+    addr: Option<SocketAddr>,
+    operator_token_file: Option<PathBuf>,
+) -> Result<(), String> {
+    let settings = settings(config, db, addr, operator_token_file)?;
+    init_logging(&settings)?;
+    let format = settings.log_format;
+    // Registered before the server starts, so that a signal arriving during start-up is not
+    // lost (nor kills the process halfway through opening the database).
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+        .map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
+    let operator_token = operator_token(&settings.database, settings.operator_token_file.as_deref(), format)?;
+    let metrics_token = metrics_token(settings.metrics_token_file.as_deref())?;
+    let server = RunningServer::start(ServerConfig {
+        db_path: settings.database.clone(),
+        addr: settings.listen,
+        operator_token,
+        timeouts: Timeouts {
+            header_read: Duration::from_secs(settings.header_read_timeout_secs),
+            body_read: Duration::from_secs(settings.body_read_timeout_secs),
+        },
+        metrics_token,
+    })
+    .map_err(|e| e.to_string())?;
+    announce(format, &format!("listening on {}", server.base_url()));
+    announce(format, &format!("dispatch key {}", server.dispatch_key()));
+    let signal = signals.forever().next();
+    announce(format, &format!("signal {} received; finishing requests in flight", signal.unwrap_or_default()));
+    // Stops accepting, lets every request in flight finish (each is one SQLite transaction, so
+    // one cut short by the grace period leaves nothing behind), closes the database.
+    server.shutdown();
+    announce(format, "stopped");
+    Ok(())
+}
+
+/// The scrape token of `/metrics`: from `file` (owner-only), else the environment, else none
+/// (then `/metrics` takes the operator token).
+fn metrics_token(file: Option<&Path>) -> Result<Option<String>, String> {
+    if let Some(file) = file {
+        return read_token_file(file).map(Some);
+    }
+    Ok(std::env::var(METRICS_TOKEN_ENV).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
+}
+
 /// The operator token: from `file` (owner-only), else the environment, else the file next to
 /// the database, generated there on first start.
-fn operator_token(db: &Path, file: Option<&Path>) -> Result<String, String> {
+fn operator_token(db: &Path, file: Option<&Path>, format: LogFormat) -> Result<String, String> {
     if let Some(file) = file {
         return read_token_file(file);
     }
@@ -88,13 +268,13 @@ fn operator_token(db: &Path, file: Option<&Path>) -> Result<String, String> {
     name.push(".operator-token");
     let path = PathBuf::from(name);
     if path.exists() {
-        eprintln!("jobseal-dispatch: operator token read from {}", path.display());
+        announce(format, &format!("operator token read from {}", path.display()));
         return read_token_file(&path);
     }
     let token = generate_operator_token().map_err(|e| format!("cannot generate an operator token: {e}"))?;
     write_owner_only(&path, &token)
         .map_err(|e| format!("cannot write the operator token to {}: {e}", path.display()))?;
-    eprintln!("jobseal-dispatch: no operator token configured; generated one into {} (owner-only)", path.display());
+    announce(format, &format!("no operator token configured; generated one into {} (owner-only)", path.display()));
     Ok(token)
 }
 

@@ -71,6 +71,10 @@ pub struct ServerConfig {
     pub operator_token: String,
     /// How long to wait for slow or silent clients ([`Timeouts::default`] unless testing).
     pub timeouts: Timeouts,
+    /// The bearer token of `GET /metrics` for a Prometheus scrape. `None`: `/metrics` takes the
+    /// operator token. A separate token lets monitoring read counters without being able to
+    /// create jobs or wipe devices.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -81,6 +85,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("addr", &self.addr)
             .field("operator_token", &"<redacted>")
             .field("timeouts", &self.timeouts)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -123,7 +128,7 @@ async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, stopped: 
                 // Out of file descriptors and the like: give the open connections time to end
                 // instead of spinning.
                 Err(e) => {
-                    eprintln!("jobseal-dispatch: accepting a connection failed: {e}");
+                    tracing::warn!(target: "jobseal_dispatch", "accepting a connection failed: {e}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             },
@@ -131,7 +136,7 @@ async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, stopped: 
     }
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
-        eprintln!("jobseal-dispatch: connections still open after the shutdown grace period; closing them");
+        tracing::warn!(target: "jobseal_dispatch", "connections still open after the shutdown grace period; closing them");
     }
 }
 
@@ -141,6 +146,12 @@ impl RunningServer {
     pub fn start(config: ServerConfig) -> Result<RunningServer, DispatchError> {
         let mut service = Service::open(&config.db_path, &config.operator_token)?;
         service.body_read_timeout = config.timeouts.body_read;
+        if let Some(token) = config.metrics_token.as_deref() {
+            if token.trim().is_empty() {
+                return Err(DispatchError::Config("the metrics token must not be empty".into()));
+            }
+            service.set_metrics_token(token.trim());
+        }
         let timeouts = config.timeouts;
         let dispatch_key = service.public;
         let listener = std::net::TcpListener::bind(config.addr)?;
@@ -160,14 +171,14 @@ impl RunningServer {
                 Ok::<(), std::io::Error>(())
             });
             if let Err(e) = served {
-                eprintln!("jobseal-dispatch: server stopped with an error: {e}");
+                tracing::warn!(target: "jobseal_dispatch", "server stopped with an error: {e}");
             }
             runtime.shutdown_timeout(SHUTDOWN_GRACE);
             // Every request holding a reference has finished, so this is the last one and the
             // database closes cleanly; if not, dropping it still rolls back and closes.
             match Arc::try_unwrap(service) {
                 Ok(service) => service.close(),
-                Err(_) => eprintln!("jobseal-dispatch: a request outlived shutdown; database closed on drop"),
+                Err(_) => tracing::warn!(target: "jobseal_dispatch", "a request outlived shutdown; database closed on drop"),
             }
         })?;
         Ok(RunningServer { addr, dispatch_key, stop: Some(stop), thread: Some(thread) })
@@ -200,7 +211,7 @@ impl RunningServer {
         }
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
-                eprintln!("jobseal-dispatch: the server thread panicked");
+                tracing::warn!(target: "jobseal_dispatch", "the server thread panicked");
             }
         }
     }

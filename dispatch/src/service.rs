@@ -34,6 +34,11 @@ pub(crate) struct Service {
     operator_token_hash: [u8; 32],
     /// How long a request body may take to arrive (`server::Timeouts::body_read`).
     pub(crate) body_read_timeout: std::time::Duration,
+    /// SHA-256 of the scrape token of `/metrics`, when one is configured; without one, `/metrics`
+    /// takes the operator token.
+    pub(crate) metrics_token_hash: Option<[u8; 32]>,
+    /// The server's counters (`telemetry`).
+    pub(crate) metrics: crate::telemetry::Metrics,
 }
 
 /// An enrolled device as the handlers need it.
@@ -57,6 +62,8 @@ impl Service {
             public,
             operator_token_hash: token_hash(operator_token),
             body_read_timeout: crate::server::Timeouts::default().body_read,
+            metrics_token_hash: None,
+            metrics: crate::telemetry::Metrics::new(),
         })
     }
 
@@ -79,6 +86,24 @@ impl Service {
         } else {
             Err(ApiError::unauthorized("invalid operator token"))
         }
+    }
+
+    /// Checks the bearer token of a `/metrics` scrape: the scrape token when one is configured
+    /// (the operator token is then refused, so that a leaked operator token is not also a way in
+    /// for monitoring and the other way round), else the operator token. Constant time as above.
+    pub(crate) fn check_metrics(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = self.metrics_token_hash else { return self.check_operator(headers) };
+        let token = bearer(headers)?;
+        if bool::from(token_hash(token).ct_eq(&expected)) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized("invalid metrics token"))
+        }
+    }
+
+    /// Sets the scrape token of `/metrics` (see [`Service::check_metrics`]).
+    pub(crate) fn set_metrics_token(&mut self, token: &str) {
+        self.metrics_token_hash = Some(token_hash(token));
     }
 
     /// Seals `sheet` (already validated) for `device`: to its lowest unused prekey, which is marked

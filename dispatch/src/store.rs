@@ -370,14 +370,14 @@ impl Store {
     pub(crate) fn close(self) {
         let auth = self.auth.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Err((_, e)) = auth.close() {
-            eprintln!("jobseal-dispatch: closing the credentials connection failed: {e}");
+            tracing::warn!(target: "jobseal_dispatch", "closing the credentials connection failed: {e}");
         }
         let conn = self.conn.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-            eprintln!("jobseal-dispatch: checkpoint at shutdown failed: {e}");
+            tracing::warn!(target: "jobseal_dispatch", "checkpoint at shutdown failed: {e}");
         }
         if let Err((_, e)) = conn.close() {
-            eprintln!("jobseal-dispatch: closing the database failed: {e}");
+            tracing::warn!(target: "jobseal_dispatch", "closing the database failed: {e}");
         }
     }
 }

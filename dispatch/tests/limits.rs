@@ -160,6 +160,7 @@ fn start_with(timeouts: Timeouts) -> (RunningServer, tempfile::TempDir) {
         addr: "127.0.0.1:0".parse().unwrap(),
         operator_token: OPERATOR_TOKEN.into(),
         timeouts,
+        metrics_token: None,
     })
     .unwrap();
     (server, dir)
