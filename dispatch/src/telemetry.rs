@@ -153,12 +153,18 @@ impl Metrics {
 }
 
 /// The middleware around every route: times the request, then counts and logs its answer. The
-/// route is the matched template, or `unmatched` for a path no route has (so a scanner probing
-/// random paths cannot grow the label set).
+/// route is the matched template, or `unmatched` for a path no route has, and an unusual method
+/// is `other`, so that a scanner probing random paths and methods cannot grow the label set.
 pub(crate) async fn observe(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
-    let method = request.method().as_str().to_owned();
+    // Standard methods by name, anything else as `other`: a client can send any token as a
+    // method, and each would otherwise be a new series.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m,
+        _ => "other",
+    }
+    .to_owned();
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let seconds = elapsed.as_secs_f64();

@@ -320,6 +320,12 @@ fn metrics_count_syncs_events_and_refusals_behind_their_own_token() {
     day(&base, Some(server.dispatch_key()), OPERATOR_TOKEN, dir.path());
     let http = Client::new(&base);
     assert_eq!(http.get("/v1/no/such/path", None).0, 404);
+    // Random paths and methods all land in one series each.
+    let mut raw = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    write!(raw, "BREW /v1/{} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", Uuid::new_v4()).unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 
     // The scrape token, and only it: the operator token is no way in here.
     assert_eq!(scrape(&base, None).0, 401);
@@ -340,7 +346,12 @@ fn metrics_count_syncs_events_and_refusals_behind_their_own_token() {
     assert!(sample(&text, r#"jobseal_dispatch_sync_events_total{kind="receipt",outcome="duplicate"}"#) >= 1.0);
     assert_eq!(sample(&text, r#"jobseal_dispatch_refusals_total{route="/v1/sync",code="unauthorized"}"#), 1.0);
     assert_eq!(sample(&text, r#"jobseal_dispatch_refusals_total{route="/v1/operator/jobs",code="bad_request"}"#), 1.0);
-    assert_eq!(sample(&text, r#"jobseal_dispatch_refusals_total{route="unmatched",code="not_found"}"#), 1.0);
+    assert_eq!(sample(&text, r#"jobseal_dispatch_refusals_total{route="unmatched",code="not_found"}"#), 2.0);
+    assert_eq!(
+        sample(&text, r#"jobseal_dispatch_http_requests_total{route="unmatched",method="other",status="404"}"#),
+        1.0
+    );
+    assert!(!text.contains("BREW"));
     // Two refused scrapes so far; the paths of operator requests are counted by template.
     assert_eq!(sample(&text, r#"jobseal_dispatch_refusals_total{route="/metrics",code="unauthorized"}"#), 2.0);
     assert!(text.contains(r#"route="/v1/operator/enrolment-codes""#), "{text}");
