@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod console;
 mod devices;
 mod enrolment;
 mod error;
