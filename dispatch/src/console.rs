@@ -442,7 +442,8 @@ fn is_reveal(e: &AuditEntryView) -> bool {
 /// One line of a job's timeline, as the page and the CSV export show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TimelineEntry {
-    /// When (device-attested time for audit records, dispatch's time otherwise).
+    /// When: the device's trusted time for audit records and receipts (the shred), dispatch's
+    /// time for deliveries and revocations; the report at the device's time of writing.
     pub(crate) at: DateTime<Utc>,
     /// What happened: `delivery`, an audit kind (`reveal`, `reveal-denied`, `shredded`, ...),
     /// `report`, `revocation`, `receipt`.
@@ -561,15 +562,17 @@ pub(crate) fn timeline(job: &JobView) -> Vec<TimelineEntry> {
         out.push(TimelineEntry {
             state: Some(enum_name(&c.state)),
             detail: format!(
-                "shred receipt {}: version {}, {} customer fields destroyed at {}, key epoch {}",
+                "shred receipt {}: version {}, {} customer fields destroyed, key epoch {}; received {}",
                 if r.verified { "verified" } else { "NOT VERIFIED" },
                 c.version,
                 c.fields_destroyed,
-                ts(c.shredded_at),
-                c.epoch
+                c.epoch,
+                ts(r.received_at)
             ),
             flag: (!r.verified).then_some("the receipt's MAC does not verify"),
-            ..blank(r.received_at, "receipt", r.device_id)
+            // Placed at the shred (the device's trusted time, like its audit records), not at
+            // its arrival, which may be much later for a device that was offline.
+            ..blank(c.shredded_at, "receipt", r.device_id)
         });
     }
     out.sort_by_key(|e| e.at);
@@ -642,7 +645,7 @@ async fn job_page(State(console): State<Shared>, headers: HeaderMap, id: PathId)
             h2 { "Reported states" }
             ul {
                 @for h in &job.history {
-                    li { (ts(h.at)) ": " (enum_name(&h.from)) " → " (enum_name(&h.to)) " (device " span.id { (h.device_id) } ", seq " (h.seq) ")" }
+                    li { (ts(h.at)) ": " (enum_name(&h.from)) " → " (enum_name(&h.to)) " (device " span.id { (h.device_id) } ", event seq " (h.seq) ")" }
                 }
             }
         },
