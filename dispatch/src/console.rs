@@ -748,6 +748,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_expired_session_is_refused_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::open(&dir.path().join("d.db"), "operator token for testing").unwrap();
+        let console =
+            Console { service: Arc::new(service), sessions: Mutex::new(HashMap::new()), failures: Default::default() };
+        let id = console.open_session().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_str(&format!("other=1; {SESSION_COOKIE}={id}")).unwrap());
+        assert!(console.session(&headers).is_some());
+        // The session's hour is up.
+        for s in console.sessions.lock().unwrap().values_mut() {
+            s.expires = Instant::now() - Duration::from_secs(1);
+        }
+        assert!(console.session(&headers).is_none());
+        assert!(console.sessions.lock().unwrap().is_empty(), "an expired session is dropped when seen");
+    }
+
+    #[test]
     fn formula_cells_are_neutralised_and_others_kept() {
         for bad in ["=1+1", "+33 1", "-2", "@SUM(A1)", "\tx", "\rx"] {
             assert_eq!(csv_cell(bad), format!("'{bad}"));
