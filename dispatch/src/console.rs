@@ -766,6 +766,21 @@ mod tests {
     }
 
     #[test]
+    fn the_session_table_is_bounded_and_drops_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::open(&dir.path().join("d.db"), "operator token for testing").unwrap();
+        let console =
+            Console { service: Arc::new(service), sessions: Mutex::new(HashMap::new()), failures: Default::default() };
+        let first = console.open_session().unwrap();
+        for _ in 0..MAX_SESSIONS {
+            console.open_session().unwrap();
+        }
+        let sessions = console.sessions.lock().unwrap();
+        assert_eq!(sessions.len(), MAX_SESSIONS);
+        assert!(!sessions.contains_key(&token_hash(&first)), "the session closest to expiry went first");
+    }
+
+    #[test]
     fn formula_cells_are_neutralised_and_others_kept() {
         for bad in ["=1+1", "+33 1", "-2", "@SUM(A1)", "\tx", "\rx"] {
             assert_eq!(csv_cell(bad), format!("'{bad}"));
