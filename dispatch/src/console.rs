@@ -203,13 +203,15 @@ fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The fields of a form post (`application/x-www-form-urlencoded`, else 415).
+/// The fields of a form post (`application/x-www-form-urlencoded`, else 415). The body (bounded
+/// by the server's size limit and body timeout) is read before any refusal: a refusal with the
+/// body unread closes the connection, which a browser may have reused for its next request.
 async fn form(service: &Service, headers: &HeaderMap, body: Body) -> Result<HashMap<String, String>, ApiError> {
+    let body = read_body(service, headers, body).await?;
     let declared = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next());
     if !declared.is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
         return Err(ApiError::unsupported_media_type());
     }
-    let body = read_body(service, headers, body).await?;
     Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
 

@@ -140,8 +140,9 @@ fn form(fields: &[(&str, &str)]) -> String {
 }
 
 /// A worked job: a device enrols, gets a sheet whose customer values are the testkit's fake
-/// ones, reveals (one field refused for the wrong state, then all shown), closes with a report,
-/// and syncs its audit records and its shred receipt.
+/// ones, reveals (before the access window: all refused; inside it en route: the door code
+/// refused for the state; on site: all shown), closes with a report, and syncs its audit records
+/// and its shred receipt.
 struct Day {
     server: TestDispatch,
     op: Operator,
@@ -156,14 +157,19 @@ fn worked_day() -> Day {
     let net = server.transport();
     let dir = tempfile::tempdir().unwrap();
     let now = Utc::now();
-    let vault = open_vault(&dir.path().join("device"), Arc::new(ManualClock::new(now))).unwrap();
+    let clock = Arc::new(ManualClock::new(now));
+    let vault = open_vault(&dir.path().join("device"), clock.clone()).unwrap();
     let device = vault.enrol_with_dispatch(&net, Some(server.key()), 5, Some(&op.issue_code().code)).unwrap().device_id;
     let job = Uuid::new_v4();
     let at = |m: i64| now + Duration::minutes(m);
-    let sheet = Sheet::new(job).work_order(WORK_ORDER).window(at(10), at(70)).access(30, 60).expiry(at(300));
+    // The access window opens 30 minutes from now.
+    let sheet = Sheet::new(job).work_order(WORK_ORDER).window(at(60), at(120)).access(30, 60).expiry(at(300));
     op.create_job(device, &sheet.json());
     assert_eq!(vault.sync(&net).unwrap().received, vec![job]);
     vault.advance(job, JobState::EnRoute).unwrap();
+    // Before the window: nothing shown. Inside it, en route: all but the door code.
+    vault.reveal(job).unwrap();
+    clock.set_wall(at(40));
     vault.reveal(job).unwrap();
     vault.advance(job, JobState::OnSite).unwrap();
     vault.reveal(job).unwrap();
@@ -402,10 +408,14 @@ fn exports_match_the_operator_api_view_of_the_job() {
         assert_eq!(row[col("device_id")], event.device_id.to_string());
         let summary = event.reveal.as_ref().unwrap();
         assert_eq!(row[col("fields_shown")], summary.shown.join(" "));
-        assert_eq!(&row[col("access_window")], if summary.shown.is_empty() { "" } else { "inside" });
     }
-    // The first reveal (en route) refused the door code for the state, the second showed it.
-    assert!(reveal_rows[0][col("fields_refused")].contains("door_code (wrong-state)"));
+    // Before the window, then inside it en route (the door code refused for the state), on site.
+    let window: Vec<&str> = reveal_rows.iter().map(|r| &r[col("access_window")]).collect();
+    assert_eq!(window, ["outside", "inside", "inside"]);
+    assert!(reveal_rows[0][col("fields_shown")].is_empty());
+    assert!(reveal_rows[0][col("fields_refused")].contains("phone (not-yet-open)"));
+    assert!(reveal_rows[1][col("fields_refused")].contains("door_code (wrong-state)"));
+    assert!(reveal_rows[2][col("fields_shown")].contains("door_code"));
     let receipts: Vec<_> = rows.iter().filter(|r| &r[col("event")] == "receipt").collect();
     assert_eq!(receipts.len(), api.receipts.len());
     assert!(receipts[0][col("detail")].starts_with("shred receipt verified"));
