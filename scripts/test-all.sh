@@ -15,6 +15,9 @@ bash android-demo/run-jvm-tests.sh
 echo "== Android library: its Kotlin against the Android framework and WorkManager; logic and the forUnitTests jar on the JVM"
 bash bindings/android/run-jvm-tests.sh
 
+echo "== Dispatch: the privacy officer's console in headless Chromium after a demo day"
+bash dispatch/console-test/run.sh
+
 echo "== Mobile libraries: what the release build leaves out (test-only entry points, ureq)"
 bash scripts/check-release-surface.sh
 echo "== Mobile libraries: the core and the bindings on ARM under qemu; Android type-check"

@@ -37,7 +37,7 @@ const DRAIN_LIMIT: usize = 8 * MAX_BODY_BYTES;
 type Shared = Arc<Service>;
 type ApiResult<T> = Result<Json<T>, ApiError>;
 /// A path's id segment, or why axum could not decode it (see [`path_text`]).
-type PathId = Result<Path<String>, PathRejection>;
+pub(crate) type PathId = Result<Path<String>, PathRejection>;
 
 /// The router of every endpoint.
 pub(crate) fn router(service: Shared) -> Router {
@@ -57,8 +57,11 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/metrics", get(crate::telemetry::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(axum::middleware::from_fn_with_state(service.clone(), crate::telemetry::observe))
-        .with_state(service)
+        .with_state(service.clone())
+        // The privacy officer's console, under /console (behind its own login).
+        .merge(crate::console::router(service.clone()))
+        // Counted and logged like every other request (`telemetry`).
+        .layer(axum::middleware::from_fn_with_state(service, crate::telemetry::observe))
 }
 
 /// Runs `f` on the blocking pool: SQLite calls block, and the async workers must stay free to
@@ -74,7 +77,7 @@ async fn blocking<T: Send + 'static>(
 /// Reads a request body of at most [`MAX_BODY_BYTES`]; 413 beyond, 408 if it has not all arrived
 /// within the body-read timeout (`server::Timeouts::body_read`), so a client that stalls
 /// mid-body holds its connection for that long at most.
-async fn read_body(service: &Service, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(service: &Service, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     tokio::time::timeout(service.body_read_timeout, read_body_untimed(headers, body))
         .await
         .map_err(|_| ApiError::request_timeout())?
@@ -134,7 +137,7 @@ fn path_text(path: PathId, what: &str) -> Result<String, ApiError> {
     path.map(|Path(id)| id).map_err(|_| ApiError::bad_request(format!("the {what} id in the path is not UTF-8")))
 }
 
-fn parse_id(raw: PathId, what: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_id(raw: PathId, what: &str) -> Result<Uuid, ApiError> {
     let raw = path_text(raw, what)?;
     Uuid::parse_str(&raw).map_err(|_| ApiError::bad_request(format!("the {what} id in the path must be a UUID")))
 }

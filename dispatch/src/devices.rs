@@ -215,6 +215,20 @@ impl Service {
     pub(crate) fn device_view(&self, device_id: Uuid) -> Result<DeviceView, ApiError> {
         self.store.read(|tx| device_view(tx, device_id))
     }
+
+    /// The newest `limit` enrolled devices (by enrolment), newest first, each as [`device_view`]
+    /// gives it: the console's page of audit chains. One read snapshot.
+    pub(crate) fn device_views(&self, limit: u32) -> Result<Vec<DeviceView>, ApiError> {
+        self.store.read(|tx| {
+            let ids: Vec<String> = {
+                let mut stmt =
+                    tx.prepare_cached("SELECT device_id FROM devices ORDER BY enrolled_ms DESC, device_id LIMIT ?1")?;
+                let rows = stmt.query_map([limit], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            ids.iter().map(|id| device_view(tx, parse_uuid_column(id)?)).collect()
+        })
+    }
 }
 
 /// A device's summary, read inside a transaction.

@@ -288,6 +288,21 @@ impl Service {
     pub(crate) fn job_view(&self, job_id: Uuid) -> Result<JobView, ApiError> {
         self.store.read(|tx| job_view(tx, job_id))
     }
+
+    /// The newest `limit` jobs (by creation), newest first, each as [`job_view`] gives it: the
+    /// privacy officer's console lists them. One read snapshot, and no query of its own, so the
+    /// list cannot disagree with a job's page or with `GET /v1/operator/jobs/{id}`.
+    pub(crate) fn job_views(&self, limit: u32) -> Result<Vec<JobView>, ApiError> {
+        self.store.read(|tx| {
+            let ids: Vec<String> = {
+                let mut stmt =
+                    tx.prepare_cached("SELECT job_id FROM jobs ORDER BY created_ms DESC, job_id LIMIT ?1")?;
+                let rows = stmt.query_map([limit], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            ids.iter().map(|id| job_view(tx, parse_uuid_column(id)?)).collect()
+        })
+    }
 }
 
 /// Everything known about a job, read inside a transaction.

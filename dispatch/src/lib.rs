@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod console;
 mod devices;
 mod enrolment;
 mod error;

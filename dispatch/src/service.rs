@@ -81,7 +81,7 @@ impl Service {
     /// neither the token's length nor its prefix leaks through timing.
     pub(crate) fn check_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let token = bearer(headers)?;
-        if bool::from(token_hash(token).ct_eq(&self.operator_token_hash)) {
+        if self.is_operator_token(token) {
             Ok(())
         } else {
             Err(ApiError::unauthorized("invalid operator token"))
@@ -104,6 +104,12 @@ impl Service {
     /// Sets the scrape token of `/metrics` (see [`Service::check_metrics`]).
     pub(crate) fn set_metrics_token(&mut self, token: &str) {
         self.metrics_token_hash = Some(token_hash(token));
+    }
+
+    /// Whether `token` is the operator token, compared as SHA-256 digests in constant time (the
+    /// operator API's check, and the console's login).
+    pub(crate) fn is_operator_token(&self, token: &str) -> bool {
+        bool::from(token_hash(token).ct_eq(&self.operator_token_hash))
     }
 
     /// Seals `sheet` (already validated) for `device`: to its lowest unused prekey, which is marked

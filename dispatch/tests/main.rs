@@ -7,6 +7,7 @@
 //! `jobseal-testkit`.
 
 mod api;
+mod console;
 mod engine;
 mod limits;
 mod operations;
