@@ -184,6 +184,7 @@ pub fn run(out: &mut impl Write, args: &DemoArgs) -> Result<u8, CliError> {
         addr: "127.0.0.1:0".parse().map_err(|_| CliError::Demo("loopback address".into()))?,
         operator_token: token.clone(),
         timeouts: jobseal_dispatch::Timeouts::default(),
+        enrol_rate: jobseal_dispatch::EnrolRate::default(),
     })
     .map_err(|e| CliError::Demo(format!("dispatch server did not start: {e}")))?;
     let base = server.base_url();

@@ -6,7 +6,7 @@
 //! file or the environment, or generated into an owner-only file whose path alone is printed.
 
 use clap::{Parser, Subcommand};
-use jobseal_dispatch::{generate_operator_token, RunningServer, ServerConfig, Timeouts};
+use jobseal_dispatch::{generate_operator_token, EnrolRate, RunningServer, ServerConfig, Timeouts};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +57,7 @@ fn main() -> ExitCode {
                 addr,
                 operator_token,
                 timeouts: Timeouts::default(),
+                enrol_rate: EnrolRate::default(),
             }) {
                 Ok(s) => s,
                 Err(e) => {

@@ -16,7 +16,9 @@
 
 use crate::api::router;
 use crate::error::DispatchError;
+use crate::ratelimit::{EnrolRate, SourceLimiter};
 use crate::service::Service;
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -71,6 +73,9 @@ pub struct ServerConfig {
     pub operator_token: String,
     /// How long to wait for slow or silent clients ([`Timeouts::default`] unless testing).
     pub timeouts: Timeouts,
+    /// How many enrolment requests one source address may make ([`EnrolRate::default`] unless
+    /// testing, or behind a proxy that limits them itself).
+    pub enrol_rate: EnrolRate,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -81,6 +86,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("addr", &self.addr)
             .field("operator_token", &"<redacted>")
             .field("timeouts", &self.timeouts)
+            .field("enrol_rate", &self.enrol_rate)
             .finish()
     }
 }
@@ -106,8 +112,15 @@ async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, stopped: 
         tokio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                Ok((stream, peer)) => {
+                    // The peer's address goes with each request, for the per-source enrolment
+                    // limit (`crate::ratelimit`).
+                    let app = TowerToHyperService::new(app.clone());
+                    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        hyper::service::Service::call(&app, req)
+                    });
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
                     let connection = graceful.watch(connection);
                     // A connection's end (closed, timed out, or a protocol error) concerns that
                     // client only.
@@ -141,6 +154,7 @@ impl RunningServer {
     pub fn start(config: ServerConfig) -> Result<RunningServer, DispatchError> {
         let mut service = Service::open(&config.db_path, &config.operator_token)?;
         service.body_read_timeout = config.timeouts.body_read;
+        service.enrol_limiter = Some(SourceLimiter::new(config.enrol_rate));
         let timeouts = config.timeouts;
         let dispatch_key = service.public;
         let listener = std::net::TcpListener::bind(config.addr)?;

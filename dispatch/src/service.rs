@@ -34,6 +34,9 @@ pub(crate) struct Service {
     operator_token_hash: [u8; 32],
     /// How long a request body may take to arrive (`server::Timeouts::body_read`).
     pub(crate) body_read_timeout: std::time::Duration,
+    /// The per-source enrolment limit; `None` in-process ([`crate::router`]), where requests
+    /// have no peer address.
+    pub(crate) enrol_limiter: Option<crate::ratelimit::SourceLimiter>,
 }
 
 /// An enrolled device as the handlers need it.
@@ -57,6 +60,7 @@ impl Service {
             public,
             operator_token_hash: token_hash(operator_token),
             body_read_timeout: crate::server::Timeouts::default().body_read,
+            enrol_limiter: None,
         })
     }
 

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// Schema version written to `PRAGMA user_version`.
-pub(crate) const VERSION: i64 = 3;
+pub(crate) const VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = r#"
 -- Dispatch's own X25519 key pair, made on first start. A production deployment keeps the secret
@@ -215,6 +215,27 @@ ALTER TABLE deliveries ADD COLUMN received_after_seq INTEGER;
 UPDATE deliveries SET received_after_seq = 0 WHERE status = 'received';
 "#;
 
+/// Version 4: limits that hold under abuse (issue 14).
+///
+/// - `applied_floor_seq`: every event key of the device with a `seq` below it has been pruned
+///   from `applied_events` and an event below it is never applied again (`crate::ingest`);
+///   `applied_pruned` counts the pruned keys, so the operator's count of applied events stays
+///   whole. The index finds the keys to prune without a scan.
+/// - `quota_*`: the device's current quota window (`crate::ingest::DeviceQuota`): when it began and
+///   how many new events, audit records and reports it brought in it.
+/// - `enrolment_codes.failed_attempts`: wrong proofs sent for the code; at
+///   `crate::enrolment::MAX_CODE_FAILURES` the code is locked (revoked).
+const SCHEMA_V4: &str = r#"
+ALTER TABLE devices ADD COLUMN applied_floor_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN applied_pruned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN quota_window_ms INTEGER;
+ALTER TABLE devices ADD COLUMN quota_events INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN quota_audit INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN quota_reports INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE enrolment_codes ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX applied_events_by_seq ON applied_events (device_id, seq);
+"#;
+
 /// Brings a database from schema `version` to [`VERSION`]. Each arm is one step; a future
 /// version adds an arm, so that every older database upgrades along the same path as a new one.
 fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError> {
@@ -224,6 +245,7 @@ fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError>
             0 => tx.execute_batch(SCHEMA_V1)?,
             1 => tx.execute_batch(SCHEMA_V2)?,
             2 => tx.execute_batch(SCHEMA_V3)?,
+            3 => tx.execute_batch(SCHEMA_V4)?,
             other => return Err(DispatchError::Integrity(format!("no upgrade from schema version {other}"))),
         }
         v += 1;

@@ -42,6 +42,7 @@ impl TestDispatch {
             addr: "127.0.0.1:0".parse().expect("a loopback address"),
             operator_token: OPERATOR_TOKEN.into(),
             timeouts: jobseal_dispatch::Timeouts::default(),
+            enrol_rate: jobseal_dispatch::EnrolRate::default(),
         })
         .expect("dispatch starts");
         self.server = Some(server);
