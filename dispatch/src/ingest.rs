@@ -805,6 +805,65 @@ mod tests {
         assert!(loaded < fresh + fresh / 2, "500 records cost {fresh} VM steps fresh, {loaded} after 4,000 at the seq");
     }
 
+    /// A backlog of pending records (sent ahead of a gap) is verified at most
+    /// [`CHAIN_STEPS_PER_SYNC`] records per request once the gap is filled, the rest by the
+    /// following requests, each of which continues from where the last one stopped: one request
+    /// no longer holds the write lock for a whole history.
+    #[test]
+    fn a_pending_backlog_is_verified_a_budget_per_request() {
+        use jobseal_protocol::audit::{chain_hash, record_of, NewEvent};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("d.db")).unwrap();
+        let (secret, _) = generate_keypair().unwrap();
+        let (_, identity) = generate_keypair().unwrap();
+        let device = Uuid::from_u128(9);
+        let key = AuditKey::derive(&secret, &identity, device).unwrap();
+        let n = CHAIN_STEPS_PER_SYNC as u64 + 10;
+        let mut prev = vec![0u8; 32];
+        let records: Vec<AuditRecord> = (1..=n)
+            .map(|seq| {
+                let e = NewEvent {
+                    at_ms: 1_700_000_000_000,
+                    job_id: None,
+                    kind: AuditKind::VaultCreated,
+                    field: None,
+                    state: None,
+                    detail: None,
+                };
+                let hash = chain_hash(Some(&key), seq, &e, &prev);
+                let r = record_of(seq, &e, &prev, &hash);
+                prev = hash.to_vec();
+                r
+            })
+            .collect();
+        let verified = |tx: &Transaction<'_>| -> i64 {
+            tx.query_row("SELECT audit_verified_seq FROM devices", [], |r| r.get(0)).unwrap()
+        };
+        let request = || ChainWork { key: &key, steps_left: Cell::new(CHAIN_STEPS_PER_SYNC) };
+        store
+            .write(|tx| -> Result<(), ApiError> {
+                tx.execute(
+                    "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms, audit_keyed_from)
+                     VALUES (?1, x'00', x'00', 0, 1)",
+                    [device.to_string()],
+                )?;
+                let first = request();
+                for r in &records[1..] {
+                    ingest_audit(tx, device, &first, None, r, Uuid::new_v4(), 0)?;
+                }
+                assert_eq!(verified(tx), 0, "nothing verifies before seq 1 arrives");
+                ingest_audit(tx, device, &request(), None, &records[0], Uuid::new_v4(), 0)?;
+                assert_eq!(verified(tx), CHAIN_STEPS_PER_SYNC as i64, "one request verifies its budget");
+                advance_chain(tx, device, &request())?;
+                assert_eq!(verified(tx), n as i64, "the next request verifies the rest");
+                let broken: Option<i64> = tx.query_row("SELECT audit_broken_at FROM devices", [], |r| r.get(0))?;
+                assert_eq!(broken, None);
+                Ok(())
+            })
+            .unwrap();
+        store.close();
+    }
+
     /// The semantics the bounded lookup keeps: an identical record alone at its seq is a
     /// duplicate (ignored), a different one breaks the chain there, and once a seq holds two
     /// different records even a copy of either is kept as a conflict.
