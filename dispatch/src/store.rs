@@ -505,6 +505,54 @@ mod tests {
         store.close();
     }
 
+    /// A version 3 database (before issue 14's limits) upgrades with the limits' columns at
+    /// their neutral values: nothing pruned, no quota used, no failed code attempts; and it ends
+    /// with the same schema as a fresh database.
+    #[test]
+    fn a_version_3_database_is_upgraded_with_the_limits_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(SCHEMA_V2).unwrap();
+            conn.execute_batch(SCHEMA_V3).unwrap();
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms) VALUES ('d', x'00', x'01', 0);
+                 INSERT INTO enrolment_codes (code_id, proof_key, created_ms, expires_ms) VALUES ('C0DE0', x'00', 0, 1);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let row: (i64, i64, Option<i64>, i64, i64, i64, i64) = store
+            .read(|tx| {
+                tx.query_row(
+                    "SELECT applied_floor_seq, applied_pruned, quota_window_ms, quota_events, quota_audit,
+                            quota_reports, (SELECT failed_attempts FROM enrolment_codes)
+                     FROM devices",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                )
+            })
+            .unwrap();
+        assert_eq!(row, (0, 0, None, 0, 0, 0, 0));
+        let schema = |store: &Store| -> Vec<(String, String)> {
+            store
+                .read(|tx| {
+                    tx.prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")?
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect()
+                })
+                .unwrap()
+        };
+        let upgraded = schema(&store);
+        store.close();
+        let fresh = Store::open(&dir.path().join("fresh.db")).unwrap();
+        assert_eq!(upgraded, schema(&fresh));
+        fresh.close();
+    }
+
     #[test]
     fn a_newer_schema_is_refused_and_a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
