@@ -7,6 +7,13 @@
 //! retry after a lost answer, or out of order. The device removes an event from its outbox only
 //! once it is acknowledged, so nothing it wrote is lost either.
 //!
+//! The ledger does not grow for ever: keys that can no longer be replayed are pruned below a
+//! per-device floor, and an event below the floor is acknowledged without effect
+//! ([`prune_applied`]). Nor can one device make the server work without bound: new events, audit
+//! records and reports are counted against per-device quotas (a sync that passes one is refused
+//! whole, 429), and the audit chain's work per request is bounded by what the request brings
+//! (issue 14).
+//!
 //! Nothing a device pushes is refused for its content once the request itself is well formed:
 //! the device cannot change its past, so an event naming a job dispatch does not hold is
 //! acknowledged and recorded as ignored, an audit event that does not fit the hash chain is kept
