@@ -185,6 +185,7 @@ pub fn run(out: &mut impl Write, args: &DemoArgs) -> Result<u8, CliError> {
         operator_token: token.clone(),
         timeouts: jobseal_dispatch::Timeouts::default(),
         metrics_token: None,
+        enrol_rate: jobseal_dispatch::EnrolRate::default(),
     })
     .map_err(|e| CliError::Demo(format!("dispatch server did not start: {e}")))?;
     let base = server.base_url();

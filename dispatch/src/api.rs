@@ -14,13 +14,14 @@ use crate::error::ApiError;
 use crate::service::Service;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use jobseal_protocol::wire::{DispatchKeyResponse, EnrolResponse, MAX_BODY_BYTES};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -146,7 +147,17 @@ async fn dispatch_key(State(service): State<Shared>) -> Json<DispatchKeyResponse
     Json(DispatchKeyResponse { dispatch_key: service.public })
 }
 
-async fn enrol(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<EnrolResponse> {
+/// `POST /v1/enrol`. The per-source limit is counted first, before the body is read: a refused
+/// caller costs a map lookup (`crate::ratelimit`).
+async fn enrol(
+    State(service): State<Shared>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<EnrolResponse> {
+    if let (Some(limiter), Some(Extension(ConnectInfo(peer)))) = (&service.enrol_limiter, peer) {
+        limiter.check(peer.ip())?;
+    }
     require_json(&headers)?;
     let body = read_body(&service, &headers, body).await?;
     blocking(&service, move |s| s.enrol(&body)).await

@@ -74,7 +74,9 @@ impl Service {
     /// key. Enrolling a known device id again (its answer was lost) needs the identity proof under
     /// the identity key dispatch holds and a nonce dispatch has not seen for the device; it issues
     /// a new token and changes nothing else (prekeys in the request are ignored). Every refusal
-    /// changes nothing: the device's token, prekeys and the code stay as they were.
+    /// changes nothing (the device's token, prekeys and the code stay as they were) except that a
+    /// wrong proof for an issued code is counted against it
+    /// ([`crate::enrolment::MAX_CODE_FAILURES`]).
     pub(crate) fn enrol(&self, body: &[u8]) -> Result<EnrolResponse, ApiError> {
         let req: EnrolRequest = parse_json(body)?;
         if req.format != ENROL_REQUEST_FORMAT {
@@ -115,7 +117,8 @@ impl Service {
                     _ => ApiError::bad_request("bundle.identity_key cannot be used"),
                 },
             )?;
-        self.store.write(|tx| {
+        // The inner result is a refusal whose one write (a wrong code counted) must be kept.
+        let verdict = self.store.write(|tx| -> Result<Result<(), ApiError>, ApiError> {
             let id = bundle.device_id.to_string();
             match device_by_id(tx, bundle.device_id)? {
                 // The same device enrolling again (its answer was lost). The public bundle is no
@@ -143,7 +146,9 @@ impl Service {
                     // `POST /v1/prekeys`, which needs the device's token, and are capped there.
                 }
                 None => {
-                    consume_code(tx, &req, now)?;
+                    if let Err(refused) = consume_code(tx, &req, now)? {
+                        return Ok(Err(refused));
+                    }
                     if !proven(&bundle.identity_key)? {
                         return Err(ApiError::unauthorized(
                             "the identity proof does not verify (does the device pin another dispatch key?)",
@@ -164,8 +169,9 @@ impl Service {
                     }
                 }
             }
-            Ok(())
+            Ok(Ok(()))
         })?;
+        verdict?;
         Ok(EnrolResponse {
             device_id: bundle.device_id,
             sealed_device_token,
@@ -247,7 +253,13 @@ pub(crate) fn device_view(tx: &Transaction<'_>, device_id: Uuid) -> Result<Devic
         |r| r.get(0),
     )?;
     let events_applied: i64 =
-        tx.query_row("SELECT count(*) FROM applied_events WHERE device_id = ?1", [&id], |r| r.get(0))?;
+        // Keys pruned once they could no longer be replayed still count (`crate::ingest`).
+        tx.query_row(
+            "SELECT (SELECT count(*) FROM applied_events WHERE device_id = ?1)
+                  + (SELECT applied_pruned FROM devices WHERE device_id = ?1)",
+            [&id],
+            |r| r.get(0),
+        )?;
 
     // The newest delivery of each job ever sealed for the device.
     let mut stmt = tx.prepare_cached(

@@ -23,6 +23,15 @@ use rusqlite::{params, OptionalExtension, Transaction};
 pub const DEFAULT_CODE_VALIDITY_SECS: u64 = 24 * 60 * 60;
 /// The longest validity an operator may ask for.
 pub const MAX_CODE_VALIDITY_SECS: u64 = 30 * 24 * 60 * 60;
+/// Wrong proofs a code takes before it is locked (revoked) for good: 5. A technician who mistypes
+/// the code a few times still enrols; someone guessing gets five tries, not millions (issue 14).
+/// The operator issues a new code for a locked one.
+pub const MAX_CODE_FAILURES: u32 = 5;
+
+/// What [`consume_code`] decided. The outer `Result` of its return rolls the enrolment back; a
+/// refusal inside it is answered after the transaction commits, because a wrong proof is
+/// counted against its code ([`MAX_CODE_FAILURES`]) and that count must be kept.
+pub(crate) type CodeVerdict = Result<(), ApiError>;
 
 impl Service {
     /// `POST /v1/operator/enrolment-codes`.
@@ -131,9 +140,14 @@ fn code_view(tx: &Transaction<'_>, code_id: &str, now: i64) -> Result<Option<Enr
 /// enrolment's transaction (an error rolls the mark back with everything else).
 ///
 /// 401 when the request carries no code proof, names no code dispatch issued, or its proof does
-/// not verify (a wrong code). 403 when the proof verifies but the code is used, revoked, expired
-/// or bound to another device: only the code's holder learns its state.
-pub(crate) fn consume_code(tx: &Transaction<'_>, req: &EnrolRequest, now: i64) -> Result<(), ApiError> {
+/// not verify (a wrong code). 403 when the proof verifies but the code is used, revoked, locked,
+/// expired or bound to another device: only the code's holder learns its state.
+///
+/// A wrong proof for a code dispatch issued is counted against the code, and the code is locked
+/// (marked revoked) at [`MAX_CODE_FAILURES`]; that count is the only write of a refused
+/// enrolment, which is why the refusal comes back as the inner [`CodeVerdict`] for the caller
+/// to answer after committing.
+pub(crate) fn consume_code(tx: &Transaction<'_>, req: &EnrolRequest, now: i64) -> Result<CodeVerdict, ApiError> {
     let Some(proof) = &req.code else {
         return Err(ApiError::unauthorized(
             "the first enrolment of a device needs an enrolment code from the operator",
@@ -143,19 +157,32 @@ pub(crate) fn consume_code(tx: &Transaction<'_>, req: &EnrolRequest, now: i64) -
     if !EnrolmentCode::is_code_id(&proof.code_id) {
         return Err(wrong());
     }
-    type Row = (Vec<u8>, Option<String>, i64, Option<i64>, Option<i64>);
+    type Row = (Vec<u8>, Option<String>, i64, Option<i64>, Option<i64>, i64);
     let row: Option<Row> = tx
         .query_row(
-            "SELECT proof_key, device_id, expires_ms, used_ms, revoked_ms FROM enrolment_codes WHERE code_id = ?1",
+            "SELECT proof_key, device_id, expires_ms, used_ms, revoked_ms, failed_attempts FROM enrolment_codes
+             WHERE code_id = ?1",
             [&proof.code_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let Some((key, bound, expires, used, revoked)) = row else { return Err(wrong()) };
+    let Some((key, bound, expires, used, revoked, failures)) = row else { return Err(wrong()) };
     let key: [u8; 32] =
         key.as_slice().try_into().map_err(|_| ApiError::internal(&"a stored enrolment code key is unreadable"))?;
     if !verify_code_proof(&key, req) {
-        return Err(wrong());
+        tx.execute(
+            "UPDATE enrolment_codes SET failed_attempts = min(failed_attempts + 1, ?2),
+                 revoked_ms = CASE WHEN failed_attempts + 1 >= ?2 AND used_ms IS NULL
+                                   THEN coalesce(revoked_ms, ?3) ELSE revoked_ms END
+             WHERE code_id = ?1",
+            params![proof.code_id, MAX_CODE_FAILURES, now],
+        )?;
+        return Ok(Err(wrong()));
+    }
+    if failures >= i64::from(MAX_CODE_FAILURES) && used.is_none() {
+        return Err(ApiError::forbidden(
+            "this enrolment code was locked after too many wrong attempts; ask the operator for a new one",
+        ));
     }
     if used.is_some() {
         return Err(ApiError::forbidden("this enrolment code was already used"));
@@ -177,5 +204,5 @@ pub(crate) fn consume_code(tx: &Transaction<'_>, req: &EnrolRequest, now: i64) -
     if marked != 1 {
         return Err(ApiError::forbidden("this enrolment code was already used"));
     }
-    Ok(())
+    Ok(Ok(()))
 }

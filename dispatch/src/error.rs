@@ -53,11 +53,36 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds after which a 429 may be retried, sent as `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// 429 `quota_exceeded`: the device brought more than its quota allows in the current
+    /// window (`crate::ingest::DeviceQuota`); the whole request was refused and may be sent again
+    /// after `retry_after_secs`.
+    pub(crate) fn quota_exceeded(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_secs.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
+        }
+    }
+
+    /// 429 `rate_limited`: too many requests of this kind from the caller's address; retry after
+    /// `retry_after_secs`.
+    pub(crate) fn rate_limited(retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_secs.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many enrolment requests from this address; retry later",
+            )
+        }
     }
 
     /// 400: the request is malformed or breaks a limit.
@@ -153,6 +178,9 @@ impl IntoResponse for ApiError {
         let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
         let mut response = (self.status, Json(body)).into_response();
         response.extensions_mut().insert(ErrorCode(self.code));
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
         response
     }
 }

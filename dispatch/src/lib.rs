@@ -10,13 +10,14 @@
 //! `docs/sync.md` specifies the endpoints. Rust callers use [`RunningServer`]:
 //!
 //! ```no_run
-//! use jobseal_dispatch::{RunningServer, ServerConfig, Timeouts};
+//! use jobseal_dispatch::{EnrolRate, RunningServer, ServerConfig, Timeouts};
 //! let server = RunningServer::start(ServerConfig {
 //!     db_path: "dispatch.db".into(),
 //!     addr: "127.0.0.1:0".parse().unwrap(),
 //!     operator_token: "a long random token".into(),
 //!     timeouts: Timeouts::default(),
 //!     metrics_token: None,
+//!     enrol_rate: EnrolRate::default(),
 //! })?;
 //! println!("dispatch at {} with key {}", server.base_url(), server.dispatch_key());
 //! server.shutdown();
@@ -33,14 +34,18 @@ mod error;
 mod ingest;
 mod jobs;
 pub mod operator;
+mod ratelimit;
 mod server;
 mod service;
 mod store;
 mod telemetry;
 
 pub use devices::{MAX_PREKEYS_HELD, MAX_PREKEYS_PER_CALL, PREKEY_LOW_WATER, PREKEY_TARGET};
-pub use enrolment::{DEFAULT_CODE_VALIDITY_SECS, MAX_CODE_VALIDITY_SECS};
+pub use enrolment::{DEFAULT_CODE_VALIDITY_SECS, MAX_CODE_FAILURES, MAX_CODE_VALIDITY_SECS};
 pub use error::DispatchError;
+pub use ingest::{
+    APPLIED_KEY_HORIZON_MS, CHAIN_STEPS_PER_SYNC, MAX_AUDIT_RECORDS_PER_WINDOW, MAX_EVENTS_PER_WINDOW, MAX_REPORTS_PER_WINDOW, QUOTA_WINDOW_MS,
+};
 use jobseal_protocol::envelope::PublicKey;
 pub use operator::{
     AuditEntryView, ChainMark, ChainStatus, CodeStatus, CreateJobRequest, CreateJobResponse, DeliveryStatus,
@@ -48,6 +53,7 @@ pub use operator::{
     JobStatus, JobView, ReassignRequest, ReceiptView, ReportView, RevocationStatus, RevocationView, StateChangeView,
     WipeResponse,
 };
+pub use ratelimit::EnrolRate;
 pub use server::{RunningServer, ServerConfig, Timeouts};
 
 /// A fresh operator token: 32 random bytes in hex, for when none is configured. Fails only when

@@ -8,7 +8,7 @@
 use clap::{Parser, Subcommand};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use jobseal_dispatch::{generate_operator_token, RunningServer, ServerConfig, Timeouts};
+use jobseal_dispatch::{generate_operator_token, EnrolRate, RunningServer, ServerConfig, Timeouts};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ const METRICS_TOKEN_ENV: &str = "JOBSEAL_METRICS_TOKEN";
 const SETTINGS_ENV_PREFIX: &str = "JOBSEAL_DISPATCH_";
 /// Every setting's key: in the configuration file, and lower-cased after the prefix in the
 /// environment.
-const SETTING_KEYS: [&str; 8] = [
+const SETTING_KEYS: [&str; 10] = [
     "database",
     "listen",
     "operator_token_file",
@@ -33,6 +33,8 @@ const SETTING_KEYS: [&str; 8] = [
     "log_format",
     "header_read_timeout_secs",
     "body_read_timeout_secs",
+    "enrol_burst",
+    "enrol_per_minute",
 ];
 /// Largest operator token file read; a generated token is 64 characters.
 const MAX_TOKEN_FILE_BYTES: u64 = 4096;
@@ -52,7 +54,7 @@ enum Command {
     /// Settings come from, in rising precedence: built-in defaults, the TOML file of --config,
     /// JOBSEAL_DISPATCH_* environment variables (JOBSEAL_DISPATCH_DATABASE, _LISTEN, _LOG,
     /// _LOG_FORMAT, _OPERATOR_TOKEN_FILE, _METRICS_TOKEN_FILE, _HEADER_READ_TIMEOUT_SECS,
-    /// _BODY_READ_TIMEOUT_SECS), then these flags. Tokens are never settings: they come from
+    /// _BODY_READ_TIMEOUT_SECS, _ENROL_BURST, _ENROL_PER_MINUTE), then these flags. Tokens are never settings: they come from
     /// owner-only files or from JOBSEAL_OPERATOR_TOKEN / JOBSEAL_METRICS_TOKEN.
     Serve {
         /// TOML configuration file (see docs/operations.md for its keys).
@@ -105,6 +107,10 @@ struct Settings {
     header_read_timeout_secs: u64,
     /// Seconds a request body may take to arrive.
     body_read_timeout_secs: u64,
+    /// Enrolment requests one source address may make at once.
+    enrol_burst: u32,
+    /// Enrolment requests per minute one source address may make after its burst.
+    enrol_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -119,6 +125,8 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             header_read_timeout_secs: timeouts.header_read.as_secs(),
             body_read_timeout_secs: timeouts.body_read.as_secs(),
+            enrol_burst: EnrolRate::default().burst,
+            enrol_per_minute: EnrolRate::default().per_minute,
         }
     }
 }
@@ -163,6 +171,9 @@ fn settings(
     }
     if settings.header_read_timeout_secs == 0 || settings.body_read_timeout_secs == 0 {
         return Err("configuration: timeouts must be at least 1 second".into());
+    }
+    if settings.enrol_burst == 0 || settings.enrol_per_minute == 0 {
+        return Err("configuration: enrol_burst and enrol_per_minute must be at least 1".into());
     }
     Ok(settings)
 }
@@ -233,6 +244,7 @@ fn serve(
             body_read: Duration::from_secs(settings.body_read_timeout_secs),
         },
         metrics_token,
+        enrol_rate: EnrolRate { burst: settings.enrol_burst, per_minute: settings.enrol_per_minute },
     })
     .map_err(|e| e.to_string())?;
     announce(format, &format!("listening on {}", server.base_url()));

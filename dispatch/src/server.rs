@@ -16,7 +16,9 @@
 
 use crate::api::router;
 use crate::error::DispatchError;
+use crate::ratelimit::{EnrolRate, SourceLimiter};
 use crate::service::Service;
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -75,6 +77,9 @@ pub struct ServerConfig {
     /// operator token. A separate token lets monitoring read counters without being able to
     /// create jobs or wipe devices.
     pub metrics_token: Option<String>,
+    /// How many enrolment requests one source address may make ([`EnrolRate::default`] unless
+    /// testing, or behind a proxy that limits them itself).
+    pub enrol_rate: EnrolRate,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -86,6 +91,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("operator_token", &"<redacted>")
             .field("timeouts", &self.timeouts)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
+            .field("enrol_rate", &self.enrol_rate)
             .finish()
     }
 }
@@ -111,8 +117,15 @@ async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, stopped: 
         tokio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                Ok((stream, peer)) => {
+                    // The peer's address goes with each request, for the per-source enrolment
+                    // limit (`crate::ratelimit`).
+                    let app = TowerToHyperService::new(app.clone());
+                    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        hyper::service::Service::call(&app, req)
+                    });
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
                     let connection = graceful.watch(connection);
                     // A connection's end (closed, timed out, or a protocol error) concerns that
                     // client only.
@@ -152,6 +165,7 @@ impl RunningServer {
             }
             service.set_metrics_token(token.trim());
         }
+        service.enrol_limiter = Some(SourceLimiter::new(config.enrol_rate));
         let timeouts = config.timeouts;
         let dispatch_key = service.public;
         let listener = std::net::TcpListener::bind(config.addr)?;

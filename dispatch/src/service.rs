@@ -39,6 +39,9 @@ pub(crate) struct Service {
     pub(crate) metrics_token_hash: Option<[u8; 32]>,
     /// The server's counters (`telemetry`).
     pub(crate) metrics: crate::telemetry::Metrics,
+    /// The per-source enrolment limit; `None` in-process ([`crate::router`]), where requests
+    /// have no peer address.
+    pub(crate) enrol_limiter: Option<crate::ratelimit::SourceLimiter>,
 }
 
 /// An enrolled device as the handlers need it.
@@ -64,6 +67,7 @@ impl Service {
             body_read_timeout: crate::server::Timeouts::default().body_read,
             metrics_token_hash: None,
             metrics: crate::telemetry::Metrics::new(),
+            enrol_limiter: None,
         })
     }
 

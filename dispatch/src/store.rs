@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// Schema version written to `PRAGMA user_version`.
-pub(crate) const VERSION: i64 = 3;
+pub(crate) const VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = r#"
 -- Dispatch's own X25519 key pair, made on first start. A production deployment keeps the secret
@@ -215,6 +215,27 @@ ALTER TABLE deliveries ADD COLUMN received_after_seq INTEGER;
 UPDATE deliveries SET received_after_seq = 0 WHERE status = 'received';
 "#;
 
+/// Version 4: limits that hold under abuse (issue 14).
+///
+/// - `applied_floor_seq`: every event key of the device with a `seq` below it has been pruned
+///   from `applied_events` and an event below it is never applied again (`crate::ingest`);
+///   `applied_pruned` counts the pruned keys, so the operator's count of applied events stays
+///   whole. The index finds the keys to prune without a scan.
+/// - `quota_*`: the device's current quota window (`crate::ingest::DeviceQuota`): when it began and
+///   how many new events, audit records and reports it brought in it.
+/// - `enrolment_codes.failed_attempts`: wrong proofs sent for the code; at
+///   `crate::enrolment::MAX_CODE_FAILURES` the code is locked (revoked).
+const SCHEMA_V4: &str = r#"
+ALTER TABLE devices ADD COLUMN applied_floor_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN applied_pruned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN quota_window_ms INTEGER;
+ALTER TABLE devices ADD COLUMN quota_events INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN quota_audit INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN quota_reports INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE enrolment_codes ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX applied_events_by_seq ON applied_events (device_id, seq);
+"#;
+
 /// Brings a database from schema `version` to [`VERSION`]. Each arm is one step; a future
 /// version adds an arm, so that every older database upgrades along the same path as a new one.
 fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError> {
@@ -224,6 +245,7 @@ fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError>
             0 => tx.execute_batch(SCHEMA_V1)?,
             1 => tx.execute_batch(SCHEMA_V2)?,
             2 => tx.execute_batch(SCHEMA_V3)?,
+            3 => tx.execute_batch(SCHEMA_V4)?,
             other => return Err(DispatchError::Integrity(format!("no upgrade from schema version {other}"))),
         }
         v += 1;
@@ -481,6 +503,54 @@ mod tests {
         let version: i64 = store.read(|tx| tx.query_row("PRAGMA user_version", [], |r| r.get(0))).unwrap();
         assert_eq!(version, VERSION);
         store.close();
+    }
+
+    /// A version 3 database (before issue 14's limits) upgrades with the limits' columns at
+    /// their neutral values: nothing pruned, no quota used, no failed code attempts; and it ends
+    /// with the same schema as a fresh database.
+    #[test]
+    fn a_version_3_database_is_upgraded_with_the_limits_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(SCHEMA_V2).unwrap();
+            conn.execute_batch(SCHEMA_V3).unwrap();
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO devices (device_id, identity_key, token_hash, enrolled_ms) VALUES ('d', x'00', x'01', 0);
+                 INSERT INTO enrolment_codes (code_id, proof_key, created_ms, expires_ms) VALUES ('C0DE0', x'00', 0, 1);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let row: (i64, i64, Option<i64>, i64, i64, i64, i64) = store
+            .read(|tx| {
+                tx.query_row(
+                    "SELECT applied_floor_seq, applied_pruned, quota_window_ms, quota_events, quota_audit,
+                            quota_reports, (SELECT failed_attempts FROM enrolment_codes)
+                     FROM devices",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                )
+            })
+            .unwrap();
+        assert_eq!(row, (0, 0, None, 0, 0, 0, 0));
+        let schema = |store: &Store| -> Vec<(String, String)> {
+            store
+                .read(|tx| {
+                    tx.prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")?
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect()
+                })
+                .unwrap()
+        };
+        let upgraded = schema(&store);
+        store.close();
+        let fresh = Store::open(&dir.path().join("fresh.db")).unwrap();
+        assert_eq!(upgraded, schema(&fresh));
+        fresh.close();
     }
 
     #[test]

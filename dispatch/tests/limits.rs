@@ -1,12 +1,22 @@
 //! Limits that hold under abuse (issue 14, part 3): what a caller without credentials, a client
-//! that sends the wrong kind of body, or a connection that stalls can make the server do. Each
-//! test talks to a real server over a real socket, most of them byte by byte, because what is
-//! under test is what the server does before a well-behaved client library would have finished.
+//! that sends the wrong kind of body, a connection that stalls, a device that pushes without
+//! end, or someone guessing enrolment codes can make the server do. Each test talks to a real
+//! server over a real socket, many of them byte by byte, because what is under test is what the
+//! server does before a well-behaved client library would have finished. Where a limit is about
+//! time (a quota window, the life of an applied key), the test moves the stored times back
+//! rather than wait.
 
-use jobseal_dispatch::{RunningServer, ServerConfig, Timeouts};
+use jobseal::enrolment::{build_request, EnrolmentCode};
+use jobseal::envelope::generate_keypair;
+use jobseal::sync::wire::{EventBody, OutboxEvent};
+use jobseal::{DeviceBundle, JobState, BUNDLE_FORMAT};
+use jobseal_dispatch::{
+    CodeStatus, EnrolRate, RunningServer, ServerConfig, Timeouts, APPLIED_KEY_HORIZON_MS, MAX_CODE_FAILURES,
+    MAX_REPORTS_PER_WINDOW, QUOTA_WINDOW_MS,
+};
 use jobseal_testkit::device::vault_at;
 use jobseal_testkit::server::{TestDispatch, OPERATOR_TOKEN};
-use jobseal_testkit::sheet::Sheet;
+use jobseal_testkit::sheet::{t0, Sheet};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -154,6 +164,11 @@ fn json_bodies_must_be_declared_as_json() {
 
 /// A server on a fresh database with short timeouts, and its folder.
 fn start_with(timeouts: Timeouts) -> (RunningServer, tempfile::TempDir) {
+    start_limited(timeouts, EnrolRate::default())
+}
+
+/// A server on a fresh database with the given timeouts and enrolment rate, and its folder.
+fn start_limited(timeouts: Timeouts, enrol_rate: EnrolRate) -> (RunningServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let server = RunningServer::start(ServerConfig {
         db_path: dir.path().join("dispatch.db"),
@@ -161,6 +176,7 @@ fn start_with(timeouts: Timeouts) -> (RunningServer, tempfile::TempDir) {
         operator_token: OPERATOR_TOKEN.into(),
         timeouts,
         metrics_token: None,
+        enrol_rate,
     })
     .unwrap();
     (server, dir)
@@ -278,4 +294,298 @@ fn shutdown_lets_a_request_in_flight_finish() {
     conn.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
     stopping.join().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-device quotas and the pruning of applied keys
+// ---------------------------------------------------------------------------------------------
+
+/// The nonce of the hand-made sync requests (a real device draws a fresh one each time).
+const NONCE: &str = "6e6f6e63652d666f722d746573742d6f6e6c792d6e6f742d72616e646f6d2121";
+
+/// An enrolled device with one job sealed to it, driven by hand-made sync requests.
+struct Pusher {
+    kit: TestDispatch,
+    device: Uuid,
+    token: String,
+    job: Uuid,
+    _vault: jobseal_testkit::device::TestVault,
+}
+
+impl Pusher {
+    fn start() -> Pusher {
+        let kit = TestDispatch::start();
+        let vault = vault_at(0);
+        let device = kit.enrol(&vault.vault, 2).device_id;
+        let token = vault.vault.device_token_insecure_for_testing().unwrap().unwrap();
+        let job = Uuid::new_v4();
+        kit.operator().create_job(device, &Sheet::new(job).json());
+        Pusher { kit, device, token, job, _vault: vault }
+    }
+
+    fn event(&self, seq: u64, body: EventBody) -> OutboxEvent {
+        OutboxEvent { key: Uuid::now_v7(), seq, job_id: Some(self.job), at: t0(), body }
+    }
+
+    fn report(&self, seq: u64) -> OutboxEvent {
+        self.event(seq, EventBody::Report { text: "Replaced the fake test router.".into() })
+    }
+
+    fn state(&self, seq: u64, from: JobState, to: JobState) -> OutboxEvent {
+        self.event(seq, EventBody::State { from, to })
+    }
+
+    /// Pushes `events`; the status, the `Retry-After` header if any, and the body.
+    fn push(&self, events: &[OutboxEvent]) -> (u16, Option<u64>, Value) {
+        let body = json!({"device_id": self.device, "events": events, "nonce": NONCE}).to_string();
+        let auth = format!("Bearer {}", self.token);
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        call_with_head(&self.kit, "POST", "/v1/sync", &headers, body.as_bytes())
+    }
+
+    /// The keys a 200 answer acknowledged.
+    fn acked(answer: &Value) -> Vec<Uuid> {
+        serde_json::from_value(answer["answer"]["acked"].clone()).unwrap()
+    }
+
+    /// Runs `sql` on the server's database from outside (to move stored times back).
+    fn age(&self, sql: &str) {
+        let db = rusqlite::Connection::open(self.kit.db_path()).unwrap();
+        db.busy_timeout(Duration::from_secs(5)).unwrap();
+        db.execute(sql, rusqlite::params![self.device.to_string()]).unwrap();
+    }
+
+    fn history(&self) -> usize {
+        self.kit.operator().job(self.job).history.len()
+    }
+
+    fn events_applied(&self) -> u64 {
+        self.kit.operator().device(self.device).events_applied
+    }
+}
+
+/// [`call`], also returning the answer's `Retry-After` header.
+fn call_with_head(
+    kit: &TestDispatch,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Option<u64>, Value) {
+    let mut conn = connect(kit, Duration::from_secs(30));
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8(answer).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete answer");
+    let retry_after = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("retry-after")))
+        .map(|(_, v)| v.trim().parse().unwrap());
+    (head[9..12].parse().unwrap(), retry_after, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A device that pushes more completion reports than [`MAX_REPORTS_PER_WINDOW`] in one window
+/// gets 429 `quota_exceeded` with `Retry-After` for the whole request, which changes nothing
+/// (not even the state change that came with the reports); resending what was already applied is
+/// not charged; once the window has passed the same request goes through, so the device's outbox
+/// is delayed, never jammed. Before issue 14 events, reports and audit records per device were
+/// unbounded.
+#[test]
+fn a_device_over_its_quota_is_refused_whole_until_the_window_has_passed() {
+    let p = Pusher::start();
+    let per_push = 500;
+    let full: Vec<Vec<OutboxEvent>> = (0..MAX_REPORTS_PER_WINDOW / per_push)
+        .map(|b| (1..=per_push).map(|i| p.report(b * per_push + i)).collect())
+        .collect();
+    for batch in &full {
+        let (status, _, answer) = p.push(batch);
+        assert_eq!(status, 200, "{answer}");
+    }
+    let next = MAX_REPORTS_PER_WINDOW + 1;
+    let over = vec![p.state(next, JobState::Assigned, JobState::EnRoute), p.report(next + 1)];
+    let (status, retry_after, answer) = p.push(&over);
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(answer["error"]["code"], "quota_exceeded", "{answer}");
+    assert_eq!(answer.as_object().unwrap().len(), 1, "{answer}");
+    let retry_after = retry_after.expect("a Retry-After header");
+    assert!(retry_after > 0 && retry_after <= (QUOTA_WINDOW_MS / 1000) as u64, "Retry-After: {retry_after}");
+    // Nothing of the refused request was applied.
+    assert_eq!(p.events_applied(), MAX_REPORTS_PER_WINDOW);
+    assert_eq!(p.history(), 0);
+    // A retry of what was applied (its answer lost) is acknowledged and costs no quota.
+    let (status, _, answer) = p.push(&full[0]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(Pusher::acked(&answer).len(), full[0].len());
+
+    // The window passes: the refused request goes through as it was.
+    p.age(&format!("UPDATE devices SET quota_window_ms = quota_window_ms - {QUOTA_WINDOW_MS} WHERE device_id = ?1"));
+    let (status, _, answer) = p.push(&over);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(Pusher::acked(&answer), over.iter().map(|e| e.key).collect::<Vec<_>>());
+    assert_eq!(p.history(), 1);
+    assert_eq!(p.events_applied(), MAX_REPORTS_PER_WINDOW + 2);
+}
+
+/// Applied keys are pruned once they can no longer be replayed (below the lowest `seq` of a
+/// later request, and older than the horizon), and a replay of the pruned events, byte for
+/// byte, is acknowledged and applied nothing: the job's history does not grow. A fresh key
+/// below the floor is not applied either. The operator's count of applied events keeps the
+/// pruned ones. Before issue 14 the ledger was never pruned.
+#[test]
+fn pruned_keys_are_gone_and_their_replay_is_still_not_applied_twice() {
+    let p = Pusher::start();
+    let first =
+        vec![p.state(1, JobState::Assigned, JobState::EnRoute), p.state(2, JobState::EnRoute, JobState::OnSite)];
+    assert_eq!(p.push(&first).0, 200);
+    assert_eq!(p.history(), 2);
+    let keys = |p: &Pusher| -> i64 {
+        let db = rusqlite::Connection::open(p.kit.db_path()).unwrap();
+        db.query_row("SELECT count(*) FROM applied_events WHERE device_id = ?1", [p.device.to_string()], |r| r.get(0))
+            .unwrap()
+    };
+
+    // Within the horizon nothing is pruned, whatever comes next.
+    assert_eq!(p.push(&[p.report(3)]).0, 200);
+    assert_eq!(keys(&p), 3);
+    // Past it, the next request prunes every key below its lowest seq.
+    p.age(&format!(
+        "UPDATE applied_events SET applied_ms = applied_ms - {APPLIED_KEY_HORIZON_MS} - 1 WHERE device_id = ?1"
+    ));
+    assert_eq!(p.push(&[p.report(4)]).0, 200);
+    assert_eq!(keys(&p), 1, "the keys below seq 4 are pruned");
+    assert_eq!(p.events_applied(), 4);
+
+    // The first request replayed exactly: acknowledged, not applied again.
+    let (status, _, answer) = p.push(&first);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(Pusher::acked(&answer), first.iter().map(|e| e.key).collect::<Vec<_>>());
+    assert_eq!(p.history(), 2, "a replayed pruned key was applied twice");
+    // An event below the floor under a fresh key: acknowledged, not applied.
+    let late = p.state(2, JobState::OnSite, JobState::Completed);
+    let (status, _, answer) = p.push(std::slice::from_ref(&late));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(Pusher::acked(&answer), vec![late.key]);
+    assert_eq!(p.history(), 2);
+    assert_eq!(keys(&p), 1);
+    assert_eq!(p.events_applied(), 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrolment: per code and per source
+// ---------------------------------------------------------------------------------------------
+
+/// A bundle of a new device with one prekey, and its identity secret.
+fn bundle() -> (jobseal::SecretKey, DeviceBundle) {
+    let (identity, identity_key) = generate_keypair().unwrap();
+    let prekeys = vec![jobseal::Prekey { id: 1, public_key: generate_keypair().unwrap().1 }];
+    (identity, DeviceBundle { format: BUNDLE_FORMAT.into(), device_id: Uuid::new_v4(), identity_key, prekeys })
+}
+
+/// An issued code's id with another secret part: what a guesser (or a bad typist) sends.
+fn guess(code: &EnrolmentCode) -> EnrolmentCode {
+    let other = EnrolmentCode::generate().unwrap();
+    EnrolmentCode::parse(&format!("{}{}", code.id(), &other.display()[5..])).unwrap()
+}
+
+/// [`MAX_CODE_FAILURES`] wrong proofs for one code lock it: its holder, coming with the right
+/// code afterwards, gets 403 and enrols nothing, and the operator sees the code revoked. One
+/// wrong proof fewer leaves a code usable. Before issue 14 a code could be tried without end.
+#[test]
+fn an_enrolment_code_is_locked_after_too_many_wrong_proofs() {
+    let kit = TestDispatch::start();
+    let (op, client) = (kit.operator(), kit.client());
+    let enrol = |code: &EnrolmentCode| {
+        let (identity, bundle) = bundle();
+        let req = build_request(bundle, &identity, &kit.key(), Some(code)).unwrap();
+        client.post("/v1/enrol", None, &serde_json::to_value(&req).unwrap())
+    };
+    let issued = |op: &jobseal_testkit::Operator| EnrolmentCode::parse(&op.issue_code().code).unwrap();
+
+    // One short of the limit: the right code still enrols.
+    let almost = issued(&op);
+    for _ in 1..MAX_CODE_FAILURES {
+        assert_eq!(enrol(&guess(&almost)).0, 401);
+    }
+    let (status, answer) = enrol(&almost);
+    assert_eq!(status, 200, "{answer}");
+
+    let locked = issued(&op);
+    for _ in 0..MAX_CODE_FAILURES {
+        let (status, answer) = enrol(&guess(&locked));
+        assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthorized")), "{answer}");
+    }
+    let (status, answer) = enrol(&locked);
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["error"]["code"], "forbidden", "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("locked"), "{answer}");
+    let view = op.codes().codes.into_iter().find(|c| c.code_id == locked.id()).unwrap();
+    assert_eq!(view.status, CodeStatus::Revoked);
+    assert!(view.used_by.is_none());
+}
+
+/// One address that sends more enrolment requests than its burst gets 429 `rate_limited` with
+/// `Retry-After`, counted before the body is read (a request that announces a large body and
+/// sends none is answered at once), and even a valid enrolment from it waits; the limit is per
+/// address, and the other endpoints are not limited by it. Before issue 14 one source could
+/// enrol as fast as it liked (measured: 56 enrolments/s of 2,000 prekeys each).
+#[test]
+fn one_source_cannot_hammer_enrolment() {
+    let (server, _dir) = start_limited(Timeouts::default(), EnrolRate { burst: 3, per_minute: 1 });
+    let client = jobseal_testkit::Client::new(&server.base_url());
+    for _ in 0..3 {
+        assert_eq!(client.post("/v1/enrol", None, &json!({})).0, 400);
+    }
+    // Over the limit: refused before the body, which never comes.
+    let mut conn = TcpStream::connect(server.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(
+        b"POST /v1/enrol HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 429");
+
+    // A genuine enrolment from the same address is refused too, with the one error shape.
+    let operator = jobseal_testkit::Operator::new(&server.base_url(), OPERATOR_TOKEN);
+    let code = EnrolmentCode::parse(&operator.issue_code().code).unwrap();
+    let (identity, bundle) = bundle();
+    let req = build_request(bundle.clone(), &identity, &server.dispatch_key(), Some(&code)).unwrap();
+    let mut conn = TcpStream::connect(server.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let body = serde_json::to_vec(&req).unwrap();
+    write!(
+        conn,
+        "POST /v1/enrol HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(&body).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    let retry_after: u64 = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: ").or_else(|| l.strip_prefix("Retry-After: ")))
+        .expect("a Retry-After header")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    let status = operator.call("GET", &format!("/v1/operator/devices/{}", bundle.device_id), None).0;
+    assert_eq!(status, 404, "the refused enrolment enrolled nothing");
+    // Other endpoints are not counted against the enrolment limit.
+    assert_eq!(client.get("/v1/dispatch-key", None).0, 200);
+    server.shutdown();
 }

@@ -169,6 +169,8 @@ fn settings_come_from_the_file_then_the_environment_then_the_flags() {
     assert!(refused(d, &["serve", "--config", "missing.toml"], &token).contains("missing.toml"));
     let zero = [("JOBSEAL_OPERATOR_TOKEN", OPERATOR_TOKEN), ("JOBSEAL_DISPATCH_BODY_READ_TIMEOUT_SECS", "0")];
     assert!(refused(d, &config, &zero).contains("timeouts"));
+    let zero = [("JOBSEAL_OPERATOR_TOKEN", OPERATOR_TOKEN), ("JOBSEAL_DISPATCH_ENROL_BURST", "0")];
+    assert!(refused(d, &config, &zero).contains("enrol_burst"));
     assert!(!d.join("typo.db").exists());
 
     // A token is not a setting: written into the file it is refused, and not repeated.
@@ -314,6 +316,7 @@ fn metrics_count_syncs_events_and_refusals_behind_their_own_token() {
         operator_token: OPERATOR_TOKEN.into(),
         timeouts: Timeouts::default(),
         metrics_token: Some(METRICS_TOKEN.into()),
+        enrol_rate: jobseal_dispatch::EnrolRate::default(),
     })
     .unwrap();
     let base = server.base_url();

@@ -32,7 +32,7 @@ const RESET_EVERY: u32 = 300;
 /// The fixture's operator token (fake).
 const OPERATOR_TOKEN: &str = "fuzz-operator-token-0000000000000000";
 /// The statuses docs/sync.md documents, except 500 (a server failure: never for bad input).
-const DOCUMENTED: [u16; 9] = [200, 400, 401, 403, 404, 405, 409, 413, 415];
+const DOCUMENTED: [u16; 10] = [200, 400, 401, 403, 404, 405, 409, 413, 415, 429];
 
 /// One fuzz input: up to four requests, sent in order.
 #[derive(Arbitrary, Debug)]

@@ -43,6 +43,10 @@ impl TestDispatch {
             operator_token: OPERATOR_TOKEN.into(),
             timeouts: jobseal_dispatch::Timeouts::default(),
             metrics_token: None,
+            // Every test's devices enrol from loopback, some hundreds of times in a run (the
+            // power-loss suite): the per-source limit is tested on a server of its own
+            // (`dispatch/tests/limits.rs::one_source_cannot_hammer_enrolment`).
+            enrol_rate: jobseal_dispatch::EnrolRate { burst: u32::MAX, per_minute: u32::MAX },
         })
         .expect("dispatch starts");
         self.server = Some(server);

@@ -290,6 +290,8 @@ fn main() {
                     operator_token: token.clone(),
                     timeouts: jobseal_dispatch::Timeouts::default(),
                     metrics_token: None,
+                    // Every simulated device enrols from loopback: no per-source limit.
+                    enrol_rate: jobseal_dispatch::EnrolRate { burst: u32::MAX, per_minute: u32::MAX },
                 })
                 .expect("dispatch starts");
                 let base = server.base_url();
