@@ -133,6 +133,30 @@ pub(crate) fn revoke(
     Ok(n == 1)
 }
 
+/// The earliest time a sheet may name, 2020-01-01T00:00:00Z in ms: anything earlier is a wrong
+/// clock or a typing error in the dispatcher's system, not a job.
+const EARLIEST_SHEET_TIME_MS: i64 = 1_577_836_800_000;
+/// How far past dispatch's clock a sheet's times may reach: ten years (in ms).
+const SHEET_HORIZON_MS: i64 = 10 * 366 * 24 * 3600 * 1000;
+
+/// Refuses a sheet whose window or hard expiry lies outside [2020-01-01, now + 10 years]: such a
+/// time would be shown to the technician and the privacy officer, and would decide when the
+/// customer's data may be read. The error names the field, never a value.
+fn check_sheet_times(sheet: &JobSheet, now_ms: i64) -> Result<(), ApiError> {
+    let latest = now_ms.saturating_add(SHEET_HORIZON_MS);
+    for (name, at) in
+        [("window.start", sheet.window.start), ("window.end", sheet.window.end), ("access.hard_expiry", sheet.access.hard_expiry)]
+    {
+        let ms = at.timestamp_millis();
+        if !(EARLIEST_SHEET_TIME_MS..=latest).contains(&ms) {
+            return Err(ApiError::bad_request(format!(
+                "sheet {name} must lie between 2020-01-01 and ten years after dispatch's clock"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Service {
     /// `POST /v1/operator/jobs`.
     pub(crate) fn create_job(&self, body: &[u8]) -> Result<CreateJobResponse, ApiError> {
@@ -143,9 +167,10 @@ impl Service {
         let sheet_bytes = serde_json::to_vec(&req.sheet).map_err(|e| ApiError::internal(&e))?;
         // The core's validation errors name fields, never values, so they can be returned as is.
         let sheet = JobSheet::from_json(&sheet_bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let now = now();
+        check_sheet_times(&sheet, now)?;
         let (job_id, version) = (sheet.job_id, sheet.version);
         drop(sheet);
-        let now = now();
         self.store.write(|tx| {
             let device = require_device(tx, req.device_id)?;
             if device.wiped {

@@ -589,3 +589,31 @@ fn one_source_cannot_hammer_enrolment() {
     assert_eq!(client.get("/v1/dispatch-key", None).0, 200);
     server.shutdown();
 }
+
+/// A sheet whose times are outside any sane range (the epoch, the year 2999) is refused with a
+/// 400 naming the field, and nothing is stored; the fixture's 2030 sheets pass.
+#[test]
+fn sheet_times_outside_a_sane_range_are_refused() {
+    use chrono::TimeZone;
+    let kit = TestDispatch::start();
+    let op = kit.operator();
+    let vault = vault_at(0);
+    let device = kit.enrol(&vault.vault, 3).device_id;
+    let epoch = chrono::Utc.timestamp_opt(0, 0).unwrap();
+    let far = chrono::Utc.with_ymd_and_hms(2999, 1, 1, 0, 0, 0).unwrap();
+    // Whole days out of range: the sheet's own rules (expiry at most 14 days after the window
+    // opens) hold, only the absolute times are wrong.
+    let day = |start: chrono::DateTime<chrono::Utc>| {
+        Sheet::new(Uuid::new_v4())
+            .window(start, start + chrono::Duration::hours(2))
+            .expiry(start + chrono::Duration::days(1))
+    };
+    let cases = [("window.start", day(epoch)), ("window.start", day(far))];
+    for (field, sheet) in cases {
+        let (status, body) = op.post_job(device, &sheet.json());
+        assert_eq!(status, 400, "{field}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(field), "{body}");
+        assert_eq!(op.call("GET", &format!("/v1/operator/jobs/{}", sheet.id()), None).0, 404, "{field} was stored");
+    }
+    assert_eq!(op.post_job(device, &Sheet::new(Uuid::new_v4()).json()).0, 200);
+}
