@@ -30,6 +30,7 @@ mod enrolment;
 mod error;
 mod ingest;
 mod jobs;
+pub mod openapi;
 pub mod operator;
 mod server;
 mod service;

@@ -9,6 +9,7 @@
 mod api;
 mod engine;
 mod limits;
+mod openapi;
 mod vectors;
 
 #[test]
