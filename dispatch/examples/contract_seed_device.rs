@@ -1,8 +1,9 @@
 //! Test helper of the contract test (`dispatch/contract/run-schemathesis.sh`), not a tool: it
 //! enrols one fake device with a running dispatch server the way a real device does (an
 //! operator-issued code, the core's own enrolment over HTTP), gives it a job with an obviously
-//! fake sheet so that its syncs carry an envelope, and prints the device's token on stdout, so
-//! that schemathesis can reach the device endpoints past their 401.
+//! fake sheet so that its syncs carry an envelope, and prints on stdout, one a line, the device's
+//! token (so that schemathesis reaches the device endpoints past their 401), the device id and
+//! the job id (so that it reaches the operator views past their 404).
 //!
 //! Usage: `JOBSEAL_OPERATOR_TOKEN=... contract_seed_device http://127.0.0.1:PORT DIR` (the
 //! operator token from the environment, never the command line; the vault lives in `DIR`).
@@ -25,7 +26,7 @@ fn main() {
     let code = operator.issue_code().code;
     let bundle =
         vault.enrol_with_dispatch(&HttpTransport::new(&base_url), None, 3, Some(&code)).expect("the device enrols");
-    operator.create_job(bundle.device_id, &Sheet::new(Uuid::new_v4()).json());
+    let job = operator.create_job(bundle.device_id, &Sheet::new(Uuid::new_v4()).json()).job_id;
     let device_token = vault.device_token_insecure_for_testing().expect("the vault reads").expect("enrolled");
-    println!("{device_token}");
+    println!("{device_token}\n{}\n{job}", bundle.device_id);
 }
