@@ -16,7 +16,7 @@
 set -euo pipefail
 
 SCHEMATHESIS_VERSION=4.32.5
-EXAMPLES="${JOBSEAL_SCHEMATHESIS_EXAMPLES:-40}"
+EXAMPLES="${JOBSEAL_SCHEMATHESIS_EXAMPLES:-100}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 VENV="${JOBSEAL_SCHEMATHESIS_VENV:-$HOME/.cache/jobseal/schemathesis-$SCHEMATHESIS_VERSION}"
@@ -64,7 +64,7 @@ done
 [ -n "$BASE" ] || { echo "the server did not say where it listens" >&2; exit 1; }
 
 seed="$("$TARGET/debug/examples/contract_seed_device" "$BASE" "$WORK/vault")"
-{ read -r JOBSEAL_DEVICE_TOKEN; read -r DEVICE_ID; read -r JOB_ID; } <<<"$seed"
+{ read -r JOBSEAL_DEVICE_TOKEN; read -r DEVICE_ID; read -r JOB_ID; read -r CODE_ID; } <<<"$seed"
 export JOBSEAL_DEVICE_TOKEN
 # The seeded ids (not secrets), offered half of the time for the operator views' path ids, so
 # that those are tested past their 404 too.
@@ -78,6 +78,9 @@ values = ["$JOB_ID"]
 [dictionaries.devices]
 values = ["$DEVICE_ID"]
 
+[dictionaries.codes]
+values = ["$CODE_ID"]
+
 [[operations]]
 include-path-regex = "^/v1/operator/jobs/"
 parameters = { "path.id" = { dictionary = "jobs", probability = 0.5 } }
@@ -85,6 +88,10 @@ parameters = { "path.id" = { dictionary = "jobs", probability = 0.5 } }
 [[operations]]
 include-path-regex = "^/v1/operator/devices/"
 parameters = { "path.id" = { dictionary = "devices", probability = 0.5 } }
+
+[[operations]]
+include-path-regex = "^/v1/operator/enrolment-codes/"
+parameters = { "path.id" = { dictionary = "codes", probability = 0.5 } }
 EOF
 
 # The checks of issue 14, plus: 405 for an undocumented method, and a request without (or with

@@ -3,7 +3,8 @@
 //! operator-issued code, the core's own enrolment over HTTP), gives it a job with an obviously
 //! fake sheet so that its syncs carry an envelope, and prints on stdout, one a line, the device's
 //! token (so that schemathesis reaches the device endpoints past their 401), the device id and
-//! the job id (so that it reaches the operator views past their 404).
+//! the job id, and the id of a further unused enrolment code (so that it reaches the operator
+//! views past their 404).
 //!
 //! Usage: `JOBSEAL_OPERATOR_TOKEN=... contract_seed_device http://127.0.0.1:PORT DIR` (the
 //! operator token from the environment, never the command line; the vault lives in `DIR`).
@@ -28,5 +29,6 @@ fn main() {
         vault.enrol_with_dispatch(&HttpTransport::new(&base_url), None, 3, Some(&code)).expect("the device enrols");
     let job = operator.create_job(bundle.device_id, &Sheet::new(Uuid::new_v4()).json()).job_id;
     let device_token = vault.device_token_insecure_for_testing().expect("the vault reads").expect("enrolled");
-    println!("{device_token}\n{}\n{job}", bundle.device_id);
+    let spare_code = operator.issue_code().code_id;
+    println!("{device_token}\n{}\n{job}\n{spare_code}", bundle.device_id);
 }

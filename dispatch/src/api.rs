@@ -282,7 +282,8 @@ async fn list_codes(State(service): State<Shared>, headers: HeaderMap) -> ApiRes
 
 #[utoipa::path(post, path = "/v1/operator/enrolment-codes/{id}/revoke", tag = "operator", operation_id = "revoke_code",
     security(("operator_token" = [])),
-    params(("id" = String, Path, description = "The code's public id: its first group of 5 characters.")),
+    params(("id" = String, Path, pattern = "^[0-9A-HJKMNP-TV-Z]{5}$",
+        description = "The code's public id: its first group of 5 characters.")),
     responses((status = 200, description = "The code's view; an unused code is now revoked, a used or revoked one is left as it was. Any request body is ignored.",
         body = EnrolmentCodeView)))]
 async fn revoke_code(

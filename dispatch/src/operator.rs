@@ -348,8 +348,10 @@ pub struct IssueCodeRequest {
 #[serde(deny_unknown_fields)]
 pub struct IssuedCode {
     /// The code to give the technician, e.g. `7K2QD-...` (4 groups of 5 characters).
+    #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){3}$")]
     pub code: String,
     /// Its public id (the first group), as listed and revoked.
+    #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{5}$")]
     pub code_id: String,
     /// The only device it may enrol, if bound to one.
     pub device_id: Option<Uuid>,
@@ -387,6 +389,7 @@ pub enum CodeStatus {
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentCodeView {
     /// The code's public id.
+    #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{5}$")]
     pub code_id: String,
     /// Where it stands.
     pub status: CodeStatus,

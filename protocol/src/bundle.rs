@@ -25,6 +25,7 @@ pub const MAX_PREKEYS_HELD: u32 = 2000;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceBundle {
     /// Always [`BUNDLE_FORMAT`].
+    #[cfg_attr(feature = "openapi", schema(pattern = "^jobseal\\.bundle\\.v1$"))]
     pub format: String,
     /// The device's identity, bound into every envelope sealed to it.
     pub device_id: Uuid,

@@ -330,10 +330,11 @@ impl utoipa::PartialSchema for PublicKey {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::String)
-            .pattern(Some("^[0-9a-fA-F]{64}$"))
+            .pattern(Some("^[0-9a-fA-F]{62}[0-7][0-9a-fA-F]$"))
             .description(Some(
                 "An X25519 public key: its 32 bytes as 64 hex characters (sent lowercase, either case \
-                 accepted). All-zero, low-order and non-canonical keys are refused.",
+                 accepted; the top bit of the last byte clear). All-zero, low-order and non-canonical \
+                 keys are refused.",
             ))
             .into()
     }

@@ -42,6 +42,7 @@ pub struct DispatchKeyResponse {
 pub struct EnrolRequest {
     /// Always [`crate::enrolment::ENROL_REQUEST_FORMAT`]; a request without it (protocol v1, a
     /// bare bundle) is refused.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^jobseal\\.enrol\\.v2$"))]
     pub format: String,
     /// The bundle from `jobseal::Vault::enrol` (the core).
     pub bundle: DeviceBundle,
