@@ -99,6 +99,8 @@ EOF
 CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 CHECKS="$CHECKS,unsupported_method,ignored_auth"
 status=0
+# From the temporary directory: schemathesis keeps a cache (`.schemathesis/`) in its working one.
+cd "$WORK"
 "$VENV/bin/schemathesis" --config-file "$CONFIG" --no-color \
     run "$ROOT/docs/openapi.json" --url "$BASE" \
     --checks "$CHECKS" --max-examples "$EXAMPLES" --seed 14 --workers 1 \

@@ -322,3 +322,83 @@ fn every_event_kind_validates_and_what_serde_refuses_the_schema_refuses() {
     short["nonce"] = json!("ab".repeat(16));
     assert_invalid(&doc, "SyncRequest", &short, "a 16-byte nonce");
 }
+
+/// What schemathesis does not send, sent by hand to every documented operation: no token, a
+/// wrong token, the right token with a body of another declared type, malformed JSON, a body
+/// over the limit, and a path id that is no id. Every answer's status is one the document lists
+/// for that operation, with the one error body.
+#[test]
+fn hostile_requests_get_only_documented_statuses() {
+    let doc = document();
+    let kit = TestDispatch::start();
+    let device = vault_at(0);
+    kit.enrol(&device.vault, 1);
+    let device_token = device.vault.device_token_insecure_for_testing().unwrap().unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let error_body = validator(&doc, "ErrorBody");
+    let send = |method: &str, path: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>| {
+        let url = format!("{}{path}", kit.base_url());
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let result = if method == "get" {
+            let mut req = agent.get(&url);
+            if let Some(a) = &auth {
+                req = req.header("Authorization", a);
+            }
+            req.call()
+        } else {
+            let mut req = agent.post(&url);
+            if let Some(a) = &auth {
+                req = req.header("Authorization", a);
+            }
+            if let Some(ct) = content_type {
+                req = req.header("Content-Type", ct);
+            }
+            req.send(body)
+        };
+        let mut resp = result.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap_or_default())
+    };
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let documented: BTreeSet<u16> =
+                op["responses"].as_object().unwrap().keys().map(|s| s.parse().unwrap()).collect();
+            let scheme = op["security"][0].as_object().and_then(|s| s.keys().next().cloned());
+            let token = match scheme.as_deref() {
+                Some("operator_token") => Some(OPERATOR_TOKEN),
+                Some("device_token") => Some(device_token.as_str()),
+                _ => None,
+            };
+            let concrete = path.replace("{id}", "00000000-0000-4000-8000-000000000001");
+            let json = Some("application/json");
+            let mut cases = vec![
+                ("no token", send(method, &concrete, None, json, b"{}".to_vec())),
+                ("a wrong token", send(method, &concrete, Some(&"0".repeat(64)), json, b"{}".to_vec())),
+                ("a text/plain body", send(method, &concrete, token, Some("text/plain"), b"{}".to_vec())),
+                ("malformed JSON", send(method, &concrete, token, json, b"{\"a\":".to_vec())),
+                ("a body over 1 MiB", send(method, &concrete, token, json, vec![b' '; 1024 * 1024 + 1])),
+            ];
+            if path.contains("{id}") {
+                for bad in ["not-an-id", "%FF", "00000000-0000-4000-8000-00000000000g"] {
+                    cases.push((
+                        "a malformed path id",
+                        send(method, &path.replace("{id}", bad), token, json, Vec::new()),
+                    ));
+                }
+            }
+            for (what, (status, body)) in cases {
+                assert!(
+                    documented.contains(&status),
+                    "{method} {path} with {what} answered {status}, which the document does not list"
+                );
+                if status >= 400 {
+                    let body: Value = serde_json::from_str(&body).unwrap();
+                    assert!(error_body.is_valid(&body), "{method} {path} with {what}: not the error body");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 14 * 5, "only {checked} requests were checked");
+}
