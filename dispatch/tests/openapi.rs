@@ -402,3 +402,28 @@ fn hostile_requests_get_only_documented_statuses() {
     }
     assert!(checked >= 14 * 5, "only {checked} requests were checked");
 }
+
+/// The error codes the document lists (`ErrorDetail.code`) are exactly those `error.rs` can
+/// put in an answer (each `Self::new(StatusCode::..., "code", ...)`), so a new code cannot be
+/// sent without the contract saying so.
+#[test]
+fn the_documented_error_codes_are_the_ones_the_server_sends() {
+    let src = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/error.rs")).unwrap();
+    let mut sent = BTreeSet::new();
+    for after in src.split("StatusCode::").skip(1) {
+        let Some((_, rest)) = after.split_once(',') else { continue };
+        let rest = rest.trim_start();
+        if let Some(quoted) = rest.strip_prefix('"') {
+            sent.insert(quoted.split('"').next().unwrap().to_owned());
+        }
+    }
+    assert!(sent.len() >= 10, "the scan of error.rs found too few codes: {sent:?}");
+    let doc = document();
+    let documented: BTreeSet<String> = doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent, documented);
+}
