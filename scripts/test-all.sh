@@ -15,6 +15,8 @@ bash android-demo/run-jvm-tests.sh
 echo "== Android library: its Kotlin against the Android framework and WorkManager; logic and the forUnitTests jar on the JVM"
 bash bindings/android/run-jvm-tests.sh
 
+echo "== Dispatch: schemathesis against the running server, from docs/openapi.json (no 5xx, only documented statuses and shapes)"
+bash dispatch/contract/run-schemathesis.sh
 echo "== Dispatch: the privacy officer's console in headless Chromium after a demo day"
 bash dispatch/console-test/run.sh
 

@@ -20,7 +20,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use jobseal_protocol::wire::{DispatchKeyResponse, EnrolResponse, MAX_BODY_BYTES};
+use jobseal_protocol::wire::{
+    DispatchKeyResponse, EnrolRequest, EnrolResponse, PrekeysRequest, SyncRequest, MAX_BODY_BYTES,
+};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -56,6 +58,7 @@ pub(crate) fn router(service: Shared) -> Router {
         .route("/v1/operator/enrolment-codes", post(issue_code).get(list_codes))
         .route("/v1/operator/enrolment-codes/{id}/revoke", post(revoke_code))
         .route("/metrics", get(crate::telemetry::metrics))
+        .route(crate::openapi::PATH, get(crate::openapi::serve))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(service.clone())
@@ -143,10 +146,15 @@ pub(crate) fn parse_id(raw: PathId, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(&raw).map_err(|_| ApiError::bad_request(format!("the {what} id in the path must be a UUID")))
 }
 
+#[utoipa::path(get, path = "/v1/dispatch-key", tag = "device", operation_id = "dispatch_key",
+    responses((status = 200, description = "Dispatch's public key, which devices pin.", body = DispatchKeyResponse)))]
 async fn dispatch_key(State(service): State<Shared>) -> Json<DispatchKeyResponse> {
     Json(DispatchKeyResponse { dispatch_key: service.public })
 }
 
+#[utoipa::path(post, path = "/v1/enrol", tag = "device", operation_id = "enrol",
+    request_body(content = EnrolRequest, description = "A device bundle with a code proof and an identity proof (docs/sync.md 4.2)."),
+    responses((status = 200, description = "Enrolled, or enrolled again: a new sealed device token.", body = EnrolResponse)))]
 /// `POST /v1/enrol`. The per-source limit is counted first, before the body is read: a refused
 /// caller costs a map lookup (`crate::ratelimit`).
 async fn enrol(
@@ -163,6 +171,10 @@ async fn enrol(
     blocking(&service, move |s| s.enrol(&body)).await
 }
 
+#[utoipa::path(post, path = "/v1/prekeys", tag = "device", operation_id = "prekeys",
+    security(("device_token" = [])), request_body = PrekeysRequest,
+    responses((status = 200, description = "Stored; the answer is MAC-ed over the request's nonce (docs/sync.md 4.5).",
+        body = crate::openapi::AuthenticatedPrekeysResponse)))]
 async fn prekeys(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let headers = authenticate_device(&service, headers).await?;
     require_json(&headers)?;
@@ -170,6 +182,10 @@ async fn prekeys(State(service): State<Shared>, headers: HeaderMap, body: Body) 
     authenticated(blocking(&service, move |s| s.add_prekeys(&headers, &body)).await?)
 }
 
+#[utoipa::path(post, path = "/v1/sync", tag = "device", operation_id = "sync",
+    security(("device_token" = [])), request_body = SyncRequest,
+    responses((status = 200, description = "Applied; the answer is MAC-ed over the request's nonce (docs/sync.md 4.5).",
+        body = crate::openapi::AuthenticatedSyncResponse)))]
 async fn sync(State(service): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let headers = authenticate_device(&service, headers).await?;
     require_json(&headers)?;
@@ -194,6 +210,9 @@ fn authenticated(Json(body): Json<Vec<u8>>) -> Result<Response, ApiError> {
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+#[utoipa::path(post, path = "/v1/operator/jobs", tag = "operator", operation_id = "create_job",
+    security(("operator_token" = [])), request_body = crate::operator::CreateJobRequest,
+    responses((status = 200, description = "Sealed and queued (or waiting for the device's prekeys).", body = CreateJobResponse)))]
 async fn create_job(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<CreateJobResponse> {
     service.check_operator(&headers)?;
     require_json(&headers)?;
@@ -201,12 +220,18 @@ async fn create_job(State(service): State<Shared>, headers: HeaderMap, body: Bod
     blocking(&service, move |s| s.create_job(&body)).await
 }
 
+#[utoipa::path(get, path = "/v1/operator/jobs/{id}", tag = "operator", operation_id = "job_view",
+    security(("operator_token" = [])), params(("id" = Uuid, Path, description = "The job id.")),
+    responses((status = 200, description = "Everything dispatch knows happened to the job.", body = JobView)))]
 async fn job_view(State(service): State<Shared>, headers: HeaderMap, id: PathId) -> ApiResult<JobView> {
     service.check_operator(&headers)?;
     let id = parse_id(id, "job")?;
     blocking(&service, move |s| s.job_view(id)).await
 }
 
+#[utoipa::path(post, path = "/v1/operator/jobs/{id}/cancel", tag = "operator", operation_id = "cancel_job",
+    security(("operator_token" = [])), params(("id" = Uuid, Path, description = "The job id.")),
+    responses((status = 200, description = "Cancelled; a revocation is queued for the assigned device. Any request body is ignored.", body = JobView)))]
 async fn cancel_job(State(service): State<Shared>, headers: HeaderMap, id: PathId, body: Body) -> ApiResult<JobView> {
     // The body is unused but still bounded, so an oversized one gets the same 413 everywhere.
     service.check_operator(&headers)?;
@@ -215,6 +240,10 @@ async fn cancel_job(State(service): State<Shared>, headers: HeaderMap, id: PathI
     blocking(&service, move |s| s.cancel_job(id)).await
 }
 
+#[utoipa::path(post, path = "/v1/operator/jobs/{id}/reassign", tag = "operator", operation_id = "reassign_job",
+    security(("operator_token" = [])), params(("id" = Uuid, Path, description = "The job id.")),
+    request_body = crate::operator::ReassignRequest,
+    responses((status = 200, description = "Revoked on the old device and sealed for the new one.", body = JobView)))]
 async fn reassign_job(State(service): State<Shared>, headers: HeaderMap, id: PathId, body: Body) -> ApiResult<JobView> {
     service.check_operator(&headers)?;
     require_json(&headers)?;
@@ -223,12 +252,18 @@ async fn reassign_job(State(service): State<Shared>, headers: HeaderMap, id: Pat
     blocking(&service, move |s| s.reassign_job(id, &body)).await
 }
 
+#[utoipa::path(get, path = "/v1/operator/devices/{id}", tag = "operator", operation_id = "device_view",
+    security(("operator_token" = [])), params(("id" = Uuid, Path, description = "The device id.")),
+    responses((status = 200, description = "The device's summary.", body = DeviceView)))]
 async fn device_view(State(service): State<Shared>, headers: HeaderMap, id: PathId) -> ApiResult<DeviceView> {
     service.check_operator(&headers)?;
     let id = parse_id(id, "device")?;
     blocking(&service, move |s| s.device_view(id)).await
 }
 
+#[utoipa::path(post, path = "/v1/operator/devices/{id}/wipe", tag = "operator", operation_id = "wipe_device",
+    security(("operator_token" = [])), params(("id" = Uuid, Path, description = "The device id.")),
+    responses((status = 200, description = "Wiped; every job without a verified receipt is revoked on it. Any request body is ignored.", body = WipeResponse)))]
 async fn wipe_device(
     State(service): State<Shared>,
     headers: HeaderMap,
@@ -241,6 +276,11 @@ async fn wipe_device(
     blocking(&service, move |s| s.wipe_device(id)).await
 }
 
+#[utoipa::path(post, path = "/v1/operator/enrolment-codes", tag = "operator", operation_id = "issue_code",
+    security(("operator_token" = [])),
+    request_body(content = Option<crate::operator::IssueCodeRequest>,
+        description = "May be empty, or `{}`: a code for any new device, valid 24 hours."),
+    responses((status = 200, description = "A one-time enrolment code, shown this once.", body = IssuedCode)))]
 async fn issue_code(State(service): State<Shared>, headers: HeaderMap, body: Body) -> ApiResult<IssuedCode> {
     service.check_operator(&headers)?;
     require_json(&headers)?;
@@ -248,11 +288,20 @@ async fn issue_code(State(service): State<Shared>, headers: HeaderMap, body: Bod
     blocking(&service, move |s| s.issue_code(&body)).await
 }
 
+#[utoipa::path(get, path = "/v1/operator/enrolment-codes", tag = "operator", operation_id = "list_codes",
+    security(("operator_token" = [])),
+    responses((status = 200, description = "Every code issued, newest first, without the codes themselves.", body = EnrolmentCodesView)))]
 async fn list_codes(State(service): State<Shared>, headers: HeaderMap) -> ApiResult<EnrolmentCodesView> {
     service.check_operator(&headers)?;
     blocking(&service, move |s| s.list_codes()).await
 }
 
+#[utoipa::path(post, path = "/v1/operator/enrolment-codes/{id}/revoke", tag = "operator", operation_id = "revoke_code",
+    security(("operator_token" = [])),
+    params(("id" = String, Path, pattern = "^[0-9A-HJKMNP-TV-Z]{5}$",
+        description = "The code's public id: its first group of 5 characters.")),
+    responses((status = 200, description = "The code's view; an unused code is now revoked, a used or revoked one is left as it was. Any request body is ignored.",
+        body = EnrolmentCodeView)))]
 async fn revoke_code(
     State(service): State<Shared>,
     headers: HeaderMap,

@@ -33,6 +33,7 @@ mod enrolment;
 mod error;
 mod ingest;
 mod jobs;
+pub mod openapi;
 pub mod operator;
 mod ratelimit;
 mod server;

@@ -18,18 +18,19 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// `POST /v1/operator/jobs`: assign a job (or a newer version of it) to a device.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJobRequest {
     /// The technician's device.
     pub device_id: Uuid,
     /// The job sheet, a JSON object in the `jobseal.sheet.v1` format (docs/job-sheet.md). Its
     /// `job_id` and `version` say which job and which version this is.
+    #[schema(value_type = Object)]
     pub sheet: serde_json::Value,
 }
 
 /// The answer to a job creation or update.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJobResponse {
     /// The job.
@@ -46,7 +47,7 @@ pub struct CreateJobResponse {
 }
 
 /// `POST /v1/operator/jobs/{id}/reassign`: give the job to another device.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReassignRequest {
     /// The new device.
@@ -54,7 +55,7 @@ pub struct ReassignRequest {
 }
 
 /// The answer to a device wipe.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WipeResponse {
     /// The device.
@@ -64,7 +65,7 @@ pub struct WipeResponse {
 }
 
 /// Where a job stands from dispatch's side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobStatus {
     /// Assigned and not finished.
@@ -76,7 +77,7 @@ pub enum JobStatus {
 }
 
 /// Whether a sealed sheet reached the device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeliveryStatus {
     /// Queued; offered at every sync.
@@ -92,7 +93,7 @@ pub enum DeliveryStatus {
 }
 
 /// One sealed sheet and what became of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryView {
     /// The device it was sealed for.
@@ -114,7 +115,7 @@ pub struct DeliveryView {
 }
 
 /// One state change as a device reported it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateChangeView {
     /// The reporting device.
@@ -130,7 +131,7 @@ pub struct StateChangeView {
 }
 
 /// The technician's completion report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportView {
     /// The reporting device.
@@ -142,7 +143,7 @@ pub struct ReportView {
 }
 
 /// How an audit record fits the device's hash chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChainMark {
     /// Links to the verified chain from the device's first event.
@@ -154,7 +155,7 @@ pub enum ChainMark {
 }
 
 /// One audit event a device sent about a job (names and states, never values).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEntryView {
     /// The device.
@@ -181,7 +182,7 @@ pub struct AuditEntryView {
 }
 
 /// The state of a device's audit hash chain as dispatch has verified it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChainStatus {
     /// The device.
@@ -199,7 +200,7 @@ pub struct ChainStatus {
 }
 
 /// Whether a revocation has been confirmed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RevocationStatus {
     /// Offered at every sync of the device until a verified receipt arrives.
@@ -209,7 +210,7 @@ pub enum RevocationStatus {
 }
 
 /// A job withdrawn from one device.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevocationView {
     /// The device the job is withdrawn from.
@@ -225,7 +226,7 @@ pub struct RevocationView {
 }
 
 /// A shred receipt as received, with the outcome of its MAC check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptView {
     /// The device that sent it.
@@ -240,7 +241,7 @@ pub struct ReceiptView {
 }
 
 /// `GET /v1/operator/jobs/{id}`: everything dispatch knows happened to a job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobView {
     /// The job.
@@ -282,7 +283,7 @@ pub struct JobView {
 }
 
 /// One job as seen from a device's summary.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceJobView {
     /// The job.
@@ -300,7 +301,7 @@ pub struct DeviceJobView {
 }
 
 /// `GET /v1/operator/devices/{id}`: a device's summary.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceView {
     /// The device.
@@ -330,7 +331,7 @@ pub struct DeviceView {
 }
 
 /// `POST /v1/operator/enrolment-codes`: issue a one-time enrolment code (issue 12).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueCodeRequest {
     /// The only device the code may enrol; `None`: any device id not enrolled yet.
@@ -343,12 +344,14 @@ pub struct IssueCodeRequest {
 
 /// A freshly issued enrolment code. The code is shown this once: dispatch keeps only a key
 /// derived from it. `Debug` does not show it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssuedCode {
     /// The code to give the technician, e.g. `7K2QD-...` (4 groups of 5 characters).
+    #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){3}$")]
     pub code: String,
     /// Its public id (the first group), as listed and revoked.
+    #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{5}$")]
     pub code_id: String,
     /// The only device it may enrol, if bound to one.
     pub device_id: Option<Uuid>,
@@ -368,7 +371,7 @@ impl std::fmt::Debug for IssuedCode {
 }
 
 /// Where an enrolment code stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CodeStatus {
     /// Usable until it expires.
@@ -382,10 +385,11 @@ pub enum CodeStatus {
 }
 
 /// One enrolment code as the operator sees it (never the code itself).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentCodeView {
     /// The code's public id.
+    #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{5}$")]
     pub code_id: String,
     /// Where it stands.
     pub status: CodeStatus,
@@ -404,7 +408,7 @@ pub struct EnrolmentCodeView {
 }
 
 /// `GET /v1/operator/enrolment-codes`: every code issued, newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentCodesView {
     /// The codes.

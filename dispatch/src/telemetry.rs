@@ -184,6 +184,10 @@ pub(crate) async fn observe(State(service): State<Arc<Service>>, request: Reques
 }
 
 /// `GET /metrics`: the counters, for a Prometheus scrape with the scrape (or operator) token.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    security(("metrics_token" = []), ("operator_token" = [])),
+    responses((status = 200, description = "Every counter, in the OpenMetrics text format (docs/operations.md).",
+        content_type = "application/openmetrics-text", body = String)))]
 pub(crate) async fn metrics(State(service): State<Arc<Service>>, headers: HeaderMap) -> Result<Response, ApiError> {
     service.check_metrics(&headers)?;
     let text = service.metrics.render().map_err(|e| ApiError::internal(&e))?;

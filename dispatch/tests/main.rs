@@ -11,6 +11,7 @@ mod console;
 mod engine;
 mod limits;
 mod operations;
+mod openapi;
 mod vectors;
 
 #[test]

@@ -46,6 +46,7 @@ pub const GENESIS: [u8; 32] = [0u8; 32];
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case", parse_err_ty = crate::Error, parse_err_fn = unknown_audit_kind)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuditKind {
     /// The vault was created.
     VaultCreated,
@@ -131,6 +132,7 @@ impl NewEvent {
 /// `shown: name, phone; refused: door_code (not-yet-open)`, with `-` for an empty list. Field
 /// names have the sheet format's shape (`sheet::is_field_name`), so the line is unambiguous.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevealSummary {
     /// Fields shown, in sheet order.
     pub shown: Vec<String>,
@@ -363,6 +365,7 @@ pub fn record_of(seq: u64, e: &NewEvent, prev: &[u8], hash: &[u8]) -> AuditRecor
 /// An audit event as it travels to dispatch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     /// Position in the device's chain.
     pub seq: u64,
@@ -378,9 +381,11 @@ pub struct AuditRecord {
     pub detail: Option<String>,
     /// Previous event's hash, hex.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(?:[0-9a-fA-F]{2})*$"))]
     pub prev_hash: Vec<u8>,
     /// This event's hash, hex.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(?:[0-9a-fA-F]{2})*$"))]
     pub hash: Vec<u8>,
 }
 

@@ -22,8 +22,10 @@ pub const MAX_PREKEYS_HELD: u32 = 2000;
 /// What the device publishes to dispatch: who it is and the keys sheets may be sealed to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceBundle {
     /// Always [`BUNDLE_FORMAT`].
+    #[cfg_attr(feature = "openapi", schema(pattern = "^jobseal\\.bundle\\.v1$"))]
     pub format: String,
     /// The device's identity, bound into every envelope sealed to it.
     pub device_id: Uuid,
@@ -36,6 +38,7 @@ pub struct DeviceBundle {
 /// A one-time prekey's public half.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Prekey {
     /// The id the envelope names it by.
     pub id: u32,

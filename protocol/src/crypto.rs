@@ -323,6 +323,26 @@ impl<'de> Deserialize<'de> for PublicKey {
     }
 }
 
+/// The OpenAPI schema of a public key (dispatch's contract, `docs/openapi.json`): its JSON form,
+/// 64 hex characters, with the checks [`PublicKey::from_bytes`] makes said in words.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for PublicKey {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^[0-9a-fA-F]{62}[0-7][0-9a-fA-F]$"))
+            .description(Some(
+                "An X25519 public key: its 32 bytes as 64 hex characters (sent lowercase, either case \
+                 accepted; the top bit of the last byte clear). All-zero, low-order and non-canonical \
+                 keys are refused.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for PublicKey {}
+
 /// An X25519 secret key: the dispatch key on the sealing side, a device identity key or
 /// prekey on the opening side.
 ///

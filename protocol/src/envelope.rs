@@ -122,6 +122,7 @@ fn hpke_secret(key: &SecretKey) -> Result<HpkePrivateKey, EnvelopeError> {
 /// Which of the device's keys an envelope is sealed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RecipientKeyId {
     /// A one-time prekey, by the id the device published it under. The normal case: the vault
     /// deletes the prekey once the sheet is open.

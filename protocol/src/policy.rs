@@ -30,6 +30,7 @@ use std::fmt;
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case", parse_err_ty = crate::Error, parse_err_fn = unknown_state)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobState {
     /// Received and waiting; the technician has not set out.
     Assigned,

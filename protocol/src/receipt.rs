@@ -37,6 +37,7 @@ pub struct ShredOutcome {
 /// What a shred destroyed, signed by the device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShredReceipt {
     /// The device that shredded.
     pub device_id: Uuid,
@@ -54,6 +55,7 @@ pub struct ShredReceipt {
     pub fields_destroyed: u32,
     /// HMAC-SHA256 over the fields above, hex.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(?:[0-9a-fA-F]{2})*$"))]
     pub mac: Vec<u8>,
 }
 

@@ -25,6 +25,7 @@ pub const MAX_EVENTS_PER_PUSH: usize = 500;
 /// `GET /v1/dispatch-key`: the key devices pin (trust on first use; see docs/sync.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DispatchKeyResponse {
     /// Dispatch's X25519 public key.
     pub dispatch_key: PublicKey,
@@ -37,20 +38,24 @@ pub struct DispatchKeyResponse {
 /// that revokes the old one, changing nothing else.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolRequest {
     /// Always [`crate::enrolment::ENROL_REQUEST_FORMAT`]; a request without it (protocol v1, a
     /// bare bundle) is refused.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^jobseal\\.enrol\\.v2$"))]
     pub format: String,
     /// The bundle from `jobseal::Vault::enrol` (the core).
     pub bundle: DeviceBundle,
     /// A fresh random nonce ([`crate::enrolment::NONCE_LEN`] bytes), hex: makes each request
     /// unique, so dispatch can refuse a replayed one, and binds the answer to this request.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     pub nonce: Vec<u8>,
     /// Proof of a one-time enrolment code (needed for the first enrolment of a device id).
     pub code: Option<CodeProof>,
     /// HMAC over the request under the identity-proof key (proof of the identity secret), hex.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     pub identity_proof: Vec<u8>,
 }
 
@@ -58,17 +63,20 @@ pub struct EnrolRequest {
 /// itself is never sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CodeProof {
     /// The code's public id (its first group), so dispatch knows which code to check.
     pub code_id: String,
     /// HMAC over the request under the key derived from the code, hex.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     pub proof: Vec<u8>,
 }
 
 /// The answer to an enrolment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolResponse {
     /// The device, as dispatch now knows it.
     pub device_id: Uuid,
@@ -76,6 +84,7 @@ pub struct EnrolResponse {
     /// ([`crate::enrolment::seal_answer_token`], bound to the request's nonce and `server_time`);
     /// dispatch keeps only its hash. Hex.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(?:[0-9a-fA-F]{2})*$"))]
     pub sealed_device_token: Vec<u8>,
     /// Dispatch's public key; must equal the one the device pinned.
     pub dispatch_key: PublicKey,
@@ -86,18 +95,21 @@ pub struct EnrolResponse {
 /// `POST /v1/prekeys`: fresh one-time prekeys (ids dispatch already has are ignored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrekeysRequest {
     /// Public halves.
     pub prekeys: Vec<Prekey>,
     /// A fresh random nonce of [`crate::answer::NONCE_LEN`] bytes, hex: dispatch's answer is
     /// authenticated over it ([`crate::answer`]). Sync protocol 2.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     pub nonce: Vec<u8>,
 }
 
 /// The answer to a prekey top-up: the `answer` of a [`crate::answer::AuthenticatedAnswer`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrekeysResponse {
     /// Prekeys newly stored.
     pub accepted: u32,
@@ -108,6 +120,7 @@ pub struct PrekeysResponse {
 /// `POST /v1/sync`: events the device pushes; the response is the pull.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncRequest {
     /// The device (must match the token).
     pub device_id: Uuid,
@@ -116,12 +129,14 @@ pub struct SyncRequest {
     /// A fresh random nonce of [`crate::answer::NONCE_LEN`] bytes, hex: dispatch's answer is
     /// authenticated over it ([`crate::answer`]). Sync protocol 2.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{64}$"))]
     pub nonce: Vec<u8>,
 }
 
 /// One outbox event. Dispatch applies each `key` at most once and acknowledges it every time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutboxEvent {
     /// Idempotency key, a UUID v7 (time-ordered).
     pub key: Uuid,
@@ -139,6 +154,7 @@ pub struct OutboxEvent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 #[strum(serialize_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventBody {
     /// A sealed sheet was opened and stored.
     Received {
@@ -183,6 +199,7 @@ impl EventBody {
 /// What dispatch answers to a sync: the `answer` of a [`crate::answer::AuthenticatedAnswer`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncResponse {
     /// Dispatch's clock: the device's trusted-time anchor.
     pub server_time: DateTime<Utc>,
@@ -207,6 +224,7 @@ pub struct SyncResponse {
 /// One sealed sheet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SealedDelivery {
     /// The job (also bound inside the envelope).
     pub job_id: Uuid,
@@ -214,12 +232,14 @@ pub struct SealedDelivery {
     pub version: u64,
     /// The envelope bytes, hex.
     #[serde(with = "crate::hex::serde_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(?:[0-9a-fA-F]{2})*$"))]
     pub envelope: Vec<u8>,
 }
 
 /// One job dispatch withdraws from the device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revocation {
     /// The job.
     pub job_id: Uuid,
@@ -230,6 +250,7 @@ pub struct Revocation {
 /// Why a job is withdrawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RevocationReason {
     /// Cancelled by dispatch.
     Cancelled,
@@ -242,6 +263,7 @@ pub enum RevocationReason {
 /// The body of every 4xx/5xx answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
@@ -250,6 +272,7 @@ pub struct ErrorBody {
 /// A machine-readable code and a human-readable message (never customer data).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable code, e.g. `unauthorized`, `bad_request`, `not_found`, `too_large`.
     pub code: String,
