@@ -23,21 +23,22 @@ use crate::error::ApiError;
 use crate::operator::{AuditEntryView, ChainStatus, DeliveryStatus, DeviceView, JobView, ReceiptView};
 use crate::service::{token_hash, Service};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN,
-    REFERRER_POLICY, SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST, LOCATION,
+    ORIGIN, REFERRER_POLICY, SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use jobseal_protocol::audit::AuditKind;
 use jobseal_protocol::envelope::RecipientKeyId;
 use maud::{html, Markup, DOCTYPE};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -54,6 +55,12 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(60 * 60);
 const MAX_SESSIONS: usize = 256;
 /// How long a failed login waits before its answer, holding the one failure slot.
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
+/// Login attempts (right or wrong) one source address may make: 10 at once, then 10 a minute.
+/// An officer who mistypes a few times is not held up; a guesser gets 10 tries a minute per
+/// address, however many connections it opens (429 `rate_limited` past it).
+const LOGIN_RATE: crate::ratelimit::EnrolRate = crate::ratelimit::EnrolRate { burst: 10, per_minute: 10 };
+/// The largest console form body: two fields of 64 characters fit many times over.
+const MAX_FORM_BYTES: usize = 4096;
 /// Jobs and devices listed at most (newest first).
 const LIST_LIMIT: u32 = 500;
 /// What every console answer sends, whatever its status.
@@ -81,14 +88,20 @@ struct Console {
     service: Arc<Service>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     failures: tokio::sync::Mutex<()>,
+    /// Login attempts per source address, counted before the token is looked at (see [`login`]).
+    logins: crate::ratelimit::SourceLimiter,
 }
 
 type Shared = Arc<Console>;
 
 /// The console's routes, merged into the server's router by `api::router`.
 pub(crate) fn router(service: Arc<Service>) -> Router {
-    let console =
-        Arc::new(Console { service, sessions: Mutex::new(HashMap::new()), failures: tokio::sync::Mutex::new(()) });
+    let console = Arc::new(Console {
+        service,
+        sessions: Mutex::new(HashMap::new()),
+        failures: tokio::sync::Mutex::new(()),
+        logins: crate::ratelimit::SourceLimiter::new(LOGIN_RATE),
+    });
     Router::new()
         .route("/console", get(|| async { redirect("/console/jobs") }))
         .route("/console/", get(|| async { redirect("/console/jobs") }))
@@ -206,13 +219,28 @@ fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
 /// The fields of a form post (`application/x-www-form-urlencoded`, else 415). The body (bounded
 /// by the server's size limit and body timeout) is read before any refusal: a refusal with the
 /// body unread closes the connection, which a browser may have reused for its next request.
+///
+/// The console's forms are two short fields, so a body declared larger than [`MAX_FORM_BYTES`] is
+/// refused (413) before it is read, one that turns out larger after reading is refused too, and
+/// only the two field names the forms have are kept: an unauthenticated caller cannot make the
+/// server hold or parse a megabyte of form pairs.
 async fn form(service: &Service, headers: &HeaderMap, body: Body) -> Result<HashMap<String, String>, ApiError> {
+    let declared_len = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > MAX_FORM_BYTES as u64) {
+        return Err(ApiError::too_large());
+    }
     let body = read_body(service, headers, body).await?;
+    if body.len() > MAX_FORM_BYTES {
+        return Err(ApiError::too_large());
+    }
     let declared = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next());
     if !declared.is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
         return Err(ApiError::unsupported_media_type());
     }
-    Ok(form_urlencoded::parse(&body).into_owned().collect())
+    Ok(form_urlencoded::parse(&body)
+        .filter(|(name, _)| name == "form_token" || name == "token")
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect())
 }
 
 /// Whether two form tokens are equal, in constant time (both are ours, 64 hex digits).
@@ -248,7 +276,12 @@ fn login_form(status: StatusCode, error: Option<&str>) -> Result<Response, ApiEr
     Ok(response)
 }
 
-async fn login(State(console): State<Shared>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn login(
+    State(console): State<Shared>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     // The (small, bounded) body is read before any refusal, so the connection stays usable.
     let fields = form(&console.service, &headers, body).await?;
     check_origin(&headers)?;
@@ -256,6 +289,11 @@ async fn login(State(console): State<Shared>, headers: HeaderMap, body: Body) ->
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
     if expected.is_empty() || !same_token(posted, expected) {
         return Err(ApiError::forbidden("the login form's token is missing or does not match; reload the login page"));
+    }
+    // Every attempt counts against its source address before the token is compared, so that
+    // opening many connections does not buy guesses: the delay below only slows the answers.
+    if let Some(Extension(ConnectInfo(peer))) = peer {
+        console.logins.check(peer.ip())?;
     }
     let token = fields.get("token").map(String::as_str).unwrap_or("").trim();
     if !token.is_empty() && console.service.is_operator_token(token) {
@@ -753,8 +791,12 @@ mod tests {
     fn an_expired_session_is_refused_and_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let service = Service::open(&dir.path().join("d.db"), "operator token for testing").unwrap();
-        let console =
-            Console { service: Arc::new(service), sessions: Mutex::new(HashMap::new()), failures: Default::default() };
+        let console = Console {
+            service: Arc::new(service),
+            sessions: Mutex::new(HashMap::new()),
+            failures: Default::default(),
+            logins: crate::ratelimit::SourceLimiter::new(LOGIN_RATE),
+        };
         let id = console.open_session().unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, HeaderValue::from_str(&format!("other=1; {SESSION_COOKIE}={id}")).unwrap());
@@ -771,8 +813,12 @@ mod tests {
     fn the_session_table_is_bounded_and_drops_the_oldest() {
         let dir = tempfile::tempdir().unwrap();
         let service = Service::open(&dir.path().join("d.db"), "operator token for testing").unwrap();
-        let console =
-            Console { service: Arc::new(service), sessions: Mutex::new(HashMap::new()), failures: Default::default() };
+        let console = Console {
+            service: Arc::new(service),
+            sessions: Mutex::new(HashMap::new()),
+            failures: Default::default(),
+            logins: crate::ratelimit::SourceLimiter::new(LOGIN_RATE),
+        };
         let first = console.open_session().unwrap();
         for _ in 0..MAX_SESSIONS {
             console.open_session().unwrap();

@@ -64,6 +64,18 @@ pub const MAX_AUDIT_RECORDS_PER_WINDOW: u64 = 10_000;
 /// corrected one replacing it).
 pub const MAX_REPORTS_PER_WINDOW: u64 = 1_000;
 
+/// Longest completion report stored, in characters: the core's own limit (`MAX_REPORT_CHARS` of
+/// the `jobseal` crate). A longer one can only come from a modified client; it is acknowledged
+/// and not stored, so that the per-window count of reports is also a bound on their bytes.
+pub const MAX_REPORT_CHARS: usize = 4000;
+/// Longest audit-record `detail` stored, in characters: a reveal's detail names at most every
+/// field of a sheet (32 names of at most 64 characters), well within this.
+pub const MAX_AUDIT_DETAIL_CHARS: usize = 4096;
+/// Longest audit-record `field` stored, in characters (field names are at most 64).
+pub const MAX_AUDIT_FIELD_CHARS: usize = 128;
+/// Length of an audit record's `hash` and `prev_hash` (SHA-256 / HMAC-SHA-256).
+const AUDIT_HASH_LEN: usize = 32;
+
 // A device is never jammed by a quota: whatever one sync request carries fits in a fresh window,
 // so the outbox the device could not push now goes through once the window has passed.
 const _: () = assert!(MAX_REPORTS_PER_WINDOW >= MAX_EVENTS_PER_PUSH as u64);
@@ -233,6 +245,9 @@ impl Service {
             }
             EventBody::Report { text } => {
                 let Some(job_id) = e.job_id else { return Ok(Outcome::Ignored("no job_id")) };
+                if text.chars().count() > MAX_REPORT_CHARS {
+                    return Ok(Outcome::Ignored("report over its size limit"));
+                }
                 if !held(tx, job_id, device.device_id)? {
                     return Ok(Outcome::Ignored("job not sealed for this device"));
                 }
@@ -492,6 +507,16 @@ fn ingest_audit(
     let dev = device.to_string();
     if r.seq == 0 || i64::try_from(r.seq).is_err() {
         return Ok(Outcome::Ignored("audit seq out of range"));
+    }
+    // Bounded like everything a device stores here, so that the per-window count of records is
+    // also a bound on their bytes (a record's hash covers these fields, so one cut to size could
+    // not verify anyway). Not stored, it leaves a gap: the chain waits there, visibly.
+    if r.hash.len() != AUDIT_HASH_LEN
+        || r.prev_hash.len() != AUDIT_HASH_LEN
+        || r.field.as_ref().is_some_and(|f| f.chars().count() > MAX_AUDIT_FIELD_CHARS)
+        || r.detail.as_ref().is_some_and(|d| d.chars().count() > MAX_AUDIT_DETAIL_CHARS)
+    {
+        return Ok(Outcome::Ignored("audit record over its size limits"));
     }
     let seq = r.seq as i64;
     let job_text = job_id.map(|j| j.to_string());

@@ -511,3 +511,36 @@ fn identity_key_deliveries_and_broken_chains_are_flagged() {
     let devices = browser.get("/console/devices", Some(&session)).body;
     assert!(devices.contains(&day.device.to_string()) && devices.contains("seq 4</span>"));
 }
+
+/// Login attempts count against their source address before the token is compared: past 10 at
+/// once, even the right token gets 429 and no session, so opening many connections buys no
+/// guesses. A form body past 4 KiB is refused unread (413) and opens nothing.
+#[test]
+fn login_attempts_are_limited_per_source_and_forms_are_small() {
+    let day = worked_day();
+    let browser = Browser::new(&day.server);
+    for _ in 0..10 {
+        assert_eq!(browser.login(day.op.token()).status, 303);
+    }
+    let refused = browser.login(day.op.token());
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.cookie("jobseal_console").is_none());
+    assert!(refused.header("retry-after").is_some());
+
+    let other = Browser::new(&day.server);
+    let form_token = other.login_form_token();
+    let padding = "x".repeat(5000);
+    let body = form(&[("form_token", &form_token), ("token", day.op.token()), ("padding", &padding)]);
+    let answer = other.request(
+        "POST",
+        "/console/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &format!("jobseal_console_login={form_token}")),
+            ("Origin", "null"),
+        ],
+        Some(&body),
+    );
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert!(answer.cookie("jobseal_console").is_none());
+}

@@ -605,3 +605,50 @@ fn sheet_times_outside_a_sane_range_are_refused() {
     }
     assert_eq!(op.post_job(device, &Sheet::new(Uuid::new_v4()).json()).0, 200);
 }
+
+/// Quotas count events, so each stored event is bounded in size too: a report longer than the
+/// core's limit, or an audit record with an oversized detail or field or hashes of the wrong
+/// length, is acknowledged (the outbox drains) and not stored, so a rooted device cannot fill
+/// dispatch's disk with a few thousand 1 MiB records a day. Records within the limits are kept.
+#[test]
+fn oversized_reports_and_audit_records_are_acknowledged_not_stored() {
+    use jobseal::sync::wire::AuditRecord;
+    use jobseal::AuditKind;
+    use jobseal_dispatch::{MAX_AUDIT_DETAIL_CHARS, MAX_AUDIT_FIELD_CHARS, MAX_REPORT_CHARS};
+    let p = Pusher::start();
+    let record = |seq: u64, field: usize, detail: usize, hash: usize| {
+        p.event(
+            seq,
+            EventBody::Audit(AuditRecord {
+                seq,
+                at_ms: t0().timestamp_millis(),
+                kind: AuditKind::Reveal,
+                field: Some("f".repeat(field)),
+                state: Some(JobState::OnSite),
+                detail: Some("d".repeat(detail)),
+                prev_hash: vec![0; 32],
+                hash: vec![1; hash],
+            }),
+        )
+    };
+    let report = |seq: u64, chars: usize| p.event(seq, EventBody::Report { text: "r".repeat(chars) });
+    let oversized = vec![
+        report(1, MAX_REPORT_CHARS + 1),
+        record(2, 8, MAX_AUDIT_DETAIL_CHARS + 1, 32),
+        record(3, MAX_AUDIT_FIELD_CHARS + 1, 8, 32),
+        record(4, 8, 8, 31),
+        record(5, 8, 8, 1000),
+    ];
+    let (status, _, answer) = p.push(&oversized);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(Pusher::acked(&answer), oversized.iter().map(|e| e.key).collect::<Vec<_>>());
+    let db = rusqlite::Connection::open(p.kit.db_path()).unwrap();
+    let count =
+        |table: &str| -> i64 { db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap() };
+    assert_eq!((count("reports"), count("audit_records")), (0, 0), "an oversized event was stored");
+    // At the limits, both are kept.
+    let (status, _, answer) =
+        p.push(&[report(6, MAX_REPORT_CHARS), record(7, MAX_AUDIT_FIELD_CHARS, MAX_AUDIT_DETAIL_CHARS, 32)]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!((count("reports"), count("audit_records")), (1, 1));
+}
