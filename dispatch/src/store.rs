@@ -261,11 +261,14 @@ fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError>
 /// Credentials are checked on a second, read-only connection with a mutex of its own
 /// ([`Store::authenticate`]): under WAL a reader never waits for the writer, so a caller without a
 /// valid token is turned away without taking the write lock, opening a transaction, or queueing
-/// behind a slow request that holds them (issue 14). Lock order: never take `conn` while holding
-/// `auth` or the reverse; each is held for one call only.
+/// behind a slow request that holds them (issue 14). The operator's and the console's views read
+/// on a third read-only connection ([`Store::read`]), for the same reason: a privacy officer
+/// listing 500 jobs must not stall every device's sync behind the write lock. Lock order: never
+/// take one of the three mutexes while holding another; each is held for one call only.
 pub(crate) struct Store {
     conn: Mutex<Connection>,
     auth: Mutex<Connection>,
+    views: Mutex<Connection>,
 }
 
 impl Store {
@@ -302,13 +305,18 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         upgrade_from(&tx, version)?;
         tx.commit()?;
-        // Opened after the writer has set up WAL and the schema: it only ever reads.
-        let auth = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        auth.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(Store { conn: Mutex::new(conn), auth: Mutex::new(auth) })
+        // Opened after the writer has set up WAL and the schema: they only ever read.
+        let reader = || -> Result<Connection, DispatchError> {
+            let c = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            )?;
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            // Per connection, like the writer's; harmless where nothing is deleted.
+            c.pragma_update(None, "secure_delete", "ON")?;
+            Ok(c)
+        };
+        Ok(Store { conn: Mutex::new(conn), auth: Mutex::new(reader()?), views: Mutex::new(reader()?) })
     }
 
     /// Runs `f` on the read-only credentials connection, outside any write transaction: one
@@ -340,12 +348,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Runs `f` in a read transaction, so that a view is one consistent snapshot.
+    /// Runs `f` in a read transaction on the read-only views connection, so that a view is one
+    /// consistent snapshot (of everything committed when it starts) and never waits for, nor
+    /// holds up, the writer.
     pub(crate) fn read<T, E: From<rusqlite::Error>>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.lock();
+        let mut conn = self.views.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         f(&tx)
     }
@@ -390,9 +400,11 @@ impl Store {
 
     /// Checkpoints the WAL into the main file and closes the connection.
     pub(crate) fn close(self) {
-        let auth = self.auth.into_inner().unwrap_or_else(|p| p.into_inner());
-        if let Err((_, e)) = auth.close() {
-            tracing::warn!(target: "jobseal_dispatch", "closing the credentials connection failed: {e}");
+        for reader in [self.auth, self.views] {
+            let reader = reader.into_inner().unwrap_or_else(|p| p.into_inner());
+            if let Err((_, e)) = reader.close() {
+                tracing::warn!(target: "jobseal_dispatch", "closing a read-only connection failed: {e}");
+            }
         }
         let conn = self.conn.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
@@ -471,6 +483,9 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&dir.path().join("dispatch.db-wal")), 0o600);
+        // On the writer, which deletes; and on the views connection too.
+        let secure: i64 = store.write(|c| c.query_row("PRAGMA secure_delete", [], |r| r.get(0))).unwrap();
+        assert_eq!(secure, 1);
         let secure: i64 = store.read(|c| c.query_row("PRAGMA secure_delete", [], |r| r.get(0))).unwrap();
         assert_eq!(secure, 1);
         store.close();

@@ -652,3 +652,25 @@ fn oversized_reports_and_audit_records_are_acknowledged_not_stored() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!((count("reports"), count("audit_records")), (1, 1));
 }
+
+/// A view (the operator's, the console's) reads on a connection of its own: while another
+/// connection holds the database's write transaction, as a long sync would hold the server's
+/// write lock, a job view still answers.
+#[test]
+fn views_do_not_wait_for_the_writer() {
+    let p = Pusher::start();
+    let db = rusqlite::Connection::open(p.kit.db_path()).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::scope(|s| {
+        // A genuine sync takes the server's write lock and waits there for the database.
+        let sync = s.spawn(|| p.push(&[]).0);
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let (status, _) = p.kit.operator().call("GET", &format!("/v1/operator/jobs/{}", p.job), None);
+        let waited = started.elapsed();
+        db.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(status, 200);
+        assert!(waited < Duration::from_secs(2), "the view waited {waited:?} behind the write lock");
+        assert_eq!(sync.join().unwrap(), 200, "the sync goes through once the database is free");
+    });
+}
