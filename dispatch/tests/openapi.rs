@@ -337,7 +337,14 @@ fn hostile_requests_get_only_documented_statuses() {
     let device = vault_at(0);
     kit.enrol(&device.vault, 1);
     let device_token = device.vault.device_token_insecure_for_testing().unwrap().unwrap();
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    // A fresh connection per request: the server closes one whose body it refused unread (401, 413, 415), and a
+    // pooled connection reused after that would fail the next request with a disconnect.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
+        .build()
+        .into();
     let error_body = validator(&doc, "ErrorBody");
     let send = |method: &str, path: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>| {
         let url = format!("{}{path}", kit.base_url());
