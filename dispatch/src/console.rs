@@ -96,12 +96,7 @@ type Shared = Arc<Console>;
 
 /// The console's routes, merged into the server's router by `api::router`.
 pub(crate) fn router(service: Arc<Service>) -> Router {
-    let console = Arc::new(Console {
-        service,
-        sessions: Mutex::new(HashMap::new()),
-        failures: tokio::sync::Mutex::new(()),
-        logins: crate::ratelimit::SourceLimiter::new(LOGIN_RATE),
-    });
+    let console = Arc::new(Console::new(service));
     Router::new()
         .route("/console", get(|| async { redirect("/console/jobs") }))
         .route("/console/", get(|| async { redirect("/console/jobs") }))
@@ -160,6 +155,16 @@ fn set_cookie(name: &str, value: &str, max_age: u64) -> Result<HeaderValue, ApiE
 }
 
 impl Console {
+    /// The console of `service`: no session yet, no login attempt counted.
+    fn new(service: Arc<Service>) -> Console {
+        Console {
+            service,
+            sessions: Mutex::new(HashMap::new()),
+            failures: tokio::sync::Mutex::new(()),
+            logins: crate::ratelimit::SourceLimiter::new(LOGIN_RATE),
+        }
+    }
+
     /// The request's live session, if its cookie names one.
     fn session(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie(headers, SESSION_COOKIE)?;
@@ -791,12 +796,7 @@ mod tests {
     fn an_expired_session_is_refused_and_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let service = Service::open(&dir.path().join("d.db"), "operator token for testing").unwrap();
-        let console = Console {
-            service: Arc::new(service),
-            sessions: Mutex::new(HashMap::new()),
-            failures: Default::default(),
-            logins: crate::ratelimit::SourceLimiter::new(LOGIN_RATE),
-        };
+        let console = Console::new(Arc::new(service));
         let id = console.open_session().unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, HeaderValue::from_str(&format!("other=1; {SESSION_COOKIE}={id}")).unwrap());
@@ -813,12 +813,7 @@ mod tests {
     fn the_session_table_is_bounded_and_drops_the_oldest() {
         let dir = tempfile::tempdir().unwrap();
         let service = Service::open(&dir.path().join("d.db"), "operator token for testing").unwrap();
-        let console = Console {
-            service: Arc::new(service),
-            sessions: Mutex::new(HashMap::new()),
-            failures: Default::default(),
-            logins: crate::ratelimit::SourceLimiter::new(LOGIN_RATE),
-        };
+        let console = Console::new(Arc::new(service));
         let first = console.open_session().unwrap();
         for _ in 0..MAX_SESSIONS {
             console.open_session().unwrap();

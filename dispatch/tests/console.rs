@@ -105,7 +105,13 @@ impl Browser {
     /// Posts the login form with `token`, as the console's own page would.
     fn login(&self, token: &str) -> Answer {
         let form_token = self.login_form_token();
-        let body = form(&[("form_token", &form_token), ("token", token)]);
+        self.post_login(&form_token, &[("token", token)])
+    }
+
+    /// Posts the login form with `form_token` (in the form and its cookie) and `fields`.
+    fn post_login(&self, form_token: &str, fields: &[(&str, &str)]) -> Answer {
+        let mut all = vec![("form_token", form_token)];
+        all.extend_from_slice(fields);
         self.request(
             "POST",
             "/console/login",
@@ -114,7 +120,7 @@ impl Browser {
                 ("Cookie", &format!("jobseal_console_login={form_token}")),
                 ("Origin", "null"),
             ],
-            Some(&body),
+            Some(&form(&all)),
         )
     }
 
@@ -530,17 +536,7 @@ fn login_attempts_are_limited_per_source_and_forms_are_small() {
     let other = Browser::new(&day.server);
     let form_token = other.login_form_token();
     let padding = "x".repeat(5000);
-    let body = form(&[("form_token", &form_token), ("token", day.op.token()), ("padding", &padding)]);
-    let answer = other.request(
-        "POST",
-        "/console/login",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &format!("jobseal_console_login={form_token}")),
-            ("Origin", "null"),
-        ],
-        Some(&body),
-    );
+    let answer = other.post_login(&form_token, &[("token", day.op.token()), ("padding", &padding)]);
     assert_eq!(answer.status, 413, "{}", answer.body);
     assert!(answer.cookie("jobseal_console").is_none());
 }
