@@ -11,7 +11,8 @@
 # stays on: the suites should see real commit costs), creates the role `jobseal` (LOGIN CREATEDB:
 # each test creates and drops its own database), runs CMD, and always stops the cluster and
 # deletes the directory afterwards (normal exit, failure, Ctrl-C, TERM, HUP). The exit status is
-# CMD's (128+N when a signal ended it or the script).
+# CMD's (128+N when a signal ended it or the script). Its own two `== PostgreSQL:` lines (started:
+# version, port; stopped) go to stderr, so CMD's stdout stays CMD's. CMD keeps this script's stdin.
 #
 # Authentication is `trust`: anyone on this machine can connect as any role, over 127.0.0.1 or
 # through the socket (in the private temporary directory). That is acceptable for a throwaway
