@@ -180,7 +180,7 @@ pub fn run(out: &mut impl Write, args: &DemoArgs) -> Result<u8, CliError> {
     let device_dir = work.path().join("device");
     let token = jobseal::hex::encode(&jobseal::crypto::random_bytes::<16>()?);
     let server = RunningServer::start(ServerConfig {
-        db_path: work.path().join("dispatch.db"),
+        database: work.path().join("dispatch.db").into(),
         addr: "127.0.0.1:0".parse().map_err(|_| CliError::Demo("loopback address".into()))?,
         operator_token: token.clone(),
         timeouts: jobseal_dispatch::Timeouts::default(),

@@ -795,7 +795,7 @@ mod tests {
     #[test]
     fn an_expired_session_is_refused_and_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let service = Service::open(&dir.path().join("d.db"), "operator token for testing").unwrap();
+        let service = Service::open(&dir.path().join("d.db").into(), "operator token for testing").unwrap();
         let console = Console::new(Arc::new(service));
         let id = console.open_session().unwrap();
         let mut headers = HeaderMap::new();
@@ -812,7 +812,7 @@ mod tests {
     #[test]
     fn the_session_table_is_bounded_and_drops_the_oldest() {
         let dir = tempfile::tempdir().unwrap();
-        let service = Service::open(&dir.path().join("d.db"), "operator token for testing").unwrap();
+        let service = Service::open(&dir.path().join("d.db").into(), "operator token for testing").unwrap();
         let console = Console::new(Arc::new(service));
         let first = console.open_session().unwrap();
         for _ in 0..MAX_SESSIONS {

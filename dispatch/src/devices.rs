@@ -20,7 +20,7 @@ use axum::http::HeaderMap;
 use jobseal_protocol::bundle::BUNDLE_FORMAT;
 use jobseal_protocol::enrolment::{seal_answer_token, verify_identity_proof, ENROL_REQUEST_FORMAT, NONCE_LEN};
 use jobseal_protocol::wire::{EnrolRequest, EnrolResponse, PrekeysRequest, PrekeysResponse};
-use rusqlite::{params, OptionalExtension, Transaction};
+use crate::db::{params, OptionalExtension, Tx};
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -46,9 +46,9 @@ pub(crate) fn prekeys_wanted(available: u32) -> u32 {
 /// Every accepted nonce is kept rather than a counter, because the device keeps no enrolment
 /// state to count with (its request must be repeatable after a crash or a lost answer); only
 /// requests with a valid proof add one, so the list grows only by the device's own enrolments.
-fn remember_nonce(tx: &Transaction<'_>, device_id: &str, nonce: &[u8], now: i64) -> Result<(), ApiError> {
+fn remember_nonce(tx: &Tx<'_>, device_id: &str, nonce: &[u8], now: i64) -> Result<(), ApiError> {
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO enrolment_nonces (device_id, nonce, accepted_ms) VALUES (?1, ?2, ?3)",
+        "INSERT INTO enrolment_nonces (device_id, nonce, accepted_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         params![device_id, nonce, now],
     )?;
     if inserted == 0 {
@@ -58,7 +58,7 @@ fn remember_nonce(tx: &Transaction<'_>, device_id: &str, nonce: &[u8], now: i64)
 }
 
 /// Unused prekeys held for a device.
-pub(crate) fn prekeys_available(tx: &Transaction<'_>, device_id: Uuid) -> Result<u32, ApiError> {
+pub(crate) fn prekeys_available(tx: &Tx<'_>, device_id: Uuid) -> Result<u32, ApiError> {
     Ok(tx.query_row(
         "SELECT count(*) FROM prekeys WHERE device_id = ?1 AND used_ms IS NULL",
         [device_id.to_string()],
@@ -163,7 +163,8 @@ impl Service {
                     remember_nonce(tx, &id, &req.nonce, now)?;
                     for p in &bundle.prekeys {
                         tx.execute(
-                            "INSERT OR IGNORE INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT DO NOTHING",
                             params![id, p.id, p.public_key.as_bytes().as_slice(), now],
                         )?;
                     }
@@ -193,9 +194,10 @@ impl Service {
             let now = now();
             let mut accepted = 0u32;
             for p in &req.prekeys {
-                // OR IGNORE: an id dispatch already knows, used or not, is never taken again.
+                // ON CONFLICT DO NOTHING: an id dispatch already knows, used or not, is never taken again.
                 let inserted = tx.execute(
-                    "INSERT OR IGNORE INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO prekeys (device_id, prekey_id, public_key, added_ms) VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT DO NOTHING",
                     params![id, p.id, p.public_key.as_bytes().as_slice(), now],
                 )?;
                 if inserted > 0 {
@@ -230,7 +232,7 @@ impl Service {
                 let mut stmt =
                     tx.prepare_cached("SELECT device_id FROM devices ORDER BY enrolled_ms DESC, device_id LIMIT ?1")?;
                 let rows = stmt.query_map([limit], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
+                rows.collect::<crate::db::Result<_>>()?
             };
             ids.iter().map(|id| device_view(tx, parse_uuid_column(id)?)).collect()
         })
@@ -238,7 +240,7 @@ impl Service {
 }
 
 /// A device's summary, read inside a transaction.
-pub(crate) fn device_view(tx: &Transaction<'_>, device_id: Uuid) -> Result<DeviceView, ApiError> {
+pub(crate) fn device_view(tx: &Tx<'_>, device_id: Uuid) -> Result<DeviceView, ApiError> {
     let device = found(device_by_id(tx, device_id)?, || format!("device {device_id} is not enrolled"))?;
     let id = device_id.to_string();
     let (enrolled_ms, last_sync_ms, wiped_ms): (i64, Option<i64>, Option<i64>) =
@@ -309,7 +311,7 @@ pub(crate) fn device_view(tx: &Transaction<'_>, device_id: Uuid) -> Result<Devic
 }
 
 /// The state of a device's audit chain.
-pub(crate) fn chain_status(tx: &Transaction<'_>, device_id: Uuid) -> Result<ChainStatus, ApiError> {
+pub(crate) fn chain_status(tx: &Tx<'_>, device_id: Uuid) -> Result<ChainStatus, ApiError> {
     let id = device_id.to_string();
     let row: Option<(i64, Option<i64>)> = tx
         .query_row("SELECT audit_verified_seq, audit_broken_at FROM devices WHERE device_id = ?1", [&id], |r| {
@@ -318,7 +320,7 @@ pub(crate) fn chain_status(tx: &Transaction<'_>, device_id: Uuid) -> Result<Chai
         .optional()?;
     let (verified, broken_at) = row.unwrap_or((0, None));
     let (received, pending): (i64, i64) = tx.query_row(
-        "SELECT count(*), coalesce(sum(chain = 'pending'), 0) FROM audit_records WHERE device_id = ?1",
+        "SELECT count(*), coalesce(sum(CASE WHEN chain = 'pending' THEN 1 ELSE 0 END), 0) FROM audit_records WHERE device_id = ?1",
         [&id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;

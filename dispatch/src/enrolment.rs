@@ -11,13 +11,13 @@
 //! is compared in constant time, and the code is marked used in the enrolment's own transaction:
 //! a failed enrolment leaves it unused, and two enrolments cannot both use it.
 
+use crate::db::{params, OptionalExtension, Tx};
 use crate::error::ApiError;
 use crate::operator::{CodeStatus, EnrolmentCodeView, EnrolmentCodesView, IssueCodeRequest, IssuedCode};
 use crate::service::{now, parse_json, parse_uuid_column, Service};
 use crate::store::time;
 use jobseal_protocol::enrolment::{verify_code_proof, EnrolmentCode};
 use jobseal_protocol::wire::EnrolRequest;
-use rusqlite::{params, OptionalExtension, Transaction};
 
 /// How long a code stays usable when the operator does not say.
 pub const DEFAULT_CODE_VALIDITY_SECS: u64 = 24 * 60 * 60;
@@ -53,8 +53,8 @@ impl Service {
                 let code = EnrolmentCode::generate().map_err(|e| ApiError::internal(&e))?;
                 let key = code.proof_key().map_err(|e| ApiError::internal(&e))?;
                 let inserted = tx.execute(
-                    "INSERT OR IGNORE INTO enrolment_codes (code_id, proof_key, device_id, created_ms, expires_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO enrolment_codes (code_id, proof_key, device_id, created_ms, expires_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
                     params![code.id(), key.as_slice(), req.device_id.map(|d| d.to_string()), now, expires],
                 )?;
                 if inserted == 1 {
@@ -104,7 +104,7 @@ impl Service {
     }
 }
 
-fn code_view(tx: &Transaction<'_>, code_id: &str, now: i64) -> Result<Option<EnrolmentCodeView>, ApiError> {
+fn code_view(tx: &Tx<'_>, code_id: &str, now: i64) -> Result<Option<EnrolmentCodeView>, ApiError> {
     type Row = (Option<String>, i64, i64, Option<i64>, Option<String>, Option<i64>);
     let row: Option<Row> = tx
         .query_row(
@@ -147,7 +147,7 @@ fn code_view(tx: &Transaction<'_>, code_id: &str, now: i64) -> Result<Option<Enr
 /// (marked revoked) at [`MAX_CODE_FAILURES`]; that count is the only write of a refused
 /// enrolment, which is why the refusal comes back as the inner [`CodeVerdict`] for the caller
 /// to answer after committing.
-pub(crate) fn consume_code(tx: &Transaction<'_>, req: &EnrolRequest, now: i64) -> Result<CodeVerdict, ApiError> {
+pub(crate) fn consume_code(tx: &Tx<'_>, req: &EnrolRequest, now: i64) -> Result<CodeVerdict, ApiError> {
     let Some(proof) = &req.code else {
         return Err(ApiError::unauthorized(
             "the first enrolment of a device needs an enrolment code from the operator",
@@ -171,7 +171,7 @@ pub(crate) fn consume_code(tx: &Transaction<'_>, req: &EnrolRequest, now: i64) -
         key.as_slice().try_into().map_err(|_| ApiError::internal(&"a stored enrolment code key is unreadable"))?;
     if !verify_code_proof(&key, req) {
         tx.execute(
-            "UPDATE enrolment_codes SET failed_attempts = min(failed_attempts + 1, ?2),
+            "UPDATE enrolment_codes SET failed_attempts = CASE WHEN failed_attempts + 1 < ?2 THEN failed_attempts + 1 ELSE ?2 END,
                  revoked_ms = CASE WHEN failed_attempts + 1 >= ?2 AND used_ms IS NULL
                                    THEN coalesce(revoked_ms, ?3) ELSE revoked_ms END
              WHERE code_id = ?1",

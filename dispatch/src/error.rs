@@ -16,9 +16,9 @@ use jobseal_protocol::wire::{ErrorBody, ErrorDetail};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DispatchError {
-    /// SQLite failed.
+    /// The database failed, or PostgreSQL could not be reached.
     #[error("storage: {0}")]
-    Storage(#[from] rusqlite::Error),
+    Storage(#[from] crate::db::DbError),
     /// The file system or the network socket failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -53,13 +53,34 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    /// Seconds after which a 429 may be retried, sent as `Retry-After`.
+    /// Seconds after which a 429 or 503 may be retried, sent as `Retry-After`.
     retry_after: Option<u64>,
+    /// A PostgreSQL conflict with a concurrent transaction: `crate::store::Store::write` runs the
+    /// transaction again instead of answering (never set on an answer that leaves the server).
+    retryable: bool,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError { status, code, message: message.into(), retry_after: None, retryable: false }
+    }
+
+    /// 503 `storage_unavailable`: the database cannot be reached (or stayed too busy with
+    /// conflicting writes); nothing was changed, retry after a second.
+    pub(crate) fn storage_unavailable() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the database is unavailable; nothing was changed, retry later",
+            )
+        }
+    }
+
+    /// Whether this is a storage conflict the transaction should be run again for.
+    pub(crate) fn is_retryable(&self) -> bool {
+        self.retryable
     }
 
     /// 429 `quota_exceeded`: the device brought more than its quota allows in the current
@@ -161,15 +182,27 @@ impl ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        ApiError::internal(&e)
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        if e.is_retryable() {
+            // Not an answer: Store::write runs the transaction again (and answers 503 if it
+            // keeps conflicting).
+            ApiError { retryable: true, ..ApiError::storage_unavailable() }
+        } else if e.is_unavailable() {
+            tracing::warn!(target: "jobseal_dispatch", "storage unavailable: {e}");
+            ApiError::storage_unavailable()
+        } else {
+            ApiError::internal(&e)
+        }
     }
 }
 
 impl From<DispatchError> for ApiError {
     fn from(e: DispatchError) -> Self {
-        ApiError::internal(&e)
+        match e {
+            DispatchError::Storage(e) => e.into(),
+            e => ApiError::internal(&e),
+        }
     }
 }
 

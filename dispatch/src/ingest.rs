@@ -35,7 +35,7 @@ use jobseal_protocol::wire::{
     AuditRecord, EventBody, OutboxEvent, Revocation, SealedDelivery, SyncRequest, SyncResponse, MAX_BODY_BYTES,
     MAX_EVENTS_PER_PUSH,
 };
-use rusqlite::{params, OptionalExtension, Transaction};
+use crate::db::{params, OptionalExtension, Tx};
 use std::cell::Cell;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -168,7 +168,7 @@ impl Service {
 
     fn apply(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         device: &DeviceRow,
         chain: &ChainWork<'_>,
         e: &OutboxEvent,
@@ -277,7 +277,7 @@ impl Service {
 
     fn ingest_receipt(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         device: &DeviceRow,
         event_job: Option<Uuid>,
         r: &ShredReceipt,
@@ -341,7 +341,7 @@ impl Usage {
 /// The window restarts when it has passed (or when the server's clock went back before its
 /// start). A refused device keeps its outbox and retries with backoff (`jobseal::Vault::sync`);
 /// since a fresh window holds any one request (the assertions above), it is never jammed.
-fn charge_quota(tx: &Transaction<'_>, device: Uuid, usage: &Usage, now: i64) -> Result<(), ApiError> {
+fn charge_quota(tx: &Tx<'_>, device: Uuid, usage: &Usage, now: i64) -> Result<(), ApiError> {
     if usage.events == 0 {
         return Ok(());
     }
@@ -384,7 +384,7 @@ fn charge_quota(tx: &Transaction<'_>, device: Uuid, usage: &Usage, now: i64) -> 
 
 /// The device's floor: every event of it with a lower `seq` was applied (or ignored) before, and
 /// its key has been pruned.
-fn applied_floor(tx: &Transaction<'_>, device: Uuid) -> Result<u64, ApiError> {
+fn applied_floor(tx: &Tx<'_>, device: Uuid) -> Result<u64, ApiError> {
     let floor: i64 =
         tx.query_row("SELECT applied_floor_seq FROM devices WHERE device_id = ?1", [device.to_string()], |r| r.get(0))?;
     Ok(crate::service::col_u64(floor))
@@ -410,7 +410,7 @@ pub const APPLIED_KEY_HORIZON_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Runs in the request's transaction. The lookup walks the `(device_id, seq)` index from the
 /// bottom and stops at the first key it keeps; every key it passes is deleted, so the work is
 /// what is pruned, each key once.
-fn prune_applied(tx: &Transaction<'_>, device: Uuid, lowest: u64, now: i64) -> Result<(), ApiError> {
+fn prune_applied(tx: &Tx<'_>, device: Uuid, lowest: u64, now: i64) -> Result<(), ApiError> {
     if lowest <= applied_floor(tx, device)? {
         return Ok(());
     }
@@ -426,14 +426,15 @@ fn prune_applied(tx: &Transaction<'_>, device: Uuid, lowest: u64, now: i64) -> R
     let cut = kept.map_or(lowest, |k| k.min(lowest));
     let pruned = tx.execute("DELETE FROM applied_events WHERE device_id = ?1 AND seq < ?2", params![dev, cut])?;
     tx.execute(
-        "UPDATE devices SET applied_floor_seq = max(applied_floor_seq, ?2), applied_pruned = applied_pruned + ?3
+        "UPDATE devices SET applied_floor_seq = CASE WHEN applied_floor_seq > ?2 THEN applied_floor_seq ELSE ?2 END,
+             applied_pruned = applied_pruned + ?3
          WHERE device_id = ?1",
         params![dev, cut, i64::try_from(pruned).unwrap_or(i64::MAX)],
     )?;
     Ok(())
 }
 
-fn already_applied(tx: &Transaction<'_>, device: Uuid, key: Uuid) -> Result<bool, ApiError> {
+fn already_applied(tx: &Tx<'_>, device: Uuid, key: Uuid) -> Result<bool, ApiError> {
     Ok(tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM applied_events WHERE device_id = ?1 AND event_key = ?2)",
         params![device.to_string(), key.to_string()],
@@ -442,7 +443,7 @@ fn already_applied(tx: &Transaction<'_>, device: Uuid, key: Uuid) -> Result<bool
 }
 
 fn record_key(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     device: Uuid,
     e: &OutboxEvent,
     outcome: &Outcome,
@@ -472,7 +473,7 @@ fn record_key(
 }
 
 /// True if the job exists and dispatch ever sealed it for this device.
-fn held(tx: &Transaction<'_>, job_id: Uuid, device: Uuid) -> Result<bool, ApiError> {
+fn held(tx: &Tx<'_>, job_id: Uuid, device: Uuid) -> Result<bool, ApiError> {
     if job_row(tx, job_id)?.is_none() {
         return Ok(false);
     }
@@ -496,7 +497,7 @@ struct ChainWork<'a> {
 /// pending records, each checked by `jobseal_protocol::audit::verify_records`. The first record that does
 /// not fit marks the chain broken at its seq; later records stay pending, visible but unverified.
 fn ingest_audit(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     device: Uuid,
     chain: &ChainWork<'_>,
     job_id: Option<Uuid>,
@@ -580,7 +581,7 @@ fn ingest_audit(
     )?;
     if conflict {
         tx.execute(
-            "UPDATE devices SET audit_broken_at = min(coalesce(audit_broken_at, ?1), ?1) WHERE device_id = ?2",
+            "UPDATE devices SET audit_broken_at = CASE WHEN audit_broken_at < ?1 THEN audit_broken_at ELSE ?1 END WHERE device_id = ?2",
             params![seq, dev],
         )?;
     }
@@ -597,7 +598,7 @@ fn ingest_audit(
 ///
 /// Each record checked reads one row by index and spends one of the request's
 /// [`CHAIN_STEPS_PER_SYNC`]; when they are spent the rest stays pending for the next request.
-fn advance_chain(tx: &Transaction<'_>, device: Uuid, chain: &ChainWork<'_>) -> Result<(), ApiError> {
+fn advance_chain(tx: &Tx<'_>, device: Uuid, chain: &ChainWork<'_>) -> Result<(), ApiError> {
     let dev = device.to_string();
     let audit_key = chain.key;
     loop {
@@ -692,22 +693,22 @@ pub const MAX_PREKEY_AGE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 /// The lowest prekey id the device may still need: the lowest one dispatch holds unused, or one
 /// a pending envelope is sealed to, whichever is lower; past every id dispatch knows when there is
 /// neither. Dispatch always seals to its lowest unused prekey, so everything below is spent.
-fn prekey_floor(tx: &Transaction<'_>, device: Uuid) -> Result<Option<u32>, ApiError> {
+fn prekey_floor(tx: &Tx<'_>, device: Uuid) -> Result<Option<u32>, ApiError> {
     let floor: Option<i64> = tx.query_row(
         "SELECT min(x) FROM (
              SELECT min(prekey_id) AS x FROM prekeys WHERE device_id = ?1 AND used_ms IS NULL
              UNION ALL
-             SELECT min(CAST(substr(sealed_to, 8) AS INTEGER)) FROM deliveries
+             SELECT min(CAST(substr(sealed_to, 8) AS BIGINT)) FROM deliveries
                  WHERE device_id = ?1 AND status = 'pending' AND sealed_to LIKE 'prekey:%'
              UNION ALL
-             SELECT max(prekey_id) + 1 FROM prekeys WHERE device_id = ?1)",
+             SELECT max(prekey_id) + 1 FROM prekeys WHERE device_id = ?1) AS floors",
         [device.to_string()],
         |r| r.get(0),
     )?;
     Ok(floor.and_then(|f| u32::try_from(f).ok()))
 }
 
-fn pull(tx: &Transaction<'_>, device: Uuid, acked: Vec<Uuid>, now: i64) -> Result<SyncResponse, ApiError> {
+fn pull(tx: &Tx<'_>, device: Uuid, acked: Vec<Uuid>, now: i64) -> Result<SyncResponse, ApiError> {
     let dev = device.to_string();
     let mut envelopes = Vec::new();
     {
@@ -798,7 +799,7 @@ mod tests {
     /// already holds `history` different records at that seq (issue 14's measured attack).
     fn vm_steps_for_500_after(history: u64) -> u64 {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("d.db")).unwrap();
+        let store = Store::open(&dir.path().join("d.db").into()).unwrap();
         let (secret, _) = generate_keypair().unwrap();
         let (_, identity) = generate_keypair().unwrap();
         let device = Uuid::from_u128(7);
@@ -816,7 +817,7 @@ mod tests {
                     ingest_audit(tx, device, &chain, None, &record(9, n), Uuid::new_v4(), 0)?;
                 }
                 let counter = steps.clone();
-                tx.progress_handler(
+                tx.sqlite().unwrap().progress_handler(
                     1,
                     Some(move || {
                         counter.fetch_add(1, Ordering::Relaxed);
@@ -827,7 +828,7 @@ mod tests {
                 for n in history..history + 500 {
                     ingest_audit(tx, device, &chain, None, &record(9, n), Uuid::new_v4(), 0)?;
                 }
-                tx.progress_handler(1, None::<fn() -> bool>);
+                tx.sqlite().unwrap().progress_handler(1, None::<fn() -> bool>);
                 // Every record was kept and the break reported at the reused seq, as before.
                 let (kept, broken_at): (u64, i64) = tx.query_row(
                     "SELECT (SELECT count(*) FROM audit_records WHERE seq = 9),
@@ -863,7 +864,7 @@ mod tests {
     fn a_pending_backlog_is_verified_a_budget_per_request() {
         use jobseal_protocol::audit::{chain_hash, record_of, NewEvent};
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("d.db")).unwrap();
+        let store = Store::open(&dir.path().join("d.db").into()).unwrap();
         let (secret, _) = generate_keypair().unwrap();
         let (_, identity) = generate_keypair().unwrap();
         let device = Uuid::from_u128(9);
@@ -886,7 +887,7 @@ mod tests {
                 r
             })
             .collect();
-        let verified = |tx: &Transaction<'_>| -> i64 {
+        let verified = |tx: &Tx<'_>| -> i64 {
             tx.query_row("SELECT audit_verified_seq FROM devices", [], |r| r.get(0)).unwrap()
         };
         let request = || ChainWork { key: &key, steps_left: Cell::new(CHAIN_STEPS_PER_SYNC) };
@@ -920,7 +921,7 @@ mod tests {
     #[test]
     fn a_reused_seq_is_a_duplicate_or_a_break_as_before() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("d.db")).unwrap();
+        let store = Store::open(&dir.path().join("d.db").into()).unwrap();
         let (secret, _) = generate_keypair().unwrap();
         let (_, identity) = generate_keypair().unwrap();
         let device = Uuid::from_u128(8);

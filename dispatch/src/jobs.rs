@@ -23,7 +23,7 @@ use jobseal_protocol::policy::JobState;
 use jobseal_protocol::receipt::ShredReceipt;
 use jobseal_protocol::sheet::JobSheet;
 use jobseal_protocol::wire::RevocationReason;
-use rusqlite::{params, OptionalExtension, Transaction};
+use crate::db::{params, OptionalExtension, Tx};
 use uuid::Uuid;
 
 /// A job row.
@@ -39,7 +39,7 @@ pub(crate) struct JobRow {
 }
 
 /// Loads a job.
-pub(crate) fn job_row(tx: &Transaction<'_>, job_id: Uuid) -> Result<Option<JobRow>, ApiError> {
+pub(crate) fn job_row(tx: &Tx<'_>, job_id: Uuid) -> Result<Option<JobRow>, ApiError> {
     // Ids and states are read as text and parsed after, where a bad value can be an ApiError.
     let row = tx
         .query_row(
@@ -68,7 +68,7 @@ pub(crate) fn job_row(tx: &Transaction<'_>, job_id: Uuid) -> Result<Option<JobRo
 
 /// Dispatch's view of a job: cancelled by the operator, closed on the device (a terminal state
 /// reported, or a verified receipt from the assigned device), or open.
-fn job_status(tx: &Transaction<'_>, job: &JobRow) -> Result<JobStatus, ApiError> {
+fn job_status(tx: &Tx<'_>, job: &JobRow) -> Result<JobStatus, ApiError> {
     if job.cancelled_ms.is_some() {
         return Ok(JobStatus::Cancelled);
     }
@@ -83,7 +83,7 @@ fn job_status(tx: &Transaction<'_>, job: &JobRow) -> Result<JobStatus, ApiError>
     Ok(if receipt { JobStatus::Closed } else { JobStatus::Open })
 }
 
-fn require_open(tx: &Transaction<'_>, job: &JobRow) -> Result<(), ApiError> {
+fn require_open(tx: &Tx<'_>, job: &JobRow) -> Result<(), ApiError> {
     match job_status(tx, job)? {
         JobStatus::Open => Ok(()),
         JobStatus::Cancelled => Err(ApiError::conflict(format!("job {} was cancelled", job.job_id))),
@@ -91,21 +91,21 @@ fn require_open(tx: &Transaction<'_>, job: &JobRow) -> Result<(), ApiError> {
     }
 }
 
-fn require_device(tx: &Transaction<'_>, device_id: Uuid) -> Result<DeviceRow, ApiError> {
+fn require_device(tx: &Tx<'_>, device_id: Uuid) -> Result<DeviceRow, ApiError> {
     found(device_by_id(tx, device_id)?, || format!("device {device_id} is not enrolled"))
 }
 
 /// Stops offering every pending envelope of the job to `device` (or to every device), and drops
 /// its bytes: it will never be sent.
 pub(crate) fn withdraw_pending(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     job_id: Uuid,
     device: Option<Uuid>,
     now: i64,
 ) -> Result<(), ApiError> {
     tx.execute(
         "UPDATE deliveries SET status = 'withdrawn', envelope = x'', updated_ms = ?1
-         WHERE job_id = ?2 AND (?3 IS NULL OR device_id = ?3) AND status = 'pending'",
+         WHERE job_id = ?2 AND (CAST(?3 AS TEXT) IS NULL OR device_id = ?3) AND status = 'pending'",
         params![now, job_id.to_string(), device.map(|d| d.to_string())],
     )?;
     Ok(())
@@ -114,7 +114,7 @@ pub(crate) fn withdraw_pending(
 /// Queues a revocation of the job on the device, unless one exists already. Returns true if it
 /// was queued now. A revocation that a verified receipt already answers is born confirmed.
 pub(crate) fn revoke(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     job_id: Uuid,
     device_id: Uuid,
     reason: RevocationReason,
@@ -127,7 +127,8 @@ pub(crate) fn revoke(
         |r| r.get(0),
     )?;
     let n = tx.execute(
-        "INSERT OR IGNORE INTO revocations (job_id, device_id, reason, queued_ms, confirmed_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO revocations (job_id, device_id, reason, queued_ms, confirmed_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT DO NOTHING",
         params![job, device, enum_text(&reason)?, now, receipt.then_some(now)],
     )?;
     Ok(n == 1)
@@ -323,7 +324,7 @@ impl Service {
                 let mut stmt =
                     tx.prepare_cached("SELECT job_id FROM jobs ORDER BY created_ms DESC, job_id LIMIT ?1")?;
                 let rows = stmt.query_map([limit], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
+                rows.collect::<crate::db::Result<_>>()?
             };
             ids.iter().map(|id| job_view(tx, parse_uuid_column(id)?)).collect()
         })
@@ -331,7 +332,7 @@ impl Service {
 }
 
 /// Everything known about a job, read inside a transaction.
-pub(crate) fn job_view(tx: &Transaction<'_>, job_id: Uuid) -> Result<JobView, ApiError> {
+pub(crate) fn job_view(tx: &Tx<'_>, job_id: Uuid) -> Result<JobView, ApiError> {
     let job = found(job_row(tx, job_id)?, || format!("job {job_id} not found"))?;
     let key = job_id.to_string();
 

@@ -10,9 +10,9 @@
 //! `docs/sync.md` specifies the endpoints. Rust callers use [`RunningServer`]:
 //!
 //! ```no_run
-//! use jobseal_dispatch::{EnrolRate, RunningServer, ServerConfig, Timeouts};
+//! use jobseal_dispatch::{Database, EnrolRate, RunningServer, ServerConfig, Timeouts};
 //! let server = RunningServer::start(ServerConfig {
-//!     db_path: "dispatch.db".into(),
+//!     database: Database::parse("dispatch.db"), // or Database::parse("postgres://…")
 //!     addr: "127.0.0.1:0".parse().unwrap(),
 //!     operator_token: "a long random token".into(),
 //!     timeouts: Timeouts::default(),
@@ -28,6 +28,7 @@
 
 mod api;
 mod console;
+mod db;
 mod devices;
 mod enrolment;
 mod error;
@@ -43,6 +44,7 @@ mod telemetry;
 
 pub use devices::{MAX_PREKEYS_HELD, MAX_PREKEYS_PER_CALL, PREKEY_LOW_WATER, PREKEY_TARGET};
 pub use enrolment::{DEFAULT_CODE_VALIDITY_SECS, MAX_CODE_FAILURES, MAX_CODE_VALIDITY_SECS};
+pub use db::DbError;
 pub use error::DispatchError;
 pub use ingest::{
     APPLIED_KEY_HORIZON_MS, CHAIN_STEPS_PER_SYNC, MAX_AUDIT_DETAIL_CHARS, MAX_AUDIT_FIELD_CHARS,
@@ -57,6 +59,7 @@ pub use operator::{
 };
 pub use ratelimit::EnrolRate;
 pub use server::{RunningServer, ServerConfig, Timeouts};
+pub use store::Database;
 
 /// A fresh operator token: 32 random bytes in hex, for when none is configured. Fails only when
 /// the operating system's random number generator does.
@@ -71,7 +74,7 @@ pub fn generate_operator_token() -> Result<String, DispatchError> {
 /// pool, so the router must be driven inside a tokio runtime. The database closes when the last
 /// clone of the router is dropped.
 pub fn router(db_path: &std::path::Path, operator_token: &str) -> Result<(axum::Router, PublicKey), DispatchError> {
-    let service = service::Service::open(db_path, operator_token)?;
+    let service = service::Service::open(&Database::Sqlite(db_path.to_path_buf()), operator_token)?;
     let key = service.public;
     Ok((api::router(std::sync::Arc::new(service)), key))
 }

@@ -60,10 +60,12 @@ enum Command {
         /// TOML configuration file (see docs/operations.md for its keys).
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
-        /// SQLite database file; created on first start together with dispatch's key pair.
-        /// Default: jobseal-dispatch.db in the working directory.
-        #[arg(long)]
-        db: Option<PathBuf>,
+        /// The database: a SQLite file (created on first start together with dispatch's key
+        /// pair), or a postgres:// URL shared by several instances (put a URL with a password in
+        /// the configuration file or JOBSEAL_DISPATCH_DATABASE instead: the command line is
+        /// visible to every user). Default: jobseal-dispatch.db in the working directory.
+        #[arg(long, alias = "database", value_name = "PATH_OR_URL")]
+        db: Option<String>,
         /// Address to listen on. Default: 127.0.0.1:8787.
         #[arg(long)]
         addr: Option<SocketAddr>,
@@ -90,8 +92,8 @@ enum LogFormat {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
-    /// The SQLite database file.
-    database: PathBuf,
+    /// The SQLite database file, or a `postgres://` URL.
+    database: String,
     /// Where to listen.
     listen: SocketAddr,
     /// Owner-only file with the operator token.
@@ -117,7 +119,7 @@ impl Default for Settings {
     fn default() -> Self {
         let timeouts = Timeouts::default();
         Settings {
-            database: PathBuf::from("jobseal-dispatch.db"),
+            database: "jobseal-dispatch.db".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             operator_token_file: None,
             metrics_token_file: None,
@@ -135,7 +137,7 @@ impl Default for Settings {
 /// name the key and where it came from, never a token (tokens are not settings).
 fn settings(
     config: Option<&Path>,
-    db: Option<PathBuf>,
+    db: Option<String>,
     addr: Option<SocketAddr>,
     token_file: Option<PathBuf>,
 ) -> Result<Settings, String> {
@@ -222,7 +224,7 @@ fn main() -> ExitCode {
 /// Runs the server until SIGTERM or SIGINT, then shuts it down gracefully.
 fn serve(
     config: Option<&Path>,
-    db: Option<PathBuf>,
+    db: Option<String>,
     addr: Option<SocketAddr>,
     operator_token_file: Option<PathBuf>,
 ) -> Result<(), String> {
@@ -233,10 +235,11 @@ fn serve(
     // lost (nor kills the process halfway through opening the database).
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
-    let operator_token = operator_token(&settings.database, settings.operator_token_file.as_deref(), format)?;
+    let database = jobseal_dispatch::Database::parse(&settings.database);
+    let operator_token = operator_token(&database, settings.operator_token_file.as_deref(), format)?;
     let metrics_token = metrics_token(settings.metrics_token_file.as_deref())?;
     let server = RunningServer::start(ServerConfig {
-        db_path: settings.database.clone(),
+        database,
         addr: settings.listen,
         operator_token,
         timeouts: Timeouts {
@@ -268,14 +271,25 @@ fn metrics_token(file: Option<&Path>) -> Result<Option<String>, String> {
 }
 
 /// The operator token: from `file` (owner-only), else the environment, else the file next to
-/// the database, generated there on first start.
-fn operator_token(db: &Path, file: Option<&Path>, format: LogFormat) -> Result<String, String> {
+/// a SQLite database, generated there on first start (a PostgreSQL database has no file next to
+/// it: its instances must be given the same token).
+fn operator_token(
+    database: &jobseal_dispatch::Database,
+    file: Option<&Path>,
+    format: LogFormat,
+) -> Result<String, String> {
     if let Some(file) = file {
         return read_token_file(file);
     }
     if let Some(t) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()) {
         return Ok(t.trim().to_owned());
     }
+    let Some(db) = database.sqlite_path() else {
+        return Err(format!(
+            "with a PostgreSQL database, give the operator token: operator_token_file or {TOKEN_ENV} \
+             (every instance needs the same one)"
+        ));
+    };
     let mut name = db.as_os_str().to_owned();
     name.push(".operator-token");
     let path = PathBuf::from(name);

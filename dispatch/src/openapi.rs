@@ -44,6 +44,7 @@ pub const ERROR_CODES: &[&str] = &[
     "quota_exceeded",
     "rate_limited",
     "internal",
+    "storage_unavailable",
 ];
 
 /// For each endpoint (method, path as in the document), every error status its handler can
@@ -51,18 +52,18 @@ pub const ERROR_CODES: &[&str] = &[
 /// is not listed per operation (it has the same error body).
 pub const ERROR_STATUSES: &[(&str, &str, &[u16])] = &[
     ("get", "/v1/dispatch-key", &[]),
-    ("post", "/v1/enrol", &[400, 401, 403, 408, 409, 413, 415, 429, 500]),
-    ("post", "/v1/prekeys", &[400, 401, 408, 413, 415, 500]),
-    ("post", "/v1/sync", &[400, 401, 403, 408, 413, 415, 429, 500]),
-    ("post", "/v1/operator/jobs", &[400, 401, 404, 408, 409, 413, 415, 500]),
-    ("get", "/v1/operator/jobs/{id}", &[400, 401, 404, 500]),
-    ("post", "/v1/operator/jobs/{id}/cancel", &[400, 401, 404, 408, 409, 413, 500]),
-    ("post", "/v1/operator/jobs/{id}/reassign", &[400, 401, 404, 408, 409, 413, 415, 500]),
-    ("get", "/v1/operator/devices/{id}", &[400, 401, 404, 500]),
-    ("post", "/v1/operator/devices/{id}/wipe", &[400, 401, 404, 408, 413, 500]),
-    ("post", "/v1/operator/enrolment-codes", &[400, 401, 408, 413, 415, 500]),
-    ("get", "/v1/operator/enrolment-codes", &[401, 500]),
-    ("post", "/v1/operator/enrolment-codes/{id}/revoke", &[400, 401, 404, 408, 413, 500]),
+    ("post", "/v1/enrol", &[400, 401, 403, 408, 409, 413, 415, 429, 500, 503]),
+    ("post", "/v1/prekeys", &[400, 401, 408, 413, 415, 500, 503]),
+    ("post", "/v1/sync", &[400, 401, 403, 408, 413, 415, 429, 500, 503]),
+    ("post", "/v1/operator/jobs", &[400, 401, 404, 408, 409, 413, 415, 500, 503]),
+    ("get", "/v1/operator/jobs/{id}", &[400, 401, 404, 500, 503]),
+    ("post", "/v1/operator/jobs/{id}/cancel", &[400, 401, 404, 408, 409, 413, 500, 503]),
+    ("post", "/v1/operator/jobs/{id}/reassign", &[400, 401, 404, 408, 409, 413, 415, 500, 503]),
+    ("get", "/v1/operator/devices/{id}", &[400, 401, 404, 500, 503]),
+    ("post", "/v1/operator/devices/{id}/wipe", &[400, 401, 404, 408, 413, 500, 503]),
+    ("post", "/v1/operator/enrolment-codes", &[400, 401, 408, 413, 415, 500, 503]),
+    ("get", "/v1/operator/enrolment-codes", &[401, 500, 503]),
+    ("post", "/v1/operator/enrolment-codes/{id}/revoke", &[400, 401, 404, 408, 413, 500, 503]),
     ("get", PATH, &[]),
     ("get", "/metrics", &[401, 500]),
 ];
@@ -88,6 +89,10 @@ fn error_description(status: u16) -> &'static str {
              `Retry-After` header gives the seconds to wait."
         }
         500 => "`internal`: a failure inside the server; nothing was changed, retry later.",
+        503 => {
+            "`storage_unavailable`: the database (PostgreSQL) cannot be reached, or stayed busy with \
+             conflicting writes; nothing was changed. The `Retry-After` header gives the seconds to wait."
+        }
         _ => "An error.",
     }
 }

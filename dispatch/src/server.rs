@@ -27,7 +27,6 @@ use hyper_util::service::TowerToHyperService;
 use jobseal_protocol::envelope::PublicKey;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -64,8 +63,9 @@ impl Default for Timeouts {
 /// How to run a dispatch server.
 #[derive(Clone)]
 pub struct ServerConfig {
-    /// The SQLite database file (created on first start, with dispatch's key pair).
-    pub db_path: PathBuf,
+    /// The database: a SQLite file (created on first start, with dispatch's key pair), or a
+    /// PostgreSQL database shared with other instances ([`crate::Database`]).
+    pub database: crate::Database,
     /// Where to listen; port 0 picks a free port (see [`RunningServer::addr`]).
     pub addr: SocketAddr,
     /// The bearer token of the operator endpoints. Use a long random value (for example 32
@@ -86,7 +86,7 @@ impl std::fmt::Debug for ServerConfig {
     // The operator token is a credential: never print it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConfig")
-            .field("db_path", &self.db_path)
+            .field("database", &self.database)
             .field("addr", &self.addr)
             .field("operator_token", &"<redacted>")
             .field("timeouts", &self.timeouts)
@@ -157,7 +157,7 @@ impl RunningServer {
     /// Opens the database (creating it and dispatch's key pair on first start), binds `addr`
     /// and starts serving. Returns once the socket is listening.
     pub fn start(config: ServerConfig) -> Result<RunningServer, DispatchError> {
-        let mut service = Service::open(&config.db_path, &config.operator_token)?;
+        let mut service = Service::open(&config.database, &config.operator_token)?;
         service.body_read_timeout = config.timeouts.body_read;
         if let Some(token) = config.metrics_token.as_deref() {
             if token.trim().is_empty() {

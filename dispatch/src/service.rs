@@ -6,6 +6,7 @@
 //! and every rule about who may call what (device bearer tokens, the operator token) is checked
 //! by the helpers of this module, so no endpoint grows its own variant.
 
+use crate::db::{params, OptionalExtension, Tx};
 use crate::error::{ApiError, DispatchError};
 use crate::operator::DeliveryStatus;
 use crate::store::{now_ms, Store};
@@ -14,11 +15,9 @@ use axum::http::HeaderMap;
 use jobseal_protocol::answer::{AnswerKey, AnsweredCall, NONCE_LEN};
 use jobseal_protocol::bundle::{seal_job_sheet, DeviceBundle, Prekey, BUNDLE_FORMAT};
 use jobseal_protocol::envelope::{PublicKey, RecipientKeyId, SecretKey};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::path::Path;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -53,11 +52,11 @@ pub(crate) struct DeviceRow {
 
 impl Service {
     /// Opens the database (creating it and dispatch's key pair on first start).
-    pub(crate) fn open(db_path: &Path, operator_token: &str) -> Result<Service, DispatchError> {
+    pub(crate) fn open(database: &crate::store::Database, operator_token: &str) -> Result<Service, DispatchError> {
         if operator_token.trim().is_empty() {
             return Err(DispatchError::Config("the operator token must not be empty".into()));
         }
-        let store = Store::open(db_path)?;
+        let store = Store::open(database)?;
         let (secret, public) = store.server_key()?;
         Ok(Service {
             store,
@@ -123,7 +122,7 @@ impl Service {
     /// device's next sync seals it, `Service::seal_waiting`).
     pub(crate) fn seal_for(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         device: &DeviceRow,
         job_id: Uuid,
         version: u64,
@@ -176,7 +175,7 @@ impl Service {
     /// Seals, during `device`'s sync, the sheets that waited for its prekeys: every open job
     /// assigned to it with no envelope for its current version. Before the answer is written, so
     /// they go out in it.
-    pub(crate) fn seal_waiting(&self, tx: &Transaction<'_>, device: &DeviceRow, now: i64) -> Result<(), ApiError> {
+    pub(crate) fn seal_waiting(&self, tx: &Tx<'_>, device: &DeviceRow, now: i64) -> Result<(), ApiError> {
         if device.wiped {
             return Ok(());
         }
@@ -190,7 +189,7 @@ impl Service {
                  ORDER BY j.created_ms, j.job_id",
             )?;
             let rows = stmt.query_map([device.device_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
+            rows.collect::<crate::db::Result<_>>()?
         };
         for (job, version, sheet) in waiting {
             if self.seal_for(tx, device, parse_uuid_column(&job)?, col_u64(version), &sheet, now)?.is_none() {
@@ -203,7 +202,7 @@ impl Service {
 
 /// Whether a sheet may be sealed to `device`'s identity key (no forward secrecy) now that it has
 /// no prekey left: only once dispatch has asked it for prekeys and a later sync brought none.
-pub(crate) fn identity_sealing_allowed(tx: &Transaction<'_>, device: Uuid) -> Result<bool, ApiError> {
+pub(crate) fn identity_sealing_allowed(tx: &Tx<'_>, device: Uuid) -> Result<bool, ApiError> {
     Ok(tx
         .query_row(
             "SELECT prekeys_asked_ms IS NOT NULL AND last_sync_ms > prekeys_asked_ms FROM devices WHERE device_id = ?1",
@@ -216,13 +215,13 @@ pub(crate) fn identity_sealing_allowed(tx: &Transaction<'_>, device: Uuid) -> Re
 /// Finds the device a bearer token belongs to; 401 for anything else. Inside the request's write
 /// transaction, so the device the request acts for is the token's holder at commit time (a
 /// re-enrolment between [`Service::authenticate_device`] and here replaces the token).
-pub(crate) fn device_by_token(tx: &Transaction<'_>, headers: &HeaderMap) -> Result<DeviceRow, ApiError> {
+pub(crate) fn device_by_token(tx: &Tx<'_>, headers: &HeaderMap) -> Result<DeviceRow, ApiError> {
     let id = device_id_by_token(tx, headers)?;
     device_by_id(tx, id)?.ok_or_else(|| ApiError::unauthorized("invalid device token"))
 }
 
 /// The id of the device a bearer token belongs to; 401 for anything else.
-fn device_id_by_token(conn: &Connection, headers: &HeaderMap) -> Result<Uuid, ApiError> {
+fn device_id_by_token(conn: &Tx<'_>, headers: &HeaderMap) -> Result<Uuid, ApiError> {
     let token = bearer(headers)?;
     // Device tokens are 32 random bytes in hex; anything else cannot match, so skip the lookup.
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -247,7 +246,7 @@ impl Service {
 }
 
 /// Loads an enrolled device.
-pub(crate) fn device_by_id(tx: &Transaction<'_>, device_id: Uuid) -> Result<Option<DeviceRow>, ApiError> {
+pub(crate) fn device_by_id(tx: &Tx<'_>, device_id: Uuid) -> Result<Option<DeviceRow>, ApiError> {
     let row: Option<(Vec<u8>, Option<i64>)> = tx
         .query_row("SELECT identity_key, wiped_ms FROM devices WHERE device_id = ?1", [device_id.to_string()], |r| {
             Ok((r.get(0)?, r.get(1)?))

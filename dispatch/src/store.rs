@@ -1,363 +1,388 @@
-//! The dispatch database: one SQLite file, one connection, one transaction per request (G6).
+//! The dispatch database: SQLite (one file, the embedded default) or PostgreSQL (shared by
+//! several instances); one transaction per request (G6).
 //!
 //! Exactly-once ingestion rests on this module. Each request's writes, including the record of
-//! which idempotency keys were applied, happen in a single `BEGIN IMMEDIATE` transaction on the
-//! only connection, so a crash or kill in the middle of a request leaves either nothing or
-//! everything of it, and a device that retries after losing the answer finds its keys already
-//! recorded. WAL with `synchronous = FULL` makes a commit durable before the answer leaves.
+//! which idempotency keys were applied, happen in a single transaction, so a crash or kill in the
+//! middle of a request leaves either nothing or everything of it, and a device that retries after
+//! losing the answer finds its keys already recorded.
+//!
+//! - **SQLite:** one connection behind a mutex, `BEGIN IMMEDIATE`, WAL with `synchronous = FULL`
+//!   (a commit is durable before the answer leaves). Requests run one after the other.
+//! - **PostgreSQL:** a pool of connections; every write transaction runs at `SERIALIZABLE`
+//!   isolation, so whatever several instances do at once has the outcome of some serial order
+//!   of the same transactions, the order SQLite's single writer would have chosen. A transaction
+//!   that PostgreSQL aborts for a conflict is run again from the start ([`MAX_ATTEMPTS`]); this
+//!   is what keeps exactly-once, single-use prekeys, sheet versions and receipt checks whole when
+//!   one device's syncs land on two instances at the same moment. When PostgreSQL cannot be
+//!   reached, the request fails with a storage error that the API answers with 503, nothing is
+//!   half-written (the transaction never committed), and the pool reconnects on its own once the
+//!   server is back.
+//!
+//! Both schemas come from the numbered migrations under `dispatch/migrations/`, run by refinery.
+//! The SQL of the request logic is written once, through [`crate::db::Tx`].
 //!
 //! The schema is written for a backend team to read: UUIDs as text, times as milliseconds since
 //! the Unix epoch (`*_ms`), keys and hashes as raw bytes.
 
+use crate::db::{params, DbError, OptionalExtension, PgConn, Tx};
 use crate::error::{ApiError, DispatchError};
 use jobseal_protocol::envelope::{generate_keypair, PublicKey, SecretKey};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
-use std::path::Path;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
-/// Schema version written to `PRAGMA user_version`.
-pub(crate) const VERSION: i64 = 4;
-
-const SCHEMA_V1: &str = r#"
--- Dispatch's own X25519 key pair, made on first start. A production deployment keeps the secret
--- in an HSM or KMS and stores only a handle here; this reference keeps it in the database.
-CREATE TABLE server_key (
-    singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
-    secret_key  BLOB NOT NULL,
-    public_key  BLOB NOT NULL,
-    created_ms  INTEGER NOT NULL
-);
-
--- Enrolled devices. Only the SHA-256 of the bearer token is kept. The audit_* columns are the
--- incremental state of the device's hash chain: last verified (seq, hash), first break.
-CREATE TABLE devices (
-    device_id            TEXT PRIMARY KEY,
-    identity_key         BLOB NOT NULL,
-    token_hash           BLOB NOT NULL UNIQUE,
-    enrolled_ms          INTEGER NOT NULL,
-    last_sync_ms         INTEGER,
-    wiped_ms             INTEGER,
-    audit_verified_seq   INTEGER NOT NULL DEFAULT 0,
-    audit_verified_hash  BLOB,
-    audit_broken_at      INTEGER
-);
-
--- One-time prekeys (public halves). A prekey is used for at most one envelope, ever.
-CREATE TABLE prekeys (
-    device_id   TEXT NOT NULL REFERENCES devices (device_id),
-    prekey_id   INTEGER NOT NULL,
-    public_key  BLOB NOT NULL,
-    added_ms    INTEGER NOT NULL,
-    used_ms     INTEGER,
-    PRIMARY KEY (device_id, prekey_id)
-) WITHOUT ROWID;
-
--- Jobs. Dispatch is the system of record: it keeps the plaintext sheet of the current version.
--- state/state_seq are the job's state as last reported by the assigned device (the device's
--- event seq, so that an older event applied late does not win).
-CREATE TABLE jobs (
-    job_id        TEXT PRIMARY KEY,
-    device_id     TEXT NOT NULL REFERENCES devices (device_id),
-    version       INTEGER NOT NULL,
-    sheet         BLOB NOT NULL,
-    created_ms    INTEGER NOT NULL,
-    updated_ms    INTEGER NOT NULL,
-    cancelled_ms  INTEGER,
-    state         TEXT,
-    state_seq     INTEGER,
-    state_ms      INTEGER
-);
-CREATE INDEX jobs_by_device ON jobs (device_id);
-
--- Sealed envelopes, one per (job, device, version). Offered while status = 'pending'.
--- sealed_to / via: 'prekey:<id>' or 'identity'. A withdrawn or superseded envelope's bytes are
--- dropped (set to an empty blob): it will never be offered again.
-CREATE TABLE deliveries (
-    delivery_id  INTEGER PRIMARY KEY,
-    job_id       TEXT NOT NULL REFERENCES jobs (job_id),
-    device_id    TEXT NOT NULL REFERENCES devices (device_id),
-    version      INTEGER NOT NULL,
-    sealed_to    TEXT NOT NULL,
-    envelope     BLOB NOT NULL,
-    status       TEXT NOT NULL
-                 CHECK (status IN ('pending', 'received', 'rejected', 'withdrawn', 'superseded')),
-    via          TEXT,
-    reason       TEXT,
-    queued_ms    INTEGER NOT NULL,
-    updated_ms   INTEGER NOT NULL,
-    UNIQUE (job_id, device_id, version)
-);
-CREATE INDEX deliveries_by_device ON deliveries (device_id, status);
-
--- Jobs withdrawn from a device; offered until a verified shred receipt confirms them.
-CREATE TABLE revocations (
-    job_id        TEXT NOT NULL REFERENCES jobs (job_id),
-    device_id     TEXT NOT NULL REFERENCES devices (device_id),
-    reason        TEXT NOT NULL,
-    queued_ms     INTEGER NOT NULL,
-    confirmed_ms  INTEGER,
-    PRIMARY KEY (job_id, device_id)
-) WITHOUT ROWID;
-CREATE INDEX revocations_by_device ON revocations (device_id, confirmed_ms);
-
--- Every idempotency key ever applied, per device: the exactly-once ledger. outcome is 'applied'
--- or 'ignored' (the event named something dispatch does not hold; acknowledged all the same).
-CREATE TABLE applied_events (
-    device_id   TEXT NOT NULL REFERENCES devices (device_id),
-    event_key   TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
-    job_id      TEXT,
-    kind        TEXT NOT NULL,
-    outcome     TEXT NOT NULL CHECK (outcome IN ('applied', 'ignored')),
-    note        TEXT,
-    applied_ms  INTEGER NOT NULL,
-    PRIMARY KEY (device_id, event_key)
-) WITHOUT ROWID;
-
--- State changes as reported by devices.
-CREATE TABLE state_changes (
-    change_id   INTEGER PRIMARY KEY,
-    job_id      TEXT NOT NULL REFERENCES jobs (job_id),
-    device_id   TEXT NOT NULL REFERENCES devices (device_id),
-    from_state  TEXT NOT NULL,
-    to_state    TEXT NOT NULL,
-    at_ms       INTEGER NOT NULL,
-    seq         INTEGER NOT NULL,
-    event_key   TEXT NOT NULL
-);
-CREATE INDEX state_changes_by_job ON state_changes (job_id);
-
--- Completion reports (the technician's own text), one per job and device.
-CREATE TABLE reports (
-    job_id       TEXT NOT NULL REFERENCES jobs (job_id),
-    device_id    TEXT NOT NULL REFERENCES devices (device_id),
-    text         TEXT NOT NULL,
-    at_ms        INTEGER NOT NULL,
-    seq          INTEGER NOT NULL,
-    event_key    TEXT NOT NULL,
-    received_ms  INTEGER NOT NULL,
-    PRIMARY KEY (job_id, device_id)
-) WITHOUT ROWID;
-
--- Audit events as the device sent them. chain: 'verified' (links to the verified prefix),
--- 'pending' (arrived ahead of a gap, or after a break) or 'broken' (does not fit the chain).
-CREATE TABLE audit_records (
-    record_id    INTEGER PRIMARY KEY,
-    device_id    TEXT NOT NULL REFERENCES devices (device_id),
-    seq          INTEGER NOT NULL,
-    job_id       TEXT,
-    at_ms        INTEGER NOT NULL,
-    kind         TEXT NOT NULL,
-    field        TEXT,
-    state        TEXT,
-    detail       TEXT,
-    prev_hash    BLOB NOT NULL,
-    hash         BLOB NOT NULL,
-    chain        TEXT NOT NULL CHECK (chain IN ('verified', 'pending', 'broken')),
-    event_key    TEXT NOT NULL,
-    received_ms  INTEGER NOT NULL
-);
-CREATE INDEX audit_by_device ON audit_records (device_id, seq);
-CREATE INDEX audit_by_job ON audit_records (job_id);
-
--- Shred receipts exactly as received (JSON), with the outcome of the MAC check.
-CREATE TABLE receipts (
-    receipt_id   INTEGER PRIMARY KEY,
-    job_id       TEXT NOT NULL,
-    device_id    TEXT NOT NULL REFERENCES devices (device_id),
-    receipt      TEXT NOT NULL,
-    verified     INTEGER NOT NULL,
-    event_key    TEXT NOT NULL,
-    received_ms  INTEGER NOT NULL
-);
-CREATE INDEX receipts_by_job ON receipts (job_id, device_id);
-"#;
-
-// Version 2: authenticated enrolment (issue 12).
-const SCHEMA_V2: &str = r#"
--- One-time enrolment codes an operator issued. Only the key derived from the code (HKDF, the key
--- its proofs are made with) is kept, never the code. code_id is the code's first group, sent in
--- clear by the device. device_id: the only device the code may enrol (NULL: any new device).
-CREATE TABLE enrolment_codes (
-    code_id     TEXT PRIMARY KEY,
-    proof_key   BLOB NOT NULL,
-    device_id   TEXT,
-    created_ms  INTEGER NOT NULL,
-    expires_ms  INTEGER NOT NULL,
-    used_ms     INTEGER,
-    used_by     TEXT,
-    revoked_ms  INTEGER
-) WITHOUT ROWID;
-
--- Every enrolment request nonce dispatch accepted, per device: a request seen before is a replay
--- and is refused. Only a request with a valid proof adds one, so nobody else can grow it.
-CREATE TABLE enrolment_nonces (
-    device_id    TEXT NOT NULL REFERENCES devices (device_id),
-    nonce        BLOB NOT NULL,
-    accepted_ms  INTEGER NOT NULL,
-    PRIMARY KEY (device_id, nonce)
-) WITHOUT ROWID;
-"#;
-
-/// Version 3: where each device's audit chain becomes keyed (`jobseal_protocol::audit::AuditKey`):
-/// 1 for a device enrolled by this release, the first keyed record for one enrolled before, NULL
-/// while it has sent none.
-///
-/// Also when dispatch first asked a device for prekeys it still lacks (`prekeys_asked_ms`): a
-/// sheet is sealed to the identity key only after a sync that followed that request brought none.
-/// And where each device's audit chain stood when it reported a sheet received
-/// (`deliveries.received_after_seq`): only its later records are that job's history. Sheets
-/// received before this version count from the start of the chain, as they did.
-const SCHEMA_V3: &str = r#"
-ALTER TABLE devices ADD COLUMN audit_keyed_from INTEGER;
-ALTER TABLE devices ADD COLUMN prekeys_asked_ms INTEGER;
-ALTER TABLE deliveries ADD COLUMN received_after_seq INTEGER;
-UPDATE deliveries SET received_after_seq = 0 WHERE status = 'received';
-"#;
-
-/// Version 4: limits that hold under abuse (issue 14).
-///
-/// - `applied_floor_seq`: every event key of the device with a `seq` below it has been pruned
-///   from `applied_events` and an event below it is never applied again (`crate::ingest`);
-///   `applied_pruned` counts the pruned keys, so the operator's count of applied events stays
-///   whole. The index finds the keys to prune without a scan.
-/// - `quota_*`: the device's current quota window (`crate::ingest::DeviceQuota`): when it began and
-///   how many new events, audit records and reports it brought in it.
-/// - `enrolment_codes.failed_attempts`: wrong proofs sent for the code; at
-///   `crate::enrolment::MAX_CODE_FAILURES` the code is locked (revoked).
-const SCHEMA_V4: &str = r#"
-ALTER TABLE devices ADD COLUMN applied_floor_seq INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN applied_pruned INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN quota_window_ms INTEGER;
-ALTER TABLE devices ADD COLUMN quota_events INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN quota_audit INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN quota_reports INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE enrolment_codes ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX applied_events_by_seq ON applied_events (device_id, seq);
-"#;
-
-/// Brings a database from schema `version` to [`VERSION`]. Each arm is one step; a future
-/// version adds an arm, so that every older database upgrades along the same path as a new one.
-fn upgrade_from(tx: &Transaction<'_>, version: i64) -> Result<(), DispatchError> {
-    let mut v = version;
-    while v < VERSION {
-        match v {
-            0 => tx.execute_batch(SCHEMA_V1)?,
-            1 => tx.execute_batch(SCHEMA_V2)?,
-            2 => tx.execute_batch(SCHEMA_V3)?,
-            3 => tx.execute_batch(SCHEMA_V4)?,
-            other => return Err(DispatchError::Integrity(format!("no upgrade from schema version {other}"))),
-        }
-        v += 1;
-        tx.pragma_update(None, "user_version", v)?;
-    }
-    Ok(())
+mod sqlite_migrations {
+    refinery::embed_migrations!("migrations/sqlite");
+}
+mod postgres_migrations {
+    refinery::embed_migrations!("migrations/postgres");
 }
 
-/// The database behind one mutex. A single writer is what SQLite wants anyway, and it makes the
-/// "one request, one transaction" rule simple to keep: whoever holds the lock holds the
-/// transaction.
+/// The schema version this server writes: the highest migration. SQLite databases also carry
+/// it in `PRAGMA user_version`, which servers from before the migrations library read.
+pub(crate) const VERSION: i64 = 4;
+
+/// How many times a PostgreSQL write transaction is run when it keeps conflicting with
+/// concurrent ones; after that the request gets 503 and the device retries later.
+pub(crate) const MAX_ATTEMPTS: u32 = 12;
+
+/// Which database a server uses.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Database {
+    /// A SQLite file, created if missing (owner-only).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server: a `postgres://` URL (libpq style). The URL may hold a password; it is
+    /// never logged or shown (see the `Debug` implementation).
+    Postgres(String),
+}
+
+impl Database {
+    /// `postgres://` and `postgresql://` URLs name a PostgreSQL database; anything else is a
+    /// SQLite file path.
+    pub fn parse(setting: &str) -> Database {
+        if setting.starts_with("postgres://") || setting.starts_with("postgresql://") {
+            Database::Postgres(setting.to_owned())
+        } else {
+            Database::Sqlite(PathBuf::from(setting))
+        }
+    }
+
+    /// The SQLite file, if that is the database.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(p) => Some(p),
+            Database::Postgres(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            // Host, port and database name only: never the user's password.
+            Database::Postgres(url) => f.debug_tuple("Postgres").field(&redacted_url(url)).finish(),
+        }
+    }
+}
+
+impl From<PathBuf> for Database {
+    fn from(p: PathBuf) -> Self {
+        Database::Sqlite(p)
+    }
+}
+impl From<&Path> for Database {
+    fn from(p: &Path) -> Self {
+        Database::Sqlite(p.to_path_buf())
+    }
+}
+
+/// `postgres://host:port/name` without user, password or options, for logs and errors.
+pub(crate) fn redacted_url(url: &str) -> String {
+    match url.parse::<postgres::Config>() {
+        Ok(c) => {
+            let host = c
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(h) => h.clone(),
+                    #[cfg(unix)]
+                    postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .unwrap_or_default();
+            let port = c.get_ports().first().copied().unwrap_or(5432);
+            format!("postgres://{host}:{port}/{}", c.get_dbname().unwrap_or(""))
+        }
+        Err(_) => "postgres://(unparsable URL)".into(),
+    }
+}
+
+/// Whether an error is a PostgreSQL conflict worth running the transaction again for.
+pub(crate) trait Retryable {
+    /// True for a serialization failure, a deadlock or a concurrent duplicate key.
+    fn is_retryable(&self) -> bool;
+}
+impl Retryable for DbError {
+    fn is_retryable(&self) -> bool {
+        DbError::is_retryable(self)
+    }
+}
+impl Retryable for ApiError {
+    fn is_retryable(&self) -> bool {
+        ApiError::is_retryable(self)
+    }
+}
+impl Retryable for DispatchError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, DispatchError::Storage(e) if e.is_retryable())
+    }
+}
+
+/// A pooled PostgreSQL connection: the client and its prepared statements.
+pub(crate) struct PgConnection {
+    client: postgres::Client,
+    cache: PgConn,
+}
+
+/// Opens PostgreSQL connections for the pool (no TLS: run it on loopback or a private network;
+/// see docs/operations.md).
+struct PgManager {
+    config: postgres::Config,
+}
+
+impl r2d2::ManageConnection for PgManager {
+    type Connection = PgConnection;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PgConnection, postgres::Error> {
+        let client = self.config.connect(postgres::NoTls)?;
+        Ok(PgConnection { client, cache: PgConn { statements: Default::default() } })
+    }
+
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), postgres::Error> {
+        conn.client.simple_query("").map(|_| ())
+    }
+
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// Reports the pool's connection failures through `tracing` (host and port only).
+#[derive(Debug)]
+struct PoolErrors;
+impl r2d2::HandleError<postgres::Error> for PoolErrors {
+    fn handle_error(&self, error: postgres::Error) {
+        tracing::warn!(target: "jobseal_dispatch", "PostgreSQL connection failed: {}", DbError::from(error));
+    }
+}
+
+// One per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    Sqlite { conn: Mutex<Connection>, auth: Mutex<Connection>, views: Mutex<Connection> },
+    Postgres { pool: r2d2::Pool<PgManager> },
+}
+
+/// The database. On SQLite: one writer connection behind one mutex (a single writer is what
+/// SQLite wants anyway, and it makes the "one request, one transaction" rule simple to keep:
+/// whoever holds the lock holds the transaction). On PostgreSQL: a pool, serializable write
+/// transactions, retried on conflict.
 ///
-/// Credentials are checked on a second, read-only connection with a mutex of its own
-/// ([`Store::authenticate`]): under WAL a reader never waits for the writer, so a caller without a
-/// valid token is turned away without taking the write lock, opening a transaction, or queueing
-/// behind a slow request that holds them (issue 14). The operator's and the console's views read
-/// on a third read-only connection ([`Store::read`]), for the same reason: a privacy officer
-/// listing 500 jobs must not stall every device's sync behind the write lock. Lock order: never
-/// take one of the three mutexes while holding another; each is held for one call only.
+/// Credentials are checked outside any write transaction ([`Store::authenticate`]): on SQLite on
+/// a second, read-only connection with a mutex of its own (under WAL a reader never waits for the
+/// writer), so a caller without a valid token is turned away without taking the write lock,
+/// opening a transaction, or queueing behind a slow request that holds them (issue 14). The
+/// operator's and the console's views read in a read-only snapshot ([`Store::read`]) for the same
+/// reason: a privacy officer listing 500 jobs must not stall every device's sync. Lock order on
+/// SQLite: never take one of the three mutexes while holding another; each is held for one call.
 pub(crate) struct Store {
-    conn: Mutex<Connection>,
-    auth: Mutex<Connection>,
-    views: Mutex<Connection>,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    pub(crate) fn open(path: &Path) -> Result<Store, DispatchError> {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub(crate) fn open(database: &Database) -> Result<Store, DispatchError> {
+        match database {
+            Database::Sqlite(path) => Self::open_sqlite(path),
+            Database::Postgres(url) => Self::open_postgres(url),
+        }
+    }
+
+    fn open_sqlite(path: &Path) -> Result<Store, DispatchError> {
         owner_only(path)?;
-        let mut conn = Connection::open(path)?;
+        let mut conn = Connection::open(path).map_err(DbError::from)?;
+        let q = |conn: &Connection, sql: &str| -> Result<String, DispatchError> {
+            Ok(conn
+                .query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+                .map(|v| match v {
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    _ => String::new(),
+                })
+                .map_err(DbError::from)?)
+        };
         // The database holds dispatch's secret key and the plaintext sheets: deleted rows are
         // overwritten, not left in free pages.
-        conn.pragma_update(None, "secure_delete", "ON")?;
-        let secure: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;
-        if secure != 1 {
+        conn.pragma_update(None, "secure_delete", "ON").map_err(DbError::from)?;
+        if q(&conn, "PRAGMA secure_delete")? != "1" {
             return Err(DispatchError::Integrity("secure_delete = ON was refused".into()));
         }
         // Every guarantee of exactly-once ingestion depends on these; read them back rather than
         // trust that the pragma took (journal_mode silently stays put on some file systems).
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode = q(&conn, "PRAGMA journal_mode = WAL")?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(DispatchError::Integrity(format!("journal_mode is {mode}, WAL is required")));
         }
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
-        if sync != 2 {
+        conn.pragma_update(None, "synchronous", "FULL").map_err(DbError::from)?;
+        if q(&conn, "PRAGMA synchronous")? != "2" {
             return Err(DispatchError::Integrity("synchronous = FULL was refused".into()));
         }
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > VERSION {
-            return Err(DispatchError::Integrity(format!(
-                "database schema version {version} is newer than this server ({VERSION})"
-            )));
-        }
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        upgrade_from(&tx, version)?;
-        tx.commit()?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(DbError::from)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(DbError::from)?;
+        migrate_sqlite(&mut conn)?;
         // Opened after the writer has set up WAL and the schema: they only ever read.
         let reader = || -> Result<Connection, DispatchError> {
             let c = Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-            )?;
-            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            )
+            .map_err(DbError::from)?;
+            c.busy_timeout(Duration::from_secs(5)).map_err(DbError::from)?;
             // Per connection, like the writer's; harmless where nothing is deleted.
-            c.pragma_update(None, "secure_delete", "ON")?;
+            c.pragma_update(None, "secure_delete", "ON").map_err(DbError::from)?;
             Ok(c)
         };
-        Ok(Store { conn: Mutex::new(conn), auth: Mutex::new(reader()?), views: Mutex::new(reader()?) })
+        Ok(Store {
+            backend: Backend::Sqlite {
+                conn: Mutex::new(conn),
+                auth: Mutex::new(reader()?),
+                views: Mutex::new(reader()?),
+            },
+        })
     }
 
-    /// Runs `f` on the read-only credentials connection, outside any write transaction: one
-    /// statement there is one consistent snapshot, and under WAL it does not wait for the writer.
-    pub(crate) fn authenticate<T, E: From<rusqlite::Error>>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let conn = self.auth.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn)
+    fn open_postgres(url: &str) -> Result<Store, DispatchError> {
+        let mut config: postgres::Config = url.parse().map_err(|_| {
+            DispatchError::Config("the PostgreSQL URL could not be parsed (postgres://user@host:port/name)".into())
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("jobseal-dispatch");
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size())
+            .min_idle(Some(1))
+            // A request that cannot get a connection in this time gets 503, not a hang.
+            .connection_timeout(Duration::from_secs(5))
+            .error_handler(Box::new(PoolErrors))
+            .build(PgManager { config })
+            .map_err(|e| DispatchError::Storage(DbError::Unavailable(format!("{} ({e})", redacted_url(url)))))?;
+        {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            migrate_postgres(&mut conn.client)?;
+        }
+        Ok(Store { backend: Backend::Postgres { pool } })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    /// Runs `f` outside any write transaction, for the credentials checks: on SQLite on the
+    /// read-only credentials connection (one statement there is one consistent snapshot, and under
+    /// WAL it does not wait for the writer); on PostgreSQL in a read-only transaction.
+    pub(crate) fn authenticate<T, E: From<DbError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+        match &self.backend {
+            Backend::Sqlite { auth, .. } => {
+                let mut conn = auth.lock().unwrap_or_else(|p| p.into_inner());
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(DbError::from)?;
+                let out = f(&Tx::Sqlite(&tx));
+                out
+            }
+            Backend::Postgres { .. } => self.read(f),
+        }
+    }
+
+    fn sqlite_writer(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
         // A panic under the lock cannot leave a half-made change: the transaction it held rolls
         // back when dropped, so the connection is safe to keep using.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` in one immediate transaction and commits only if it returns `Ok`. Every write of
-    /// a request goes through here, once.
-    pub(crate) fn write<T, E: From<rusqlite::Error>>(
+    /// Runs `f` in one write transaction and commits only if it returns `Ok`. Every write of a
+    /// request goes through here, once. On PostgreSQL `f` may run more than once (a serialization
+    /// conflict rolls the attempt back entirely), so it must do nothing outside the transaction
+    /// that a second run would repeat wrongly.
+    pub(crate) fn write<T, E: From<DbError> + Retryable>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+        mut f: impl FnMut(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        match &self.backend {
+            Backend::Sqlite { conn, .. } => {
+                let mut conn = Self::sqlite_writer(conn);
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(DbError::from)?;
+                let out = f(&Tx::Sqlite(&tx))?;
+                tx.commit().map_err(DbError::from)?;
+                Ok(out)
+            }
+            Backend::Postgres { pool } => {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match Self::pg_attempt(pool, postgres::IsolationLevel::Serializable, false, &mut f) {
+                        Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                            // Back off a little, more each time, with jitter so that two
+                            // instances that collided do not collide again in step.
+                            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
+                            std::thread::sleep(Duration::from_millis(u64::from(attempt) * 2 + jitter));
+                        }
+                        Err(e) if e.is_retryable() => {
+                            return Err(E::from(DbError::Unavailable(format!(
+                                "a write conflicted with concurrent ones {MAX_ATTEMPTS} times"
+                            ))))
+                        }
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+
+    fn pg_attempt<T, E: From<DbError>>(
+        pool: &r2d2::Pool<PgManager>,
+        isolation: postgres::IsolationLevel,
+        read_only: bool,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut pooled = pool.get().map_err(DbError::from)?;
+        let PgConnection { client, cache } = &mut *pooled;
+        let tx = client
+            .build_transaction()
+            .isolation_level(isolation)
+            .read_only(read_only)
+            .start()
+            .map_err(DbError::from)?;
+        let tx = Tx::Postgres(std::cell::RefCell::new(cache), std::cell::RefCell::new(tx));
         let out = f(&tx)?;
-        tx.commit()?;
+        let Tx::Postgres(_, tx) = tx else { unreachable!("built as Postgres above") };
+        tx.into_inner().commit().map_err(DbError::from)?;
         Ok(out)
     }
 
-    /// Runs `f` in a read transaction on the read-only views connection, so that a view is one
-    /// consistent snapshot (of everything committed when it starts) and never waits for, nor
-    /// holds up, the writer.
-    pub(crate) fn read<T, E: From<rusqlite::Error>>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let mut conn = self.views.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        f(&tx)
+    /// Runs `f` in a read-only snapshot (of everything committed when it starts) that never waits
+    /// for, nor holds up, the writer: on SQLite a read transaction on the views connection, on
+    /// PostgreSQL a `REPEATABLE READ READ ONLY` transaction.
+    pub(crate) fn read<T, E: From<DbError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+        match &self.backend {
+            Backend::Sqlite { views, .. } => {
+                let mut conn = views.lock().unwrap_or_else(|p| p.into_inner());
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(DbError::from)?;
+                let out = f(&Tx::Sqlite(&tx));
+                out
+            }
+            Backend::Postgres { pool } => Self::pg_attempt(pool, postgres::IsolationLevel::RepeatableRead, true, f),
+        }
     }
 
     /// Loads dispatch's key pair, creating it on first start.
@@ -370,8 +395,8 @@ impl Store {
                 .optional()?;
             match row {
                 Some((secret, public)) => {
-                    // The secret also sits in SQLite's page cache, so wiping this copy would buy
-                    // little; a deployment that cares keeps the key in an HSM/KMS instead.
+                    // The secret also sits in the database's page cache, so wiping this copy would
+                    // buy little; a deployment that cares keeps the key in an HSM/KMS instead.
                     let bytes: [u8; 32] = secret
                         .as_slice()
                         .try_into()
@@ -387,6 +412,9 @@ impl Store {
                     Ok((sk, pk))
                 }
                 None => {
+                    // Two instances starting on an empty PostgreSQL database both get here; the
+                    // second one's insert conflicts, its transaction runs again and reads the
+                    // first one's key.
                     let (sk, pk) = generate_keypair()?;
                     tx.execute(
                         "INSERT INTO server_key (singleton, secret_key, public_key, created_ms) VALUES (1, ?1, ?2, ?3)",
@@ -398,21 +426,86 @@ impl Store {
         })
     }
 
-    /// Checkpoints the WAL into the main file and closes the connection.
+    /// On SQLite, checkpoints the WAL into the main file and closes the connections; on
+    /// PostgreSQL, closes the pool's connections.
     pub(crate) fn close(self) {
-        for reader in [self.auth, self.views] {
+        let Backend::Sqlite { conn, auth, views } = self.backend else { return };
+        for reader in [auth, views] {
             let reader = reader.into_inner().unwrap_or_else(|p| p.into_inner());
             if let Err((_, e)) = reader.close() {
                 tracing::warn!(target: "jobseal_dispatch", "closing a read-only connection failed: {e}");
             }
         }
-        let conn = self.conn.into_inner().unwrap_or_else(|p| p.into_inner());
+        let conn = conn.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
             tracing::warn!(target: "jobseal_dispatch", "checkpoint at shutdown failed: {e}");
         }
         if let Err((_, e)) = conn.close() {
             tracing::warn!(target: "jobseal_dispatch", "closing the database failed: {e}");
         }
+    }
+}
+
+/// Connections per instance in the PostgreSQL pool: `JOBSEAL_DISPATCH_PG_POOL` (1-256), else 16.
+fn pool_size() -> u32 {
+    std::env::var("JOBSEAL_DISPATCH_PG_POOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=256).contains(n))
+        .unwrap_or(16)
+}
+
+/// Brings a SQLite database up to the latest migration. A database made before the migrations
+/// library (it has a `user_version` but no history table) is first recorded as being at its
+/// `user_version`, so that only the later steps run. A database newer than this server is
+/// refused before anything is changed.
+fn migrate_sqlite(conn: &mut Connection) -> Result<(), DispatchError> {
+    let user_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(DbError::from)?;
+    if user_version > VERSION {
+        return Err(DispatchError::Integrity(format!(
+            "database schema version {user_version} is newer than this server ({VERSION})"
+        )));
+    }
+    let has_history: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'refinery_schema_history'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(DbError::from)?;
+    if !has_history && user_version > 0 {
+        let at = i32::try_from(user_version).map_err(|_| DispatchError::Integrity("bad user_version".into()))?;
+        sqlite_migrations::migrations::runner()
+            .set_target(refinery::Target::FakeVersion(at))
+            .run(conn)
+            .map_err(migration_error)?;
+    }
+    sqlite_migrations::migrations::runner().set_abort_missing(true).run(conn).map_err(migration_error)?;
+    conn.pragma_update(None, "user_version", VERSION).map_err(DbError::from)?;
+    Ok(())
+}
+
+/// Brings a PostgreSQL database up to the latest migration, under an advisory lock so that
+/// instances starting together migrate one after the other (the second finds nothing to do).
+/// A database with migrations this server does not know is refused.
+fn migrate_postgres(client: &mut postgres::Client) -> Result<(), DispatchError> {
+    // The lock's key: "jobseal" in ASCII, a number no other user of the database is likely to take.
+    const LOCK: i64 = 0x006a_6f62_7365_616c;
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK]).map_err(DbError::from)?;
+    let result = postgres_migrations::migrations::runner().set_abort_missing(true).run(client).map_err(migration_error);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]).map_err(DbError::from);
+    result?;
+    unlocked?;
+    Ok(())
+}
+
+fn migration_error(e: refinery::Error) -> DispatchError {
+    match e.kind() {
+        refinery::error::Kind::MissingVersion(m) => DispatchError::Integrity(format!(
+            "database schema version {} is newer than this server ({VERSION})",
+            m.version()
+        )),
+        _ => DispatchError::Integrity(format!("migrating the schema failed: {e}")),
     }
 }
 
@@ -456,14 +549,18 @@ pub(crate) fn found<T>(row: Option<T>, what: impl FnOnce() -> String) -> Result<
 mod tests {
     use super::*;
 
+    const SCHEMA_V1: &str = include_str!("../migrations/sqlite/V1__devices_jobs_and_sync.sql");
+    const SCHEMA_V2: &str = include_str!("../migrations/sqlite/V2__authenticated_enrolment.sql");
+    const SCHEMA_V3: &str = include_str!("../migrations/sqlite/V3__keyed_audit_chains_and_prekey_requests.sql");
+
     #[test]
     fn a_fresh_database_has_the_current_schema_and_reopens_with_the_same_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.db");
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path.clone().into()).unwrap();
         let (_, first) = store.server_key().unwrap();
         store.close();
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path.clone().into()).unwrap();
         let (secret, again) = store.server_key().unwrap();
         assert_eq!(first, again);
         assert_eq!(secret.public_key(), again);
@@ -478,7 +575,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dispatch.db");
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path.clone().into()).unwrap();
         store.write(|tx| tx.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
@@ -491,7 +588,7 @@ mod tests {
         store.close();
         // An existing database readable by everyone is made owner-only at open.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        Store::open(&path).unwrap().close();
+        Store::open(&path.clone().into()).unwrap().close();
         assert_eq!(mode(&path), 0o600);
     }
 
@@ -504,7 +601,7 @@ mod tests {
             conn.execute_batch(SCHEMA_V1).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path.clone().into()).unwrap();
         let tables: i64 = store
             .read(|tx| {
                 tx.query_row(
@@ -539,7 +636,7 @@ mod tests {
             )
             .unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path.clone().into()).unwrap();
         let row: (i64, i64, Option<i64>, i64, i64, i64, i64) = store
             .read(|tx| {
                 tx.query_row(
@@ -563,7 +660,7 @@ mod tests {
         };
         let upgraded = schema(&store);
         store.close();
-        let fresh = Store::open(&dir.path().join("fresh.db")).unwrap();
+        let fresh = Store::open(&dir.path().join("fresh.db").into()).unwrap();
         assert_eq!(upgraded, schema(&fresh));
         fresh.close();
     }
@@ -572,16 +669,33 @@ mod tests {
     fn a_newer_schema_is_refused_and_a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.db");
-        let store = Store::open(&path).unwrap();
-        let failed: Result<(), rusqlite::Error> = store.write(|tx| {
+        let store = Store::open(&path.clone().into()).unwrap();
+        let failed: Result<(), DbError> = store.write(|tx| {
             tx.execute("INSERT INTO server_key VALUES (1, x'00', x'00', 0)", [])?;
-            Err(rusqlite::Error::InvalidQuery)
+            Err(DbError::NoRows)
         });
         assert!(failed.is_err());
         let n: i64 = store.read(|tx| tx.query_row("SELECT count(*) FROM server_key", [], |r| r.get(0))).unwrap();
         assert_eq!(n, 0);
-        store.write(|tx| tx.pragma_update(None, "user_version", VERSION + 1)).unwrap();
+        store
+            .write(|tx| -> Result<(), DbError> {
+                Ok(tx.sqlite().unwrap().pragma_update(None, "user_version", VERSION + 1)?)
+            })
+            .unwrap();
         store.close();
-        assert!(matches!(Store::open(&path), Err(DispatchError::Integrity(_))));
+        assert!(matches!(Store::open(&path.clone().into()), Err(DispatchError::Integrity(_))));
+        // Newer by its migration history alone (user_version as this server writes it): refused
+        // too, and left as it was.
+        let path = dir.path().join("e.db");
+        Store::open(&path.clone().into()).unwrap().close();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (?1, 'future', '2026-01-01T00:00:00Z', '0')",
+            [VERSION + 1],
+        )
+        .unwrap();
+        drop(conn);
+        let refused = Store::open(&path.clone().into());
+        assert!(matches!(&refused, Err(DispatchError::Integrity(m)) if m.contains("newer")), "{:?}", refused.err());
     }
 }

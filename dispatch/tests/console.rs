@@ -6,7 +6,7 @@
 use chrono::{Duration, Utc};
 use jobseal::{JobState, ManualClock};
 use jobseal_testkit::device::open_vault;
-use jobseal_testkit::server::TestDispatch;
+use jobseal_testkit::server::{quote, TestDispatch};
 use jobseal_testkit::sheet::{Sheet, VALUES};
 use jobseal_testkit::Operator;
 use std::sync::Arc;
@@ -353,9 +353,15 @@ fn cross_site_form_posts_are_refused() {
 fn no_customer_value_or_report_text_reaches_a_page_or_an_export() {
     let day = worked_day();
     // The canaries are really in dispatch's database (the plaintext sheet and the report).
-    let db = std::fs::read(day.server.db_path()).unwrap();
-    let wal = std::fs::read(day.server.db_path().with_extension("db-wal")).unwrap_or_default();
-    let raw = [db, wal].concat();
+    let raw = if day.server.database().is_postgres() {
+        let rows =
+            day.server.database().sql("SELECT encode(sheet, 'escape') FROM jobs UNION ALL SELECT text FROM reports");
+        rows.into_iter().flatten().flatten().collect::<String>().into_bytes()
+    } else {
+        let db = std::fs::read(day.server.db_path()).unwrap();
+        let wal = std::fs::read(day.server.db_path().with_extension("db-wal")).unwrap_or_default();
+        [db, wal].concat()
+    };
     let holds = |needle: &str| raw.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(holds(VALUES[0]) && holds(REPORT), "the test's canaries are in the database");
 
@@ -433,24 +439,19 @@ fn exports_match_the_operator_api_view_of_the_job() {
 /// whatever the device put there. Stored directly (the rows ingest writes), so the test controls
 /// the text exactly.
 fn plant_audit_record(day: &Day, seq: i64, kind: &str, field: &str, detail: &str) {
-    let conn = rusqlite::Connection::open(day.server.db_path()).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    conn.execute(
+    let now = Utc::now().timestamp_millis();
+    day.server.database().sql(&format!(
         "INSERT INTO audit_records (device_id, seq, job_id, at_ms, kind, field, state, detail, prev_hash, hash, chain,
                                     event_key, received_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'on-site', ?7, x'00', x'00', 'broken', ?8, ?4)",
-        rusqlite::params![
-            day.device.to_string(),
-            seq,
-            day.job.to_string(),
-            Utc::now().timestamp_millis(),
-            kind,
-            field,
-            detail,
-            Uuid::new_v4().to_string()
-        ],
-    )
-    .unwrap();
+         VALUES ({}, {seq}, {}, {now}, {}, {}, 'on-site', {}, {blob}, {blob}, 'broken', {}, {now})",
+        quote(&day.device.to_string()),
+        quote(&day.job.to_string()),
+        quote(kind),
+        quote(field),
+        quote(detail),
+        quote(&Uuid::new_v4().to_string()),
+        blob = if day.server.database().is_postgres() { "'\\x00'::bytea" } else { "x'00'" },
+    ));
 }
 
 #[test]
@@ -500,14 +501,12 @@ fn identity_key_deliveries_and_broken_chains_are_flagged() {
     assert!(page.contains("one-time prekey"));
     // Dispatch sealed the sheet to the identity key (what it does when a device runs out of
     // prekeys; tests/api.rs covers when): the console says so on the job, the list and the device.
-    let conn = rusqlite::Connection::open(day.server.db_path()).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    conn.execute(
-        "UPDATE deliveries SET sealed_to = 'identity', via = 'identity' WHERE job_id = ?1",
-        [day.job.to_string()],
-    )
-    .unwrap();
-    conn.execute("UPDATE devices SET audit_broken_at = 4 WHERE device_id = ?1", [day.device.to_string()]).unwrap();
+    let db = day.server.database();
+    db.sql(&format!(
+        "UPDATE deliveries SET sealed_to = 'identity', via = 'identity' WHERE job_id = {}",
+        quote(&day.job.to_string())
+    ));
+    db.sql(&format!("UPDATE devices SET audit_broken_at = 4 WHERE device_id = {}", quote(&day.device.to_string())));
     let page = browser.get(&format!("/console/jobs/{}", day.job), Some(&session)).body;
     assert!(page.contains("id=\"identity-flag\""));
     assert!(page.contains("IDENTITY KEY (no forward secrecy)"));

@@ -15,7 +15,7 @@ use jobseal_dispatch::{
     MAX_REPORTS_PER_WINDOW, QUOTA_WINDOW_MS,
 };
 use jobseal_testkit::device::vault_at;
-use jobseal_testkit::server::{TestDispatch, OPERATOR_TOKEN};
+use jobseal_testkit::server::{quote, TestDatabase, TestDispatch, OPERATOR_TOKEN};
 use jobseal_testkit::sheet::{t0, Sheet};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -52,8 +52,7 @@ fn device_endpoints_refuse_a_bad_token_before_the_body_and_the_lock() {
     let token = device.vault.device_token_insecure_for_testing().unwrap().unwrap();
 
     // Another writer holds the database; a genuine sync queues behind it, holding the server's lock.
-    let holder = rusqlite::Connection::open(kit.db_path()).unwrap();
-    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let holder = kit.database().hold_writes();
     let client = kit.client();
     let genuine = std::thread::spawn(move || {
         let body = serde_json::json!({"device_id": bundle.device_id, "events": [], "nonce": "ab".repeat(32)});
@@ -77,8 +76,7 @@ fn device_endpoints_refuse_a_bad_token_before_the_body_and_the_lock() {
         }
     }
 
-    holder.execute_batch("ROLLBACK").unwrap();
-    drop(holder);
+    holder.release();
     assert_eq!(genuine.join().unwrap(), 200, "the genuine sync went through once the lock was free");
 }
 
@@ -151,15 +149,21 @@ fn json_bodies_must_be_declared_as_json() {
 }
 
 /// A server on a fresh database with short timeouts, and its folder.
-fn start_with(timeouts: Timeouts) -> (RunningServer, tempfile::TempDir) {
+fn start_with(timeouts: Timeouts) -> (RunningServer, (TestDatabase, tempfile::TempDir)) {
     start_limited(timeouts, EnrolRate::default())
 }
 
+/// The single number `sql` selects, read from the server's database directly.
+fn count(kit: &TestDispatch, sql: &str) -> i64 {
+    kit.database().sql(sql)[0][0].as_deref().unwrap().parse().unwrap()
+}
+
 /// A server on a fresh database with the given timeouts and enrolment rate, and its folder.
-fn start_limited(timeouts: Timeouts, enrol_rate: EnrolRate) -> (RunningServer, tempfile::TempDir) {
+fn start_limited(timeouts: Timeouts, enrol_rate: EnrolRate) -> (RunningServer, (TestDatabase, tempfile::TempDir)) {
     let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::new(&dir.path().join("dispatch.db"));
     let server = RunningServer::start(ServerConfig {
-        db_path: dir.path().join("dispatch.db"),
+        database: database.database(),
         addr: "127.0.0.1:0".parse().unwrap(),
         operator_token: OPERATOR_TOKEN.into(),
         timeouts,
@@ -167,7 +171,7 @@ fn start_limited(timeouts: Timeouts, enrol_rate: EnrolRate) -> (RunningServer, t
         enrol_rate,
     })
     .unwrap();
-    (server, dir)
+    (server, (database, dir))
 }
 
 /// Waits for the server to answer or close `conn`; returns the answer's status (`None`: closed
@@ -336,11 +340,10 @@ impl Pusher {
         serde_json::from_value(answer["answer"]["acked"].clone()).unwrap()
     }
 
-    /// Runs `sql` on the server's database from outside (to move stored times back).
+    /// Runs `sql` on the server's database from outside (to move stored times back); `?1` is
+    /// the device's id.
     fn age(&self, sql: &str) {
-        let db = rusqlite::Connection::open(self.kit.db_path()).unwrap();
-        db.busy_timeout(Duration::from_secs(5)).unwrap();
-        db.execute(sql, rusqlite::params![self.device.to_string()]).unwrap();
+        self.kit.database().sql(&sql.replace("?1", &quote(&self.device.to_string())));
     }
 
     fn history(&self) -> usize {
@@ -434,9 +437,10 @@ fn pruned_keys_are_gone_and_their_replay_is_still_not_applied_twice() {
     assert_eq!(p.push(&first).0, 200);
     assert_eq!(p.history(), 2);
     let keys = |p: &Pusher| -> i64 {
-        let db = rusqlite::Connection::open(p.kit.db_path()).unwrap();
-        db.query_row("SELECT count(*) FROM applied_events WHERE device_id = ?1", [p.device.to_string()], |r| r.get(0))
-            .unwrap()
+        count(
+            &p.kit,
+            &format!("SELECT count(*) FROM applied_events WHERE device_id = {}", quote(&p.device.to_string())),
+        )
     };
 
     // Within the horizon nothing is pruned, whatever comes next.
@@ -642,9 +646,7 @@ fn oversized_reports_and_audit_records_are_acknowledged_not_stored() {
     let (status, _, answer) = p.push(&oversized);
     assert_eq!(status, 200, "{answer}");
     assert_eq!(Pusher::acked(&answer), oversized.iter().map(|e| e.key).collect::<Vec<_>>());
-    let db = rusqlite::Connection::open(p.kit.db_path()).unwrap();
-    let count =
-        |table: &str| -> i64 { db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap() };
+    let count = |table: &str| -> i64 { count(&p.kit, &format!("SELECT count(*) FROM {table}")) };
     assert_eq!((count("reports"), count("audit_records")), (0, 0), "an oversized event was stored");
     // At the limits, both are kept.
     let (status, _, answer) =
@@ -659,8 +661,7 @@ fn oversized_reports_and_audit_records_are_acknowledged_not_stored() {
 #[test]
 fn views_do_not_wait_for_the_writer() {
     let p = Pusher::start();
-    let db = rusqlite::Connection::open(p.kit.db_path()).unwrap();
-    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let db = p.kit.database().hold_writes();
     std::thread::scope(|s| {
         // A genuine sync takes the server's write lock and waits there for the database.
         let sync = s.spawn(|| p.push(&[]).0);
@@ -668,7 +669,7 @@ fn views_do_not_wait_for_the_writer() {
         let started = Instant::now();
         let (status, _) = p.kit.operator().call("GET", &format!("/v1/operator/jobs/{}", p.job), None);
         let waited = started.elapsed();
-        db.execute_batch("ROLLBACK").unwrap();
+        db.release();
         assert_eq!(status, 200);
         assert!(waited < Duration::from_secs(2), "the view waited {waited:?} behind the write lock");
         assert_eq!(sync.join().unwrap(), 200, "the sync goes through once the database is free");

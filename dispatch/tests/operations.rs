@@ -310,8 +310,9 @@ fn sample(text: &str, name: &str) -> f64 {
 #[test]
 fn metrics_count_syncs_events_and_refusals_behind_their_own_token() {
     let dir = tempfile::tempdir().unwrap();
+    let database = jobseal_testkit::server::TestDatabase::new(&dir.path().join("d.db"));
     let server = RunningServer::start(ServerConfig {
-        db_path: dir.path().join("d.db"),
+        database: database.database(),
         addr: "127.0.0.1:0".parse().unwrap(),
         operator_token: OPERATOR_TOKEN.into(),
         timeouts: Timeouts::default(),

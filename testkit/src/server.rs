@@ -8,11 +8,183 @@
 //! dropped, during unwinding too. The database lives in a temporary folder that outlives
 //! restarts, so a test can stop dispatch and bring it back on the same state. (The test of the
 //! `jobseal-dispatch` binary itself still runs the binary.)
+//!
+//! The same tests run on both of dispatch's databases: when `JOBSEAL_TEST_POSTGRES` names a
+//! PostgreSQL server (an admin URL whose role may create databases; `scripts/with-postgres.sh`
+//! sets it), every [`TestDatabase`] is a fresh PostgreSQL database of its own, dropped after the
+//! test; otherwise it is a SQLite file in the test's folder.
 
 use crate::operator::{Client, Operator};
 use jobseal::{DeviceBundle, HttpTransport, PublicKey, Vault};
-use jobseal_dispatch::{RunningServer, ServerConfig};
+use jobseal_dispatch::{Database, RunningServer, ServerConfig};
 use std::path::{Path, PathBuf};
+
+/// The environment variable naming the PostgreSQL server the suites run on instead of SQLite.
+pub const POSTGRES_ENV: &str = "JOBSEAL_TEST_POSTGRES";
+
+/// The PostgreSQL admin URL of this run, if the suites run on PostgreSQL.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var(POSTGRES_ENV).ok().filter(|u| !u.trim().is_empty())
+}
+
+/// A database for one test's server: a SQLite file in `dir`, or, on PostgreSQL runs, a fresh
+/// database on the run's server, dropped (with any connections still open to it) when this is.
+pub struct TestDatabase {
+    database: Database,
+    /// The PostgreSQL database's name, to drop it.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// A new, empty database; `file` is the SQLite file to use on SQLite runs.
+    pub fn new(file: &Path) -> TestDatabase {
+        let Some(admin) = postgres_admin_url() else {
+            return TestDatabase { database: Database::Sqlite(file.to_path_buf()), postgres: None };
+        };
+        let name = format!("jobseal_test_{}", uuid::Uuid::new_v4().simple());
+        let mut client =
+            postgres::Client::connect(&admin, postgres::NoTls).expect("the test PostgreSQL server answers");
+        client.batch_execute(&format!("CREATE DATABASE {name}")).expect("a test database is created");
+        let mut config: postgres::Config = admin.parse().expect("JOBSEAL_TEST_POSTGRES is a postgres:// URL");
+        config.dbname(&name);
+        let url = postgres_url(&config);
+        TestDatabase { database: Database::Postgres(url), postgres: Some((admin, name)) }
+    }
+
+    /// What to give `ServerConfig::database`.
+    pub fn database(&self) -> Database {
+        self.database.clone()
+    }
+
+    /// Whether this is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// Runs one statement written for both databases (no parameters: quote values with
+    /// [`quote`]) on this database directly, as someone with access to it would: for tests that
+    /// reach past the API (a tampered row, a count of what is stored). Returns each row's columns
+    /// as text (`NULL` as `None`).
+    pub fn sql(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match (&self.database, &self.postgres) {
+            (Database::Sqlite(path), _) => {
+                let conn = rusqlite::Connection::open(path).expect("the dispatch database opens");
+                conn.busy_timeout(std::time::Duration::from_secs(5)).expect("a busy timeout");
+                let mut out = Vec::new();
+                {
+                    let mut stmt = conn.prepare(sql).expect("the test's SQL is valid");
+                    let n = stmt.column_count();
+                    let mut rows = stmt.query([]).expect("the test's SQL runs");
+                    while let Some(row) = rows.next().expect("a row") {
+                        out.push(
+                            (0..n)
+                                .map(|i| match row.get_ref(i).expect("a column") {
+                                    rusqlite::types::ValueRef::Null => None,
+                                    rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                                    rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                                    rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                                    rusqlite::types::ValueRef::Blob(b) => {
+                                        // As PostgreSQL's text form of bytea shows it.
+                                        Some(b.iter().fold(String::from("\\x"), |s, x| s + &format!("{x:02x}")))
+                                    }
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+                out
+            }
+            (Database::Postgres(url), _) => {
+                let mut client = postgres::Client::connect(url, postgres::NoTls).expect("the test database answers");
+                let mut out = Vec::new();
+                for message in client.simple_query(sql).expect("the test's SQL runs") {
+                    if let postgres::SimpleQueryMessage::Row(row) = message {
+                        out.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
+                    }
+                }
+                out
+            }
+            _ => unreachable!("a TestDatabase is SQLite or PostgreSQL"),
+        }
+    }
+}
+
+/// Another writer holding dispatch's database ([`TestDatabase::hold_writes`]) until
+/// [`WriteHold::release`] or drop.
+pub enum WriteHold {
+    /// A SQLite connection inside `BEGIN IMMEDIATE`.
+    Sqlite(rusqlite::Connection),
+    /// A PostgreSQL session inside a transaction holding `devices` in `EXCLUSIVE` mode.
+    Postgres(postgres::Client),
+}
+
+impl WriteHold {
+    /// Lets the writers through.
+    pub fn release(self) {}
+}
+
+impl Drop for WriteHold {
+    fn drop(&mut self) {
+        match self {
+            WriteHold::Sqlite(conn) => {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            WriteHold::Postgres(client) => {
+                let _ = client.batch_execute("ROLLBACK");
+            }
+        }
+    }
+}
+
+impl TestDatabase {
+    /// Holds the database as a long write transaction would: on SQLite the write lock itself
+    /// (`BEGIN IMMEDIATE`), on PostgreSQL the `devices` table in `EXCLUSIVE` mode, which every
+    /// sync and enrolment must write and which leaves plain reads through. What only reads
+    /// (credentials checks, views) must still answer; every write waits until the hold ends.
+    pub fn hold_writes(&self) -> WriteHold {
+        match &self.database {
+            Database::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).expect("the dispatch database opens");
+                conn.execute_batch("BEGIN IMMEDIATE").expect("the write lock is taken");
+                WriteHold::Sqlite(conn)
+            }
+            Database::Postgres(url) => {
+                let mut client = postgres::Client::connect(url, postgres::NoTls).expect("the test database answers");
+                client.batch_execute("BEGIN; LOCK TABLE devices IN EXCLUSIVE MODE").expect("the table lock is taken");
+                WriteHold::Postgres(client)
+            }
+            _ => unreachable!("a TestDatabase is SQLite or PostgreSQL"),
+        }
+    }
+}
+
+/// `text` as an SQL string literal (quotes doubled), for [`TestDatabase::sql`].
+pub fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The URL of `config` (host, port, user, password, database).
+fn postgres_url(config: &postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("postgres");
+    let password = config.get_password().map(|p| format!(":{}", String::from_utf8_lossy(p))).unwrap_or_default();
+    format!("postgres://{user}{password}@{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"))
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.postgres.take() {
+            if let Ok(mut client) = postgres::Client::connect(&admin, postgres::NoTls) {
+                // WITH (FORCE): a server still holding pooled connections must not keep it alive.
+                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
 
 /// The operator token of every [`TestDispatch`]: a test value, long like a real one.
 pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-only-0123456789";
@@ -23,6 +195,7 @@ pub struct TestDispatch {
     // Declared before `dir`, so that it stops before its database is deleted.
     server: Option<RunningServer>,
     db: PathBuf,
+    database: TestDatabase,
     dir: tempfile::TempDir,
 }
 
@@ -31,14 +204,15 @@ impl TestDispatch {
     pub fn start() -> TestDispatch {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let db = dir.path().join("dispatch.db");
-        let mut dispatch = TestDispatch { server: None, db, dir };
+        let database = TestDatabase::new(&db);
+        let mut dispatch = TestDispatch { server: None, db, database, dir };
         dispatch.boot();
         dispatch
     }
 
     fn boot(&mut self) {
         let server = RunningServer::start(ServerConfig {
-            db_path: self.db.clone(),
+            database: self.database.database(),
             addr: "127.0.0.1:0".parse().expect("a loopback address"),
             operator_token: OPERATOR_TOKEN.into(),
             timeouts: jobseal_dispatch::Timeouts::default(),
@@ -77,9 +251,15 @@ impl TestDispatch {
         self.server().dispatch_key()
     }
 
-    /// The database file, which survives [`TestDispatch::restart`].
+    /// The SQLite database file, which survives [`TestDispatch::restart`]. On PostgreSQL runs
+    /// the file does not exist: reach the database through [`TestDispatch::database`].
     pub fn db_path(&self) -> &Path {
         &self.db
+    }
+
+    /// The server's database (SQLite or PostgreSQL), for SQL that reaches past the API.
+    pub fn database(&self) -> &TestDatabase {
+        &self.database
     }
 
     /// The temporary folder holding the database; a test may put its devices' folders here too.

@@ -285,7 +285,7 @@ fn main() {
                 let dir = tempfile::tempdir().expect("a temporary folder");
                 let token = jobseal_dispatch::generate_operator_token().expect("a token");
                 let server = jobseal_dispatch::RunningServer::start(jobseal_dispatch::ServerConfig {
-                    db_path: dir.path().join("dispatch.db"),
+                    database: dir.path().join("dispatch.db").into(),
                     addr: "127.0.0.1:0".parse().expect("an address"),
                     operator_token: token.clone(),
                     timeouts: jobseal_dispatch::Timeouts::default(),
