@@ -15,6 +15,10 @@ bash android-demo/run-jvm-tests.sh
 echo "== Android library: its Kotlin against the Android framework and WorkManager; logic and the forUnitTests jar on the JVM"
 bash bindings/android/run-jvm-tests.sh
 
+echo "== Dispatch: the dispatch suite again on PostgreSQL (a throwaway cluster on loopback), with the tests that need it:"
+echo "   several instances on one database, PostgreSQL going away mid-run"
+bash scripts/with-postgres.sh cargo test -p jobseal-dispatch --test dispatch --locked -- --include-ignored
+
 echo "== Dispatch: schemathesis against the running server, from docs/openapi.json (no 5xx, only documented statuses and shapes)"
 bash dispatch/contract/run-schemathesis.sh
 echo "== Dispatch: the privacy officer's console in headless Chromium after a demo day"

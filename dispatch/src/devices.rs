@@ -184,7 +184,7 @@ impl Service {
     /// `POST /v1/prekeys`. Returns the answer's body: the [`PrekeysResponse`] authenticated for
     /// the device over the request's nonce (`jobseal_protocol::answer`).
     pub(crate) fn add_prekeys(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-        self.store.write(|tx| {
+        self.store.write_serialized(crate::service::device_lock_key(headers), |tx| {
             let device = device_by_token(tx, headers)?;
             let req: PrekeysRequest = crate::service::parse_device_call(body, |r: &PrekeysRequest| &r.nonce)?;
             if req.prekeys.len() > MAX_PREKEYS_PER_CALL {

@@ -107,7 +107,9 @@ impl Service {
     /// device over the request's nonce (`jobseal_protocol::answer`).
     pub(crate) fn sync(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let mut tally = SyncTally::default();
-        let answer = self.store.write(|tx| {
+        let answer = self.store.write_serialized(crate::service::device_lock_key(headers), |tx| {
+            // Counted afresh on each run: on PostgreSQL a conflict runs the transaction again.
+            tally = SyncTally::default();
             let device = device_by_token(tx, headers)?;
             let req: SyncRequest = parse_device_call(body, |r: &SyncRequest| &r.nonce)?;
             if req.device_id != device.device_id {

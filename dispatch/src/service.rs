@@ -277,6 +277,14 @@ pub(crate) fn new_device_token() -> Result<String, DispatchError> {
     Ok(jobseal_protocol::hex::encode(&jobseal_protocol::crypto::random_bytes::<32>()?))
 }
 
+/// The key that serializes one device's write transactions across instances
+/// (`Store::write_serialized`): the first 8 bytes of its token's SHA-256. `None` without a
+/// bearer token (the request fails its credentials check anyway).
+pub(crate) fn device_lock_key(headers: &HeaderMap) -> Option<i64> {
+    let hash = token_hash(bearer(headers).ok()?);
+    Some(i64::from_be_bytes(hash[..8].try_into().ok()?))
+}
+
 /// SHA-256 of a token, the form in which tokens are stored and compared.
 pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

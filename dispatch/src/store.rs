@@ -45,7 +45,7 @@ pub(crate) const VERSION: i64 = 4;
 
 /// How many times a PostgreSQL write transaction is run when it keeps conflicting with
 /// concurrent ones; after that the request gets 503 and the device retries later.
-pub(crate) const MAX_ATTEMPTS: u32 = 12;
+pub(crate) const MAX_ATTEMPTS: u32 = 20;
 
 /// Which database a server uses.
 #[derive(Clone, PartialEq, Eq)]
@@ -316,6 +316,21 @@ impl Store {
     /// that a second run would repeat wrongly.
     pub(crate) fn write<T, E: From<DbError> + Retryable>(
         &self,
+        f: impl FnMut(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.write_serialized(None, f)
+    }
+
+    /// [`Store::write`], and on PostgreSQL the transactions given the same `key` run one after
+    /// the other, across every instance (a session advisory lock, taken before the transaction
+    /// begins so that its snapshot is taken after the wait). A device's requests use a key derived
+    /// from its token: its own retried or duplicated syncs landing on several instances queue
+    /// instead of failing each other's serializable transactions over and over. Correctness does
+    /// not depend on the key (the transactions are serializable either way); throughput under
+    /// such duplicates does.
+    pub(crate) fn write_serialized<T, E: From<DbError> + Retryable>(
+        &self,
+        key: Option<i64>,
         mut f: impl FnMut(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         match &self.backend {
@@ -330,12 +345,12 @@ impl Store {
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
-                    match Self::pg_attempt(pool, postgres::IsolationLevel::Serializable, false, &mut f) {
+                    match Self::pg_attempt(pool, postgres::IsolationLevel::Serializable, false, key, &mut f) {
                         Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                             // Back off a little, more each time, with jitter so that two
                             // instances that collided do not collide again in step.
-                            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
-                            std::thread::sleep(Duration::from_millis(u64::from(attempt) * 2 + jitter));
+                            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 16);
+                            std::thread::sleep(Duration::from_millis((u64::from(attempt) * 4).min(50) + jitter));
                         }
                         Err(e) if e.is_retryable() => {
                             return Err(E::from(DbError::Unavailable(format!(
@@ -353,21 +368,32 @@ impl Store {
         pool: &r2d2::Pool<PgManager>,
         isolation: postgres::IsolationLevel,
         read_only: bool,
+        key: Option<i64>,
         f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut pooled = pool.get().map_err(DbError::from)?;
         let PgConnection { client, cache } = &mut *pooled;
-        let tx = client
-            .build_transaction()
-            .isolation_level(isolation)
-            .read_only(read_only)
-            .start()
-            .map_err(DbError::from)?;
-        let tx = Tx::Postgres(std::cell::RefCell::new(cache), std::cell::RefCell::new(tx));
-        let out = f(&tx)?;
-        let Tx::Postgres(_, tx) = tx else { unreachable!("built as Postgres above") };
-        tx.into_inner().commit().map_err(DbError::from)?;
-        Ok(out)
+        if let Some(key) = key {
+            client.execute("SELECT pg_advisory_lock($1)", &[&key]).map_err(DbError::from)?;
+        }
+        let out = (|| {
+            let tx = client
+                .build_transaction()
+                .isolation_level(isolation)
+                .read_only(read_only)
+                .start()
+                .map_err(DbError::from)?;
+            let tx = Tx::Postgres(std::cell::RefCell::new(cache), std::cell::RefCell::new(tx));
+            let out = f(&tx)?;
+            let Tx::Postgres(_, tx) = tx else { unreachable!("built as Postgres above") };
+            tx.into_inner().commit().map_err(DbError::from)?;
+            Ok(out)
+        })();
+        if let Some(key) = key {
+            // On a broken connection the session, and with it the lock, is gone already.
+            let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]);
+        }
+        out
     }
 
     /// Runs `f` in a read-only snapshot (of everything committed when it starts) that never waits
@@ -381,7 +407,9 @@ impl Store {
                 let out = f(&Tx::Sqlite(&tx));
                 out
             }
-            Backend::Postgres { pool } => Self::pg_attempt(pool, postgres::IsolationLevel::RepeatableRead, true, f),
+            Backend::Postgres { pool } => {
+                Self::pg_attempt(pool, postgres::IsolationLevel::RepeatableRead, true, None, f)
+            }
         }
     }
 

@@ -88,10 +88,10 @@ impl Dispatch {
 }
 
 /// The nonce of the hand-made device requests (a real device draws a fresh one each time).
-const NONCE: &str = "6e6f6e63652d666f722d746573742d6f6e6c792d6e6f742d72616e646f6d2121";
+pub(super) const NONCE: &str = "6e6f6e63652d666f722d746573742d6f6e6c792d6e6f742d72616e646f6d2121";
 
 /// The `answer` of an authenticated 200 answer.
-fn unwrap_answer<T: serde::de::DeserializeOwned>(answer: Answer) -> T {
+pub(super) fn unwrap_answer<T: serde::de::DeserializeOwned>(answer: Answer) -> T {
     let body: Value = ok(answer);
     assert_eq!(body.as_object().map(|o| o.len()), Some(2), "not an authenticated answer: {body}");
     assert!(body["mac"].as_str().is_some_and(|m| m.len() == 64), "no MAC: {body}");
@@ -113,11 +113,11 @@ fn assert_error(answer: Answer, status: u16, code: &str) {
 }
 
 /// A valid sheet with obviously fake customer values; the phone is the canary.
-fn sheet(job: Uuid, version: u64) -> Value {
+pub(super) fn sheet(job: Uuid, version: u64) -> Value {
     Sheet::new(job).version(version).only(&["customer_name", "phone", "door_code"]).value("phone", CANARY).json()
 }
 
-fn event(job: Option<Uuid>, seq: u64, body: EventBody) -> OutboxEvent {
+pub(super) fn event(job: Option<Uuid>, seq: u64, body: EventBody) -> OutboxEvent {
     OutboxEvent { key: Uuid::now_v7(), seq, job_id: job, at: t0() + Duration::seconds(seq as i64), body }
 }
 
@@ -140,11 +140,11 @@ fn vault_device(d: &Dispatch, prekeys: u32) -> VaultDevice {
 
 /// A device made by hand, so the test holds its identity secret (to sign real shred receipts and
 /// make enrolment proofs).
-struct HandDevice {
+pub(super) struct HandDevice {
     identity: SecretKey,
     bundle: DeviceBundle,
-    id: Uuid,
-    token: String,
+    pub(super) id: Uuid,
+    pub(super) token: String,
 }
 
 /// A bundle of a new device with `prekeys` prekeys, and its identity secret.
@@ -157,9 +157,14 @@ fn hand_bundle(prekeys: u32) -> (SecretKey, DeviceBundle) {
 
 /// Opens the token of an enrolment answer the way the device does; `None` if it does not open.
 fn open_token(identity: &SecretKey, d: &Dispatch, req: &EnrolRequest, answer: &EnrolResponse) -> Option<String> {
+    open_token_from(identity, &d.key(), req, answer)
+}
+
+/// [`open_token`] for an answer of the dispatch with key `dispatch`.
+fn open_token_from(identity: &SecretKey, dispatch: &PublicKey, req: &EnrolRequest, answer: &EnrolResponse) -> Option<String> {
     open_answer_token(
         identity,
-        &d.key(),
+        dispatch,
         req.bundle.device_id,
         &req.nonce,
         answer.server_time.timestamp_millis(),
@@ -170,15 +175,22 @@ fn open_token(identity: &SecretKey, d: &Dispatch, req: &EnrolRequest, answer: &E
 }
 
 fn hand_device(d: &Dispatch, prekeys: u32) -> HandDevice {
+    enrol_hand_device(&d.http, &d.op, &d.key(), prekeys)
+}
+
+/// Enrols a new hand-made device with `prekeys` prekeys through `http`, with a code `op` issues
+/// (the two may be different instances of one dispatch).
+pub(super) fn enrol_hand_device(http: &Client, op: &Operator, dispatch: &PublicKey, prekeys: u32) -> HandDevice {
     let (identity, bundle) = hand_bundle(prekeys);
-    let req = build_request(bundle.clone(), &identity, &d.key(), Some(&d.code())).unwrap();
-    let enrolled: EnrolResponse = ok(d.enrol_raw(&req));
-    let token = open_token(&identity, d, &req, &enrolled).expect("the token is sealed to the identity key");
+    let code = EnrolmentCode::parse(&op.issue_code().code).unwrap();
+    let req = build_request(bundle.clone(), &identity, dispatch, Some(&code)).unwrap();
+    let enrolled: EnrolResponse = ok(http.post("/v1/enrol", None, &serde_json::to_value(&req).unwrap()));
+    let token = open_token_from(&identity, dispatch, &req, &enrolled).expect("the token is sealed to the identity key");
     HandDevice { identity, id: bundle.device_id, bundle, token }
 }
 
 impl HandDevice {
-    fn receipt(&self, dispatch: PublicKey, job: Uuid, version: u64) -> ShredReceipt {
+    pub(super) fn receipt(&self, dispatch: PublicKey, job: Uuid, version: u64) -> ShredReceipt {
         ReceiptKey::derive(&self.identity, &dispatch, self.id).unwrap().sign(self.id, &shred(job, version))
     }
 }

@@ -9,6 +9,7 @@
 mod api;
 mod console;
 mod engine;
+mod instances;
 mod limits;
 mod operations;
 mod openapi;
