@@ -694,6 +694,17 @@ mod tests {
     }
 
     #[test]
+    fn a_postgres_url_is_recognised_and_its_password_never_printed() {
+        let db = Database::parse("postgres://jobseal:secret-canary@db.example:6543/dispatch?sslmode=disable");
+        assert!(matches!(db, Database::Postgres(_)) && db.sqlite_path().is_none());
+        let shown = format!("{db:?}");
+        assert_eq!(shown, "Postgres(\"postgres://db.example:6543/dispatch\")");
+        assert_eq!(redacted_url("postgres://u:p@h:notaport/d"), "postgres://(unparsable URL)");
+        assert_eq!(Database::parse("postgresql://h/d").sqlite_path(), None);
+        assert_eq!(Database::parse("dispatch.db").sqlite_path(), Some(Path::new("dispatch.db")));
+    }
+
+    #[test]
     fn a_newer_schema_is_refused_and_a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.db");

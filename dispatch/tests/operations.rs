@@ -173,6 +173,15 @@ fn settings_come_from_the_file_then_the_environment_then_the_flags() {
     assert!(refused(d, &config, &zero).contains("enrol_burst"));
     assert!(!d.join("typo.db").exists());
 
+    // A PostgreSQL database needs the operator token given (there is no file next to it to
+    // generate one into), and the URL's password never appears, not even when the server is
+    // unreachable.
+    let pg = "postgres://jobseal:pg-password-canary@127.0.0.1:1/dispatch";
+    let err = refused(d, &["serve", "--database", pg], &[]);
+    assert!(err.contains("JOBSEAL_OPERATOR_TOKEN") && !err.contains("pg-password-canary"), "{err}");
+    let err = refused(d, &["serve"], &[("JOBSEAL_OPERATOR_TOKEN", OPERATOR_TOKEN), ("JOBSEAL_DISPATCH_DATABASE", pg)]);
+    assert!(err.contains("postgres://127.0.0.1:1/dispatch") && !err.contains("pg-password-canary"), "{err}");
+
     // A token is not a setting: written into the file it is refused, and not repeated.
     std::fs::write(d.join("token.toml"), "operator_token = \"operator-token-in-a-config-file-0123\"\n").unwrap();
     let err = refused(d, &["serve", "--config", "token.toml"], &[]);

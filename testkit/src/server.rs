@@ -51,6 +51,11 @@ impl TestDatabase {
         TestDatabase { database: Database::Postgres(url), postgres: Some((admin, name)) }
     }
 
+    /// A SQLite database at `file`, whatever `JOBSEAL_TEST_POSTGRES` says.
+    pub fn sqlite(file: &Path) -> TestDatabase {
+        TestDatabase { database: Database::Sqlite(file.to_path_buf()), postgres: None }
+    }
+
     /// What to give `ServerConfig::database`.
     pub fn database(&self) -> Database {
         self.database.clone()

@@ -17,10 +17,13 @@
 //! 5. `steady`: R rounds of empty syncs (what an idle fleet costs).
 //!
 //! Devices are spread over T client threads, each with a keep-alive connection; a thread works
-//! its devices one after the other, so T is the number of requests in flight.
+//! its devices one after the other, so T is the number of requests in flight. With `--instances
+//! I` (PostgreSQL only) I servers run on the one database and the threads are spread over them
+//! round robin, as behind a load balancer.
 //!
 //! ```sh
 //! cargo run --release -p dispatch-load -- --devices 50,200,1000 --threads 16 --rounds 5
+//! bash scripts/with-postgres.sh cargo run --release -p dispatch-load -- --postgres --instances 2
 //! JOBSEAL_OPERATOR_TOKEN=... cargo run --release -p dispatch-load -- --url http://127.0.0.1:8787
 //! ```
 
@@ -47,10 +50,13 @@ struct Args {
     rounds: usize,
     url: Option<String>,
     out: Option<std::path::PathBuf>,
+    postgres: bool,
+    instances: usize,
 }
 
 fn args() -> Result<Args, String> {
-    let mut args = Args { devices: vec![50, 200, 1000], threads: 16, rounds: 5, url: None, out: None };
+    let mut args =
+        Args { devices: vec![50, 200, 1000], threads: 16, rounds: 5, url: None, out: None, postgres: false, instances: 1 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -65,11 +71,19 @@ fn args() -> Result<Args, String> {
             "--rounds" => args.rounds = value()?.parse().map_err(|_| "bad --rounds")?,
             "--url" => args.url = Some(value()?),
             "--out" => args.out = Some(value()?.into()),
+            "--postgres" => args.postgres = true,
+            "--instances" => args.instances = value()?.parse().map_err(|_| "bad --instances")?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if args.threads == 0 || args.devices.contains(&0) {
-        return Err("--threads and --devices must be positive".into());
+    if args.threads == 0 || args.devices.contains(&0) || args.instances == 0 {
+        return Err("--threads, --devices and --instances must be positive".into());
+    }
+    if args.instances > 1 && !args.postgres {
+        return Err("--instances above 1 needs --postgres (SQLite is one process's file)".into());
+    }
+    if args.postgres && jobseal_testkit::server::postgres_admin_url().is_none() {
+        return Err("--postgres needs JOBSEAL_TEST_POSTGRES: run under scripts/with-postgres.sh".into());
     }
     Ok(args)
 }
@@ -133,11 +147,11 @@ impl Phase {
     }
 }
 
-/// Runs `work` for every item of `items` on `threads` threads (each with its own client), timing
-/// each call; the phase's figures.
+/// Runs `work` for every item of `items` on `threads` threads (each with its own client, to the
+/// instances of `bases` in turn), timing each call; the phase's figures.
 fn phase<T: Send>(
     name: &'static str,
-    base: &str,
+    bases: &[String],
     threads: usize,
     items: &mut [T],
     work: impl Fn(&Http, &mut T) + Sync,
@@ -147,8 +161,10 @@ fn phase<T: Send>(
     let latencies: Vec<Vec<f64>> = std::thread::scope(|s| {
         let handles: Vec<_> = items
             .chunks_mut(chunk)
-            .map(|part| {
+            .enumerate()
+            .map(|(i, part)| {
                 let work = &work;
+                let base = &bases[i % bases.len()];
                 s.spawn(move || {
                     let http = Http::new(base);
                     part.iter_mut()
@@ -185,9 +201,9 @@ fn event(device: &mut Device, body: EventBody) -> OutboxEvent {
     OutboxEvent { key: Uuid::now_v7(), seq: device.seq, job_id: Some(device.job), at: Utc::now(), body }
 }
 
-/// One run with `n` devices against `base`.
-fn run(n: usize, args: &Args, base: &str, operator: &str) -> Vec<Phase> {
-    let admin = Http::new(base);
+/// One run with `n` devices against the instances at `base`.
+fn run(n: usize, args: &Args, base: &[String], operator: &str) -> Vec<Phase> {
+    let admin = Http::new(&base[0]);
     let dispatch: PublicKey = serde_json::from_value(admin.get("/v1/dispatch-key")["dispatch_key"].clone())
         .expect("GET /v1/dispatch-key answers the key");
     let mut phases = Vec::new();
@@ -276,26 +292,36 @@ fn main() {
     println!("|---:|---|---:|---:|---:|---:|---:|");
     for &n in &args.devices {
         // A fresh server and database per run, unless an external server is named.
-        let (server, _dir, base, operator) = match &args.url {
+        let (servers, _database, base, operator) = match &args.url {
             Some(url) => {
                 let token = std::env::var("JOBSEAL_OPERATOR_TOKEN").expect("JOBSEAL_OPERATOR_TOKEN for --url");
-                (None, None, url.clone(), token)
+                (Vec::new(), None, vec![url.clone()], token)
             }
             None => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
+                let file = dir.path().join("dispatch.db");
+                let database = if args.postgres {
+                    jobseal_testkit::server::TestDatabase::new(&file)
+                } else {
+                    jobseal_testkit::server::TestDatabase::sqlite(&file)
+                };
                 let token = jobseal_dispatch::generate_operator_token().expect("a token");
-                let server = jobseal_dispatch::RunningServer::start(jobseal_dispatch::ServerConfig {
-                    database: dir.path().join("dispatch.db").into(),
-                    addr: "127.0.0.1:0".parse().expect("an address"),
-                    operator_token: token.clone(),
-                    timeouts: jobseal_dispatch::Timeouts::default(),
-                    metrics_token: None,
-                    // Every simulated device enrols from loopback: no per-source limit.
-                    enrol_rate: jobseal_dispatch::EnrolRate { burst: u32::MAX, per_minute: u32::MAX },
-                })
-                .expect("dispatch starts");
-                let base = server.base_url();
-                (Some(server), Some(dir), base, token)
+                let servers: Vec<_> = (0..args.instances)
+                    .map(|_| {
+                        jobseal_dispatch::RunningServer::start(jobseal_dispatch::ServerConfig {
+                            database: database.database(),
+                            addr: "127.0.0.1:0".parse().expect("an address"),
+                            operator_token: token.clone(),
+                            timeouts: jobseal_dispatch::Timeouts::default(),
+                            metrics_token: None,
+                            // Every simulated device enrols from loopback: no per-source limit.
+                            enrol_rate: jobseal_dispatch::EnrolRate { burst: u32::MAX, per_minute: u32::MAX },
+                        })
+                        .expect("dispatch starts")
+                    })
+                    .collect();
+                let base = servers.iter().map(|s| s.base_url()).collect();
+                (servers, Some((database, dir)), base, token)
             }
         };
         for p in run(n, &args, &base, &operator) {
@@ -307,7 +333,7 @@ fn main() {
                 "per_second": rate, "p50_ms": p50, "p99_ms": p99, "threads": args.threads,
             }));
         }
-        if let Some(server) = server {
+        for server in servers {
             server.shutdown();
         }
     }
