@@ -47,6 +47,10 @@ pub enum DbError {
     /// PostgreSQL could not be reached, or the connection broke.
     #[error("postgres unavailable: {0}")]
     Unavailable(String),
+    /// The PostgreSQL driver refused a value (a type this module does not convert): a bug, not an
+    /// outage.
+    #[error("postgres driver: {0}")]
+    Driver(String),
     /// A query that must return a row returned none.
     #[error("query returned no rows")]
     NoRows,
@@ -68,9 +72,12 @@ impl DbError {
     pub(crate) fn is_unavailable(&self) -> bool {
         match self {
             DbError::Unavailable(_) => true,
-            // Connection exceptions, and the server shutting down or starting up.
+            // Connection exceptions; the server shutting down, starting up, or out of resources
+            // (class 53); a statement or lock wait that ran out of time (57014, 55P03).
             DbError::Postgres { code, .. } => {
-                code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "57014" | "55P03")
             }
             _ => false,
         }
@@ -88,10 +95,22 @@ impl DbError {
 
 impl From<postgres::Error> for DbError {
     fn from(e: postgres::Error) -> Self {
-        match e.as_db_error() {
-            Some(db) => DbError::Postgres { code: db.code().code().to_owned(), message: db.message().to_owned() },
-            // No answer from the server: the connection is closed, broke, or never opened.
-            None => DbError::Unavailable(if e.is_closed() { "connection closed".into() } else { e.to_string() }),
+        if let Some(db) = e.as_db_error() {
+            return DbError::Postgres { code: db.code().code().to_owned(), message: db.message().to_owned() };
+        }
+        // No answer from the server: the connection is closed, broke, timed out or never opened.
+        // Anything else the driver raises itself (a value it cannot convert) is a bug.
+        let text = e.to_string();
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        if e.is_closed()
+            || io
+            || text.starts_with("error connecting")
+            || text.starts_with("error communicating")
+            || text.contains("timeout")
+        {
+            DbError::Unavailable(if e.is_closed() { "connection closed".into() } else { text })
+        } else {
+            DbError::Driver(text)
         }
     }
 }

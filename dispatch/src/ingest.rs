@@ -250,6 +250,11 @@ impl Service {
                 if text.chars().count() > MAX_REPORT_CHARS {
                     return Ok(Outcome::Ignored("report over its size limit"));
                 }
+                // PostgreSQL text cannot hold U+0000 (SQLite's can): refused the same way on
+                // both, rather than a failure that would block the device's outbox on one.
+                if text.contains('\0') {
+                    return Ok(Outcome::Ignored("report with a NUL character"));
+                }
                 if !held(tx, job_id, device.device_id)? {
                     return Ok(Outcome::Ignored("job not sealed for this device"));
                 }
@@ -520,6 +525,10 @@ fn ingest_audit(
         || r.detail.as_ref().is_some_and(|d| d.chars().count() > MAX_AUDIT_DETAIL_CHARS)
     {
         return Ok(Outcome::Ignored("audit record over its size limits"));
+    }
+    // As for reports: no U+0000, which PostgreSQL text cannot hold, on either database.
+    if r.field.as_ref().is_some_and(|f| f.contains('\0')) || r.detail.as_ref().is_some_and(|d| d.contains('\0')) {
+        return Ok(Outcome::Ignored("audit record with a NUL character"));
     }
     let seq = r.seq as i64;
     let job_text = job_id.map(|j| j.to_string());

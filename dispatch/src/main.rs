@@ -153,7 +153,15 @@ fn settings(
     figment = figment.merge(Env::prefixed(SETTINGS_ENV_PREFIX).only(&SETTING_KEYS));
     let mut settings: Settings = figment.extract().map_err(|e| {
         let text = e.to_string();
-        if text.contains("operator_token`") || text.contains("metrics_token`") {
+        if text.contains("TOML parse error") {
+            // The parser's message quotes the offending line, which may hold a database URL
+            // with its password: say only where.
+            let line = text.split("line ").nth(1).and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next());
+            format!(
+                "configuration: the file is not valid TOML{}",
+                line.filter(|l| !l.is_empty()).map(|l| format!(" (line {l})")).unwrap_or_default()
+            )
+        } else if text.contains("operator_token`") || text.contains("metrics_token`") {
             format!(
                 "configuration: {text}. Tokens are not settings: give an owner-only file \
                  (operator_token_file, metrics_token_file) or {TOKEN_ENV} / {METRICS_TOKEN_ENV}"
@@ -235,6 +243,7 @@ fn serve(
     // lost (nor kills the process halfway through opening the database).
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
+    jobseal_dispatch::Database::check_setting(&settings.database).map_err(|e| e.to_string())?;
     let database = jobseal_dispatch::Database::parse(&settings.database);
     let operator_token = operator_token(&database, settings.operator_token_file.as_deref(), format)?;
     let metrics_token = metrics_token(settings.metrics_token_file.as_deref())?;

@@ -43,6 +43,19 @@ mod postgres_migrations {
 /// it in `PRAGMA user_version`, which servers from before the migrations library read.
 pub(crate) const VERSION: i64 = 4;
 
+/// Longest a PostgreSQL statement may run (`statement_timeout`), and how long a connection may
+/// go without its packets being acknowledged.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest a PostgreSQL transaction waits for a lock (`lock_timeout`), a device's advisory lock
+/// included.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// In-process locks in front of the advisory locks of [`Store::write_serialized`]: one device's
+/// concurrent requests to this instance wait here, holding no pooled connection, so that one
+/// device cannot fill the pool with requests waiting for its own lock. Keys share these 64 by
+/// their low bits.
+static KEY_STRIPES: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
+
 /// How many times a PostgreSQL write transaction is run when it keeps conflicting with
 /// concurrent ones; after that the request gets 503 and the device retries later.
 pub(crate) const MAX_ATTEMPTS: u32 = 20;
@@ -59,14 +72,39 @@ pub enum Database {
 }
 
 impl Database {
-    /// `postgres://` and `postgresql://` URLs name a PostgreSQL database; anything else is a
-    /// SQLite file path.
+    /// `postgres://` and `postgresql://` URLs (scheme in any case) name a PostgreSQL database;
+    /// anything else is a SQLite file path. See [`Database::check_setting`] for what a
+    /// configuration should refuse first.
     pub fn parse(setting: &str) -> Database {
-        if setting.starts_with("postgres://") || setting.starts_with("postgresql://") {
+        let lower = setting.get(..13).unwrap_or(setting).to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             Database::Postgres(setting.to_owned())
         } else {
             Database::Sqlite(PathBuf::from(setting))
         }
+    }
+
+    /// Refuses a `database` setting that is neither a file path nor a `postgres://` URL but looks
+    /// like an attempt at one (another URL scheme, a libpq `key=value` string): taken as a file
+    /// name, its password would end up in file names and messages. The error never repeats the
+    /// setting.
+    pub fn check_setting(setting: &str) -> Result<(), DispatchError> {
+        if let Database::Postgres(_) = Database::parse(setting) {
+            return Ok(());
+        }
+        let lower = setting.to_ascii_lowercase();
+        if lower.contains("://") {
+            return Err(DispatchError::Config(
+                "database: only a SQLite file path or a postgres:// URL is supported".into(),
+            ));
+        }
+        if ["password=", "host=", "user=", "dbname="].iter().any(|k| lower.contains(k)) {
+            return Err(DispatchError::Config(
+                "database: give PostgreSQL as a postgres:// URL (key=value connection strings are not supported)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The SQLite file, if that is the database.
@@ -274,6 +312,22 @@ impl Store {
         if config.get_application_name().is_none() {
             config.application_name("jobseal-dispatch");
         }
+        // No wait inside PostgreSQL is unbounded: a statement, a lock (a device's advisory lock
+        // included) or an open transaction that runs out of time fails with an error the API
+        // answers with 503, and the request changes nothing. Keepalives and the TCP user timeout
+        // end connections to a server that stopped acknowledging.
+        let limits = format!(
+            "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            STATEMENT_TIMEOUT.as_millis(),
+            LOCK_TIMEOUT.as_millis(),
+            STATEMENT_TIMEOUT.as_millis() * 2
+        );
+        let options = match config.get_options() {
+            Some(own) => format!("{own} {limits}"),
+            None => limits,
+        };
+        config.options(&options);
+        config.keepalives(true).keepalives_idle(Duration::from_secs(30)).tcp_user_timeout(STATEMENT_TIMEOUT);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size())
             .min_idle(Some(1))
@@ -342,6 +396,12 @@ impl Store {
                 Ok(out)
             }
             Backend::Postgres { pool } => {
+                // One budget for both waits (the stripe here, the advisory lock in PostgreSQL).
+                let key = key.map(|k| (k, std::time::Instant::now() + LOCK_TIMEOUT));
+                let _stripe = match key {
+                    Some((k, deadline)) => Some(stripe(k, deadline).map_err(E::from)?),
+                    None => None,
+                };
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
@@ -368,15 +428,30 @@ impl Store {
         pool: &r2d2::Pool<PgManager>,
         isolation: postgres::IsolationLevel,
         read_only: bool,
-        key: Option<i64>,
+        key: Option<(i64, std::time::Instant)>,
         f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut pooled = pool.get().map_err(DbError::from)?;
         let PgConnection { client, cache } = &mut *pooled;
-        if let Some(key) = key {
-            client.execute("SELECT pg_advisory_lock($1)", &[&key]).map_err(DbError::from)?;
+        if let Some((key, deadline)) = key {
+            // Polled rather than waited for, so that the wait ends at the request's deadline.
+            while !client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .map_err(DbError::from)?
+                .get::<_, bool>(0)
+            {
+                if std::time::Instant::now() >= deadline {
+                    return Err(E::from(DbError::Unavailable(
+                        "the device's earlier requests are still running".into(),
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
-        let out = (|| {
+        let key = key.map(|(key, _)| key);
+        // The closure runs under catch_unwind so that a panic in it still releases the advisory
+        // lock below, rather than leaving it held by a connection that goes back to the pool.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let tx = client
                 .build_transaction()
                 .isolation_level(isolation)
@@ -388,12 +463,15 @@ impl Store {
             let Tx::Postgres(_, tx) = tx else { unreachable!("built as Postgres above") };
             tx.into_inner().commit().map_err(DbError::from)?;
             Ok(out)
-        })();
+        }));
         if let Some(key) = key {
             // On a broken connection the session, and with it the lock, is gone already.
             let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]);
         }
-        out
+        match out {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Runs `f` in a read-only snapshot (of everything committed when it starts) that never waits
@@ -474,6 +552,25 @@ impl Store {
     }
 }
 
+/// Takes the in-process lock of `key`'s stripe, waiting until `deadline` (the request's
+/// [`LOCK_TIMEOUT`], shared with the advisory lock's wait): a device whose requests keep
+/// queueing gets 503 instead of an answer that never comes.
+fn stripe(key: i64, deadline: std::time::Instant) -> Result<MutexGuard<'static, ()>, DbError> {
+    let lock = &KEY_STRIPES[usize::try_from(key.rem_euclid(KEY_STRIPES.len() as i64)).unwrap_or(0)];
+    loop {
+        match lock.try_lock() {
+            Ok(guard) => return Ok(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(DbError::Unavailable("the device's earlier requests are still running".into()))
+            }
+        }
+    }
+}
+
 /// Connections per instance in the PostgreSQL pool: `JOBSEAL_DISPATCH_PG_POOL` (1-256), else 16.
 fn pool_size() -> u32 {
     std::env::var("JOBSEAL_DISPATCH_PG_POOL")
@@ -503,12 +600,9 @@ fn migrate_sqlite(conn: &mut Connection) -> Result<(), DispatchError> {
         .map_err(DbError::from)?;
     if !has_history && user_version > 0 {
         let at = i32::try_from(user_version).map_err(|_| DispatchError::Integrity("bad user_version".into()))?;
-        sqlite_migrations::migrations::runner()
-            .set_target(refinery::Target::FakeVersion(at))
-            .run(conn)
-            .map_err(migration_error)?;
+        unpanicked(|| sqlite_migrations::migrations::runner().set_target(refinery::Target::FakeVersion(at)).run(conn))?;
     }
-    sqlite_migrations::migrations::runner().set_abort_missing(true).run(conn).map_err(migration_error)?;
+    unpanicked(|| sqlite_migrations::migrations::runner().set_abort_missing(true).run(conn))?;
     conn.pragma_update(None, "user_version", VERSION).map_err(DbError::from)?;
     Ok(())
 }
@@ -520,11 +614,22 @@ fn migrate_postgres(client: &mut postgres::Client) -> Result<(), DispatchError> 
     // The lock's key: "jobseal" in ASCII, a number no other user of the database is likely to take.
     const LOCK: i64 = 0x006a_6f62_7365_616c;
     client.execute("SELECT pg_advisory_lock($1)", &[&LOCK]).map_err(DbError::from)?;
-    let result = postgres_migrations::migrations::runner().set_abort_missing(true).run(client).map_err(migration_error);
+    let result = unpanicked(|| postgres_migrations::migrations::runner().set_abort_missing(true).run(client));
     let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]).map_err(DbError::from);
     result?;
     unlocked?;
     Ok(())
+}
+
+/// Runs refinery, turning its panics (it panics on a history row it cannot parse, such as a
+/// tampered checksum or date) into an error that names the history table.
+fn unpanicked<T>(run: impl FnOnce() -> Result<T, refinery::Error>) -> Result<T, DispatchError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(result) => result.map_err(migration_error),
+        Err(_) => Err(DispatchError::Integrity(
+            "the migration history (refinery_schema_history) is unreadable; restore the database from a backup".into(),
+        )),
+    }
 }
 
 fn migration_error(e: refinery::Error) -> DispatchError {

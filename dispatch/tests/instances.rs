@@ -194,6 +194,45 @@ fn a_postgres_database_migrated_by_a_newer_server_is_refused() {
     assert_eq!(db.sql("SELECT count(*) FROM refinery_schema_history")[0][0].as_deref(), Some("5"));
 }
 
+/// One device cannot fill the pool with requests waiting for its own lock: while another
+/// session (a stuck instance) holds the device's advisory lock, 24 syncs of the device (more than
+/// the pool's 16 connections) get 503 within the lock timeout, another device's sync meanwhile
+/// goes through at once, and the device syncs again once the lock is free.
+#[test]
+#[ignore = "needs PostgreSQL: the test command runs it under scripts/with-postgres.sh"]
+fn one_device_waiting_for_its_own_lock_cannot_starve_the_others() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(&dir.path().join("unused.db"));
+    assert!(db.is_postgres(), "{NEEDS_POSTGRES}");
+    let server = start(db.database());
+    let (http, op) = (Client::new(&server.base_url()), Operator::new(&server.base_url(), OPERATOR_TOKEN));
+    let (a, b) = (
+        enrol_hand_device(&http, &op, &server.dispatch_key(), 2),
+        enrol_hand_device(&http, &op, &server.dispatch_key(), 2),
+    );
+    let Database::Postgres(url) = db.database() else { unreachable!() };
+    let mut stuck = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let key = i64::from_be_bytes(Sha256::digest(a.token.as_bytes())[..8].try_into().unwrap());
+    stuck.execute("SELECT pg_advisory_lock($1)", &[&key]).unwrap();
+    std::thread::scope(|s| {
+        let waiting: Vec<_> = (0..24).map(|_| s.spawn(|| (Instant::now(), sync(&http, &a, &[])))).collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        assert_eq!(sync(&http, &b, &[]).0, 200);
+        assert!(started.elapsed() < Duration::from_secs(3), "the other device waited {:?}", started.elapsed());
+        for h in waiting {
+            let (started, (status, body)) = h.join().unwrap();
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(body["error"]["code"], "storage_unavailable");
+            assert!(started.elapsed() < Duration::from_secs(20), "a waiting sync took {:?}", started.elapsed());
+        }
+    });
+    stuck.execute("SELECT pg_advisory_unlock($1)", &[&key]).unwrap();
+    assert_eq!(sync(&http, &a, &[]).0, 200);
+    server.shutdown();
+}
+
 /// A TCP relay between dispatch and PostgreSQL that the test can cut: while cut, it closes every
 /// relayed connection and refuses new ones, as a network partition or a stopped server would.
 struct Relay {

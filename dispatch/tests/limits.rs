@@ -614,6 +614,7 @@ fn sheet_times_outside_a_sane_range_are_refused() {
 /// core's limit, or an audit record with an oversized detail or field or hashes of the wrong
 /// length, is acknowledged (the outbox drains) and not stored, so a rooted device cannot fill
 /// dispatch's disk with a few thousand 1 MiB records a day. Records within the limits are kept.
+/// So is a report with a NUL character (on either database).
 #[test]
 fn oversized_reports_and_audit_records_are_acknowledged_not_stored() {
     use jobseal::sync::wire::AuditRecord;
@@ -642,6 +643,9 @@ fn oversized_reports_and_audit_records_are_acknowledged_not_stored() {
         record(3, MAX_AUDIT_FIELD_CHARS + 1, 8, 32),
         record(4, 8, 8, 31),
         record(5, 8, 8, 1000),
+        // U+0000, which PostgreSQL text cannot hold: refused alike on both databases (it used to
+        // fail the whole sync on PostgreSQL, and every retry of the device's outbox with it).
+        p.event(8, EventBody::Report { text: "fitted\0".into() }),
     ];
     let (status, _, answer) = p.push(&oversized);
     assert_eq!(status, 200, "{answer}");

@@ -181,6 +181,19 @@ fn settings_come_from_the_file_then_the_environment_then_the_flags() {
     assert!(err.contains("JOBSEAL_OPERATOR_TOKEN") && !err.contains("pg-password-canary"), "{err}");
     let err = refused(d, &["serve"], &[("JOBSEAL_OPERATOR_TOKEN", OPERATOR_TOKEN), ("JOBSEAL_DISPATCH_DATABASE", pg)]);
     assert!(err.contains("postgres://127.0.0.1:1/dispatch") && !err.contains("pg-password-canary"), "{err}");
+    // The scheme in any case; another scheme, a libpq key=value string and a configuration file
+    // that is not TOML are refused without repeating the setting (taken as a SQLite file name,
+    // the password used to end up in file names and messages).
+    let err = refused(d, &["serve", "--db", "Postgres://jobseal:pg-password-canary@127.0.0.1:1/x"], &[]);
+    assert!(err.contains("JOBSEAL_OPERATOR_TOKEN") && !err.contains("pg-password-canary"), "{err}");
+    for setting in ["mysql://u:pg-password-canary@h/x", "host=127.0.0.1 password=pg-password-canary dbname=x"] {
+        let err = refused(d, &["serve", "--db", setting], &token);
+        assert!(err.contains("database:") && !err.contains("pg-password-canary"), "{err}");
+    }
+    std::fs::write(d.join("broken.toml"), "database = \"postgres://u:pg-password-canary@h/x\n").unwrap();
+    let err = refused(d, &["serve", "--config", "broken.toml"], &token);
+    assert!(err.contains("not valid TOML (line 1)") && !err.contains("pg-password-canary"), "{err}");
+    assert!(std::fs::read_dir(d).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("canary")));
 
     // A token is not a setting: written into the file it is refused, and not repeated.
     std::fs::write(d.join("token.toml"), "operator_token = \"operator-token-in-a-config-file-0123\"\n").unwrap();
