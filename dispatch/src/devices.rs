@@ -118,7 +118,7 @@ impl Service {
                 },
             )?;
         // The inner result is a refusal whose one write (a wrong code counted) must be kept.
-        let verdict = self.store.write(|tx| -> Result<Result<(), ApiError>, ApiError> {
+        let verdict = self.store.write_serialized(Some(crate::store::ENROLMENT_LOCK), |tx| -> Result<Result<(), ApiError>, ApiError> {
             let id = bundle.device_id.to_string();
             match device_by_id(tx, bundle.device_id)? {
                 // The same device enrolling again (its answer was lost). The public bundle is no

@@ -47,7 +47,7 @@ impl Service {
         let now = now();
         // secs <= 30 days: the product fits an i64 with room to spare.
         let expires = now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX));
-        self.store.write(|tx| {
+        self.store.write_serialized(Some(crate::store::ENROLMENT_LOCK), |tx| {
             // A fresh id may collide with a code already issued (25 bits): draw again.
             for _ in 0..16 {
                 let code = EnrolmentCode::generate().map_err(|e| ApiError::internal(&e))?;

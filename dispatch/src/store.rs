@@ -43,6 +43,13 @@ mod postgres_migrations {
 /// it in `PRAGMA user_version`, which servers from before the migrations library read.
 pub(crate) const VERSION: i64 = 4;
 
+/// The [`Store::write_serialized`] key of enrolments and of issuing enrolment codes: they run
+/// one at a time across instances. Under serializable isolation, concurrent enrolments (each
+/// looking up, then inserting, random keys into the same small indexes) abort each other often
+/// enough that a burst of them ran out of attempts; queued, they do not. A device enrols once, so
+/// the queue is short. ("enrolmnt" in ASCII.)
+pub(crate) const ENROLMENT_LOCK: i64 = 0x656e_726f_6c6d_6e74;
+
 /// Longest a PostgreSQL statement may run (`statement_timeout`), and how long a connection may
 /// go without its packets being acknowledged.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
