@@ -355,12 +355,7 @@ impl Store {
     /// WAL it does not wait for the writer); on PostgreSQL in a read-only transaction.
     pub(crate) fn authenticate<T, E: From<DbError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         match &self.backend {
-            Backend::Sqlite { auth, .. } => {
-                let mut conn = auth.lock().unwrap_or_else(|p| p.into_inner());
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(DbError::from)?;
-                let out = f(&Tx::Sqlite(&tx));
-                out
-            }
+            Backend::Sqlite { auth, .. } => sqlite_read(auth, f),
             Backend::Postgres { .. } => self.read(f),
         }
     }
@@ -486,12 +481,7 @@ impl Store {
     /// PostgreSQL a `REPEATABLE READ READ ONLY` transaction.
     pub(crate) fn read<T, E: From<DbError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         match &self.backend {
-            Backend::Sqlite { views, .. } => {
-                let mut conn = views.lock().unwrap_or_else(|p| p.into_inner());
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(DbError::from)?;
-                let out = f(&Tx::Sqlite(&tx));
-                out
-            }
+            Backend::Sqlite { views, .. } => sqlite_read(views, f),
             Backend::Postgres { pool } => {
                 Self::pg_attempt(pool, postgres::IsolationLevel::RepeatableRead, true, None, f)
             }
@@ -576,6 +566,14 @@ fn stripe(key: i64, deadline: std::time::Instant) -> Result<MutexGuard<'static, 
             }
         }
     }
+}
+
+/// Runs `f` in a read transaction on one of SQLite's read-only connections.
+fn sqlite_read<T, E: From<DbError>>(conn: &Mutex<Connection>, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+    let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(DbError::from)?;
+    let out = f(&Tx::Sqlite(&tx));
+    out
 }
 
 /// Connections per instance in the PostgreSQL pool: `JOBSEAL_DISPATCH_PG_POOL` (1-256), else 16.

@@ -27,6 +27,15 @@ use uuid::Uuid;
 
 const NEEDS_POSTGRES: &str = "JOBSEAL_TEST_POSTGRES is not set: run under scripts/with-postgres.sh";
 
+/// A fresh PostgreSQL database of its own (and the folder `TestDatabase` wants for a SQLite file
+/// it does not make); fails, never skips, without a PostgreSQL server.
+fn postgres_database() -> (TestDatabase, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(&dir.path().join("unused.db"));
+    assert!(db.is_postgres(), "{NEEDS_POSTGRES}");
+    (db, dir)
+}
+
 fn start(database: Database) -> RunningServer {
     RunningServer::start(ServerConfig {
         database,
@@ -54,9 +63,7 @@ fn sync(http: &Client, dev: &HandDevice, events: &[OutboxEvent]) -> (u16, serde_
 fn three_instances_on_one_database_lose_nothing_and_apply_nothing_twice() {
     const DEVICES: usize = 12;
     const JOBS: usize = 4;
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDatabase::new(&dir.path().join("unused.db"));
-    assert!(db.is_postgres(), "{NEEDS_POSTGRES}");
+    let (db, _dir) = postgres_database();
     // Started together on the empty database: one migrates and makes the key, the others wait
     // for the migration lock and take both.
     let servers: Vec<RunningServer> = std::thread::scope(|s| {
@@ -173,9 +180,7 @@ fn three_instances_on_one_database_lose_nothing_and_apply_nothing_twice() {
 #[test]
 #[ignore = "needs PostgreSQL: the test command runs it under scripts/with-postgres.sh"]
 fn a_postgres_database_migrated_by_a_newer_server_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDatabase::new(&dir.path().join("unused.db"));
-    assert!(db.is_postgres(), "{NEEDS_POSTGRES}");
+    let (db, _dir) = postgres_database();
     start(db.database()).shutdown();
     db.sql(
         "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
@@ -202,9 +207,7 @@ fn a_postgres_database_migrated_by_a_newer_server_is_refused() {
 #[ignore = "needs PostgreSQL: the test command runs it under scripts/with-postgres.sh"]
 fn one_device_waiting_for_its_own_lock_cannot_starve_the_others() {
     use sha2::{Digest, Sha256};
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDatabase::new(&dir.path().join("unused.db"));
-    assert!(db.is_postgres(), "{NEEDS_POSTGRES}");
+    let (db, _dir) = postgres_database();
     let server = start(db.database());
     let (http, op) = (Client::new(&server.base_url()), Operator::new(&server.base_url(), OPERATOR_TOKEN));
     let (a, b) = (
@@ -296,9 +299,7 @@ impl Relay {
 #[test]
 #[ignore = "needs PostgreSQL: the test command runs it under scripts/with-postgres.sh"]
 fn postgres_going_away_answers_503_changes_nothing_and_service_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDatabase::new(&dir.path().join("unused.db"));
-    assert!(db.is_postgres(), "{NEEDS_POSTGRES}");
+    let (db, _dir) = postgres_database();
     let Database::Postgres(url) = db.database() else { unreachable!() };
     let config: postgres::Config = url.parse().unwrap();
     let host = match &config.get_hosts()[0] {
