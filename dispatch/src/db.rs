@@ -326,7 +326,7 @@ pub(crate) enum Tx<'a> {
 /// A PostgreSQL connection with its statement cache: each distinct SQL text is prepared once per
 /// connection, then only bound and executed (one round trip instead of two).
 pub(crate) struct PgConn {
-    /// Statements prepared on this connection, by their PostgreSQL text.
+    /// Statements prepared on this connection, by their SQL as the request logic wrote it.
     pub(crate) statements: std::collections::HashMap<String, postgres::Statement>,
 }
 
@@ -427,13 +427,13 @@ impl<'a> Tx<'a> {
     ) -> Result<T> {
         let Tx::Postgres(conn, tx) = self else { unreachable!("pg() is called on PostgreSQL transactions only") };
         let mut tx = tx.borrow_mut();
-        let text = pg_sql(sql);
         let mut conn = conn.borrow_mut();
-        let stmt = match conn.statements.get(&text) {
+        // Rewritten for PostgreSQL only the first time this connection sees the statement.
+        let stmt = match conn.statements.get(sql) {
             Some(s) => s.clone(),
             None => {
-                let s = tx.prepare(&text)?;
-                conn.statements.insert(text, s.clone());
+                let s = tx.prepare(&pg_sql(sql))?;
+                conn.statements.insert(sql.to_owned(), s.clone());
                 s
             }
         };

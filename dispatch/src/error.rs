@@ -33,6 +33,25 @@ pub enum DispatchError {
     Config(String),
 }
 
+// What the store's start-up code (opening, migrating) meets, classified once by `DbError`.
+impl From<rusqlite::Error> for DispatchError {
+    fn from(e: rusqlite::Error) -> Self {
+        DispatchError::Storage(e.into())
+    }
+}
+
+impl From<postgres::Error> for DispatchError {
+    fn from(e: postgres::Error) -> Self {
+        DispatchError::Storage(e.into())
+    }
+}
+
+impl From<r2d2::Error> for DispatchError {
+    fn from(e: r2d2::Error) -> Self {
+        DispatchError::Storage(e.into())
+    }
+}
+
 impl From<jobseal_protocol::envelope::EnvelopeError> for DispatchError {
     fn from(e: jobseal_protocol::envelope::EnvelopeError) -> Self {
         DispatchError::Protocol(e.into())

@@ -258,46 +258,37 @@ impl Store {
 
     fn open_sqlite(path: &Path) -> Result<Store, DispatchError> {
         owner_only(path)?;
-        let mut conn = Connection::open(path).map_err(DbError::from)?;
-        let q = |conn: &Connection, sql: &str| -> Result<String, DispatchError> {
-            Ok(conn
-                .query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
-                .map(|v| match v {
-                    rusqlite::types::Value::Integer(i) => i.to_string(),
-                    rusqlite::types::Value::Text(t) => t,
-                    _ => String::new(),
-                })
-                .map_err(DbError::from)?)
-        };
+        let mut conn = Connection::open(path)?;
         // The database holds dispatch's secret key and the plaintext sheets: deleted rows are
         // overwritten, not left in free pages.
-        conn.pragma_update(None, "secure_delete", "ON").map_err(DbError::from)?;
-        if q(&conn, "PRAGMA secure_delete")? != "1" {
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        let secure: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;
+        if secure != 1 {
             return Err(DispatchError::Integrity("secure_delete = ON was refused".into()));
         }
         // Every guarantee of exactly-once ingestion depends on these; read them back rather than
         // trust that the pragma took (journal_mode silently stays put on some file systems).
-        let mode = q(&conn, "PRAGMA journal_mode = WAL")?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(DispatchError::Integrity(format!("journal_mode is {mode}, WAL is required")));
         }
-        conn.pragma_update(None, "synchronous", "FULL").map_err(DbError::from)?;
-        if q(&conn, "PRAGMA synchronous")? != "2" {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+        if sync != 2 {
             return Err(DispatchError::Integrity("synchronous = FULL was refused".into()));
         }
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(DbError::from)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(DbError::from)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
         migrate_sqlite(&mut conn)?;
         // Opened after the writer has set up WAL and the schema: they only ever read.
         let reader = || -> Result<Connection, DispatchError> {
             let c = Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-            )
-            .map_err(DbError::from)?;
-            c.busy_timeout(Duration::from_secs(5)).map_err(DbError::from)?;
+            )?;
+            c.busy_timeout(Duration::from_secs(5))?;
             // Per connection, like the writer's; harmless where nothing is deleted.
-            c.pragma_update(None, "secure_delete", "ON").map_err(DbError::from)?;
+            c.pragma_update(None, "secure_delete", "ON")?;
             Ok(c)
         };
         Ok(Store {
@@ -344,7 +335,7 @@ impl Store {
             .build(PgManager { config })
             .map_err(|e| DispatchError::Storage(DbError::Unavailable(format!("{} ({e})", redacted_url(url)))))?;
         {
-            let mut conn = pool.get().map_err(DbError::from)?;
+            let mut conn = pool.get()?;
             migrate_postgres(&mut conn.client)?;
         }
         Ok(Store { backend: Backend::Postgres { pool } })
@@ -590,25 +581,23 @@ fn pool_size() -> u32 {
 /// `user_version`, so that only the later steps run. A database newer than this server is
 /// refused before anything is changed.
 fn migrate_sqlite(conn: &mut Connection) -> Result<(), DispatchError> {
-    let user_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(DbError::from)?;
+    let user_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if user_version > VERSION {
         return Err(DispatchError::Integrity(format!(
             "database schema version {user_version} is newer than this server ({VERSION})"
         )));
     }
-    let has_history: bool = conn
-        .query_row(
-            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'refinery_schema_history'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(DbError::from)?;
+    let has_history: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'refinery_schema_history'",
+        [],
+        |r| r.get(0),
+    )?;
     if !has_history && user_version > 0 {
         let at = i32::try_from(user_version).map_err(|_| DispatchError::Integrity("bad user_version".into()))?;
         unpanicked(|| sqlite_migrations::migrations::runner().set_target(refinery::Target::FakeVersion(at)).run(conn))?;
     }
     unpanicked(|| sqlite_migrations::migrations::runner().set_abort_missing(true).run(conn))?;
-    conn.pragma_update(None, "user_version", VERSION).map_err(DbError::from)?;
+    conn.pragma_update(None, "user_version", VERSION)?;
     Ok(())
 }
 
@@ -618,9 +607,9 @@ fn migrate_sqlite(conn: &mut Connection) -> Result<(), DispatchError> {
 fn migrate_postgres(client: &mut postgres::Client) -> Result<(), DispatchError> {
     // The lock's key: "jobseal" in ASCII, a number no other user of the database is likely to take.
     const LOCK: i64 = 0x006a_6f62_7365_616c;
-    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK]).map_err(DbError::from)?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK])?;
     let result = unpanicked(|| postgres_migrations::migrations::runner().set_abort_missing(true).run(client));
-    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]).map_err(DbError::from);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]);
     result?;
     unlocked?;
     Ok(())

@@ -71,35 +71,31 @@ impl TestDatabase {
     /// reach past the API (a tampered row, a count of what is stored). Returns each row's columns
     /// as text (`NULL` as `None`).
     pub fn sql(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        match (&self.database, &self.postgres) {
-            (Database::Sqlite(path), _) => {
+        match &self.database {
+            Database::Sqlite(path) => {
                 let conn = rusqlite::Connection::open(path).expect("the dispatch database opens");
                 conn.busy_timeout(std::time::Duration::from_secs(5)).expect("a busy timeout");
+                let mut stmt = conn.prepare(sql).expect("the test's SQL is valid");
+                let n = stmt.column_count();
+                let mut rows = stmt.query([]).expect("the test's SQL runs");
                 let mut out = Vec::new();
-                {
-                    let mut stmt = conn.prepare(sql).expect("the test's SQL is valid");
-                    let n = stmt.column_count();
-                    let mut rows = stmt.query([]).expect("the test's SQL runs");
-                    while let Some(row) = rows.next().expect("a row") {
-                        out.push(
-                            (0..n)
-                                .map(|i| match row.get_ref(i).expect("a column") {
-                                    rusqlite::types::ValueRef::Null => None,
-                                    rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
-                                    rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
-                                    rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-                                    rusqlite::types::ValueRef::Blob(b) => {
-                                        // As PostgreSQL's text form of bytea shows it.
-                                        Some(b.iter().fold(String::from("\\x"), |s, x| s + &format!("{x:02x}")))
-                                    }
-                                })
-                                .collect(),
-                        );
-                    }
+                while let Some(row) = rows.next().expect("a row") {
+                    out.push(
+                        (0..n)
+                            .map(|i| match row.get_ref(i).expect("a column") {
+                                rusqlite::types::ValueRef::Null => None,
+                                rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                                rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                                rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                                // As PostgreSQL's text form of bytea shows it.
+                                rusqlite::types::ValueRef::Blob(b) => Some(format!("\\x{}", jobseal::hex::encode(b))),
+                            })
+                            .collect(),
+                    );
                 }
                 out
             }
-            (Database::Postgres(url), _) => {
+            Database::Postgres(url) => {
                 let mut client = postgres::Client::connect(url, postgres::NoTls).expect("the test database answers");
                 let mut out = Vec::new();
                 for message in client.simple_query(sql).expect("the test's SQL runs") {
